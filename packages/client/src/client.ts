@@ -1,0 +1,335 @@
+import type { Socket } from 'node:net';
+import type { Readable } from 'node:stream';
+import { userPass } from './auth/user-pass.js';
+import { NO_CAPABILITIES, type Capabilities } from './capabilities.js';
+import { capa } from './commands/capa.js';
+import { dele } from './commands/dele.js';
+import { readGreeting } from './commands/greeting.js';
+import { listAll, listOne, type MessageSize } from './commands/list.js';
+import { noop } from './commands/noop.js';
+import { quit } from './commands/quit.js';
+import { retrBuffer, retrStream } from './commands/retr.js';
+import { rset } from './commands/rset.js';
+import { stat, type MailboxStat } from './commands/stat.js';
+import { stls } from './commands/stls.js';
+import { topBuffer, topStream } from './commands/top.js';
+import { uidlAll, uidlOne, type MessageUid } from './commands/uidl.js';
+import { Engine, type SessionState, type TraceFn } from './engine.js';
+import { Pop3AbortError, Pop3ConnectionError, Pop3Error, Pop3UsageError } from './errors.js';
+import { Sensitive } from './protocol/command.js';
+import { abortError, openTransport, upgradeToTls, type TlsSettings, type TransportOptions } from './transport.js';
+import { parsePop3Url } from './url.js';
+
+export type TlsMode = 'implicit' | 'starttls' | 'none';
+
+export interface Pop3ClientOptions extends TlsSettings {
+  readonly host: string;
+  /** Default: 995 for implicit TLS, 110 otherwise. */
+  readonly port?: number | undefined;
+  /**
+   * `implicit` (default): TLS from the first byte (RFC 8314). `starttls`: plain TCP, then STLS
+   * (RFC 2595); if the server does not offer STLS the connection fails before any credential is
+   * sent, unless `allowPlaintextAuth` is set. `none`: never TLS.
+   */
+  readonly tls?: TlsMode | undefined;
+  /** With `password`, log in during `connect`. */
+  readonly user?: string | undefined;
+  readonly password?: string | undefined;
+  /** Send credentials over a connection without TLS. Off by default; say it by name to allow it. */
+  readonly allowPlaintextAuth?: boolean | undefined;
+  /** Milliseconds allowed for each reply to start and keep arriving; and for connecting, unless `connectTimeout` says otherwise. Default 30,000. */
+  readonly timeout?: number | undefined;
+  /** Milliseconds for DNS, TCP, TLS, greeting, CAPA and login together. Default: `timeout`. */
+  readonly connectTimeout?: number | undefined;
+  /** Aborts the connect and, later, whatever is in flight; the connection is then closed. */
+  readonly signal?: AbortSignal | undefined;
+  /** Receives every line sent (secrets as `***`) and every status line received. */
+  readonly trace?: TraceFn | undefined;
+  /** Use PIPELINING when the server offers it. Default true. */
+  readonly pipelining?: boolean | undefined;
+  /** Commands in flight at once when pipelining. Default 64. */
+  readonly pipelineDepth?: number | undefined;
+  /** Longest status line accepted, in octets. Default 8,192 (RFC 2449 says 512; servers exceed it). */
+  readonly maxLineLength?: number | undefined;
+  /** Largest message `retrieve()` and `top()` will hold in memory. Default 256 MiB; stream anything larger. */
+  readonly maxMessageBytes?: number | undefined;
+}
+
+const DEFAULT_TIMEOUT = 30_000;
+const DEFAULT_PIPELINE_DEPTH = 64;
+const DEFAULT_MAX_LINE = 8192;
+const DEFAULT_MAX_MESSAGE = 256 * 1024 * 1024;
+/** After +OK to QUIT the server closes; we wait this long for it before closing ourselves. */
+const QUIT_CLOSE_GRACE = 2_000;
+
+interface Settings {
+  readonly transport: TransportOptions;
+  readonly tls: TlsMode;
+  readonly allowPlaintextAuth: boolean;
+  readonly pipelining: boolean;
+  readonly maxMessageBytes: number;
+  readonly timeout: number;
+}
+
+/**
+ * A POP3 session. A thin facade: the engine runs the wire, one module per command speaks it.
+ *
+ * ```ts
+ * await using client = await Pop3Client.connect({ host: 'pop.example.com', user, password });
+ * const { count } = await client.stat();
+ * ```
+ */
+export class Pop3Client implements AsyncDisposable {
+  private caps: Capabilities = NO_CAPABILITIES;
+  private greetingText = '';
+  private secureNow: boolean;
+  private readonly detachSignal: () => void;
+
+  private constructor(
+    private readonly engine: Engine,
+    private readonly settings: Settings,
+    signal: AbortSignal | undefined,
+  ) {
+    this.secureNow = settings.tls === 'implicit';
+    const onAbort = () => engine.fail(new Pop3AbortError(signal?.reason));
+    signal?.addEventListener('abort', onAbort, { once: true });
+    this.detachSignal = () => signal?.removeEventListener('abort', onAbort);
+  }
+
+  /**
+   * Connects, reads the greeting, asks CAPA, upgrades with STLS when asked to, and logs in when
+   * credentials are given. A URL (`pop3s://alice@host`) may stand for host, port, TLS mode and user.
+   */
+  static async connect(target: string | Pop3ClientOptions, rest: Partial<Pop3ClientOptions> = {}): Promise<Pop3Client> {
+    const options: Pop3ClientOptions = typeof target === 'string' ? { ...parsePop3Url(target), ...rest } : { ...target, ...rest };
+    const tls = options.tls ?? 'implicit';
+    const timeout = positive(options.timeout, DEFAULT_TIMEOUT, 'timeout');
+    const connectTimeout = positive(options.connectTimeout, timeout, 'connectTimeout');
+    const deadline = AbortSignal.any([AbortSignal.timeout(connectTimeout), ...(options.signal ? [options.signal] : [])]);
+    const transport: TransportOptions = {
+      host: options.host,
+      port: options.port ?? (tls === 'implicit' ? 995 : 110),
+      implicitTls: tls === 'implicit',
+      ca: options.ca,
+      insecure: options.insecure,
+      servername: options.servername,
+      tlsOptions: options.tlsOptions,
+      signal: deadline,
+    };
+    const password = options.password === undefined ? undefined : new Sensitive(options.password);
+    const socket = await openTransport(transport);
+    const engine = new Engine(socket, {
+      timeout,
+      maxLineLength: positive(options.maxLineLength, DEFAULT_MAX_LINE, 'maxLineLength'),
+      pipelineDepth: positive(options.pipelineDepth, DEFAULT_PIPELINE_DEPTH, 'pipelineDepth'),
+      trace: options.trace,
+    });
+    const client = new Pop3Client(
+      engine,
+      {
+        transport,
+        tls,
+        allowPlaintextAuth: options.allowPlaintextAuth === true,
+        pipelining: options.pipelining !== false,
+        maxMessageBytes: positive(options.maxMessageBytes, DEFAULT_MAX_MESSAGE, 'maxMessageBytes'),
+        timeout,
+      },
+      options.signal,
+    );
+    const onDeadline = () => engine.fail(abortError(deadline, `connect to ${transport.host}:${transport.port}`));
+    deadline.addEventListener('abort', onDeadline, { once: true });
+    try {
+      await client.open();
+      if (options.user !== undefined && password !== undefined) await client.loginWith(options.user, password);
+      return client;
+    } catch (error) {
+      client.close();
+      throw error;
+    } finally {
+      deadline.removeEventListener('abort', onDeadline);
+    }
+  }
+
+  /** RFC 1939 session state; `closed` once the connection is gone. */
+  get state(): SessionState {
+    return this.engine.state;
+  }
+
+  /** Whether the connection is encrypted now (implicit TLS, or after STLS). */
+  get secure(): boolean {
+    return this.secureNow;
+  }
+
+  /** The server's greeting text (after `+OK`). */
+  get greeting(): string {
+    return this.greetingText;
+  }
+
+  /** The capabilities from the last CAPA (asked at connect, after STLS and after login). */
+  capabilities(): Capabilities {
+    return this.caps;
+  }
+
+  /** Asks CAPA anew. */
+  async capa(): Promise<Capabilities> {
+    this.caps = await capa(this.engine);
+    this.engine.pipelining = this.settings.pipelining && this.caps.pipelining;
+    return this.caps;
+  }
+
+  /**
+   * Logs in with USER/PASS. Without TLS the password would cross the network in clear text: that
+   * is refused, before anything is sent, unless the caller set `allowPlaintextAuth`.
+   */
+  async login(user: string, password: string): Promise<void> {
+    await this.loginWith(user, new Sensitive(password));
+  }
+
+  stat(): Promise<MailboxStat> {
+    return stat(this.engine);
+  }
+
+  /** Every message's size, or one message's with `n`. */
+  list(): Promise<MessageSize[]>;
+  list(n: number): Promise<MessageSize>;
+  list(n?: number): Promise<MessageSize[] | MessageSize> {
+    return n === undefined ? listAll(this.engine) : listOne(this.engine, n);
+  }
+
+  /** Every message's unique id, or one message's with `n`. */
+  uidl(): Promise<MessageUid[]>;
+  uidl(n: number): Promise<MessageUid>;
+  uidl(n?: number): Promise<MessageUid[] | MessageUid> {
+    return n === undefined ? uidlAll(this.engine) : uidlOne(this.engine, n);
+  }
+
+  /**
+   * Message `n` as a stream of its exact bytes (dot-unstuffed, line endings as sent). Read it to
+   * the end or destroy it; commands issued meanwhile wait behind it.
+   */
+  async retrieveStream(n: number): Promise<Readable> {
+    return (await retrStream(this.engine, n)).body;
+  }
+
+  /** Message `n` in one Buffer, up to `maxMessageBytes`. */
+  retrieve(n: number): Promise<Buffer> {
+    return retrBuffer(this.engine, n, this.settings.maxMessageBytes);
+  }
+
+  /** Headers and the first `lines` body lines of message `n` (TOP), as a stream. */
+  async topStream(n: number, lines: number): Promise<Readable> {
+    return (await topStream(this.engine, n, lines)).body;
+  }
+
+  top(n: number, lines: number): Promise<Buffer> {
+    return topBuffer(this.engine, n, lines, this.settings.maxMessageBytes);
+  }
+
+  /** Marks message `n` deleted; the server removes it at `quit()`, and only then. */
+  delete(n: number): Promise<void> {
+    return dele(this.engine, n);
+  }
+
+  noop(): Promise<void> {
+    return noop(this.engine);
+  }
+
+  /** Unmarks every message marked deleted in this session (RSET). */
+  reset(): Promise<void> {
+    return rset(this.engine);
+  }
+
+  /**
+   * Ends the session: QUIT, so the server applies the deletions, then the connection is closed.
+   * Resolves once the server confirmed; a -ERR (some deletions failed) is thrown.
+   */
+  async quit(): Promise<void> {
+    if (this.engine.closed) return;
+    try {
+      await quit(this.engine);
+      await waitAtMost(this.engine.whenClosed(), QUIT_CLOSE_GRACE);
+    } finally {
+      this.close();
+    }
+  }
+
+  /**
+   * Drops the connection without QUIT. Anything marked deleted in this session stays on the server
+   * (RFC 1939 section 6: no UPDATE state without QUIT).
+   */
+  close(): void {
+    this.detachSignal();
+    this.engine.fail(new Pop3UsageError('The client was closed', { code: 'POP3_CLOSED' }));
+  }
+
+  /** `await using`: QUIT, or close if QUIT fails or gets no answer in time. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    try {
+      await this.quit();
+    } catch {
+      this.close();
+    }
+  }
+
+  private async open(): Promise<void> {
+    const greeting = await readGreeting(this.engine);
+    this.greetingText = greeting.text;
+    await this.capa();
+    if (this.settings.tls !== 'starttls') return;
+    if (this.caps.stls) {
+      await this.startTls();
+    } else if (!this.settings.allowPlaintextAuth) {
+      throw new Pop3ConnectionError(
+        `${this.settings.transport.host} does not offer STLS, so the connection cannot be encrypted.` +
+          ' Use implicit TLS (pop3s://, port 995) if the server has it, or set allowPlaintextAuth to continue without TLS.',
+        { code: 'POP3_TLS_UNAVAILABLE', retryable: false },
+      );
+    }
+  }
+
+  private async startTls(): Promise<void> {
+    await stls(this.engine);
+    const plain: Socket = this.engine.detachForUpgrade();
+    try {
+      this.engine.reattach(await upgradeToTls(plain, this.settings.transport));
+    } catch (error) {
+      this.engine.fail(error as Pop3Error);
+      throw error;
+    }
+    this.secureNow = true;
+    // RFC 2595 section 4: what the server said before TLS may have been forged; ask again.
+    await this.capa();
+  }
+
+  private async loginWith(user: string, password: Sensitive): Promise<void> {
+    if (!this.secureNow && !this.settings.allowPlaintextAuth) {
+      throw new Pop3UsageError(
+        `Refusing to send the password for ${JSON.stringify(user)} in clear text: the connection to ` +
+          `${this.settings.transport.host} is not encrypted. Use tls: 'implicit' or 'starttls', ` +
+          'or set allowPlaintextAuth: true to accept the risk.',
+        { code: 'POP3_PLAINTEXT_REFUSED' },
+      );
+    }
+    await userPass(this.engine, user, password);
+    // Some servers (Gmail) list TOP, UIDL and PIPELINING only after login.
+    await this.capa();
+  }
+}
+
+function positive(value: number | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback;
+  if (!Number.isFinite(value) || value <= 0) {
+    throw new Pop3UsageError(`${name} must be a positive number; got ${String(value)}`, { code: 'POP3_INVALID_ARGUMENT' });
+  }
+  return value;
+}
+
+async function waitAtMost(promise: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const elapsed = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, ms);
+    timer.unref();
+  });
+  await Promise.race([promise, elapsed]);
+  clearTimeout(timer);
+}

@@ -1,0 +1,16 @@
+import type { Engine } from '../engine.js';
+import { sendBuffered, sendStreamed, type StreamedReply } from '../exchanges.js';
+import { encodeCommand } from '../protocol/command.js';
+import { messageNumber } from './list.js';
+import { TRANSACTION } from './states.js';
+
+/** RFC 1939 `RETR n`: the message's bytes, dot-unstuffed, as a stream. */
+export function retrStream(engine: Engine, n: number): Promise<StreamedReply> {
+  return sendStreamed(engine, encodeCommand('RETR', messageNumber(n)), { allowedIn: TRANSACTION });
+}
+
+/** The same bytes in one Buffer, for callers that want the whole message anyway. */
+export async function retrBuffer(engine: Engine, n: number, maxBytes: number): Promise<Buffer> {
+  const reply = await sendBuffered(engine, encodeCommand('RETR', messageNumber(n)), { allowedIn: TRANSACTION }, maxBytes);
+  return reply.body;
+}

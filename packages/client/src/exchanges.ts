@@ -1,0 +1,210 @@
+import { Readable } from 'node:stream';
+import type { Engine, Exchange, SessionState } from './engine.js';
+import { Pop3Error, Pop3ProtocolError, Pop3ServerError } from './errors.js';
+import type { EncodedCommand } from './protocol/command.js';
+import type { StatusLine } from './protocol/status.js';
+
+/**
+ * The three shapes a POP3 reply takes, as exchanges the engine can run:
+ * one status line; a status line and a block we keep (listings, small bodies); a status line and
+ * a block we stream to the caller (message bodies).
+ */
+
+export interface SendOptions {
+  readonly allowedIn: readonly SessionState[];
+  readonly barrier?: boolean;
+  /** Runs as the +OK arrives, before any later reply is read: where a command changes the session state. */
+  readonly onOk?: (status: StatusLine) => void;
+  /** Builds the error for a -ERR reply; the default is a Pop3ServerError. */
+  readonly onError?: (status: StatusLine, command: EncodedCommand) => Pop3Error;
+}
+
+export function serverError(status: StatusLine, command: EncodedCommand): Pop3ServerError {
+  return new Pop3ServerError(`${command.verb} failed: ${status.text || '-ERR'}`, {
+    code: 'POP3_ERR_REPLY',
+    command: command.display,
+    response: status.text,
+    responseCode: status.code,
+  });
+}
+
+abstract class PromiseExchange<T> implements Exchange {
+  readonly barrier: boolean;
+  readonly promise: Promise<T>;
+  protected resolve!: (value: T) => void;
+  protected reject!: (error: Pop3Error) => void;
+
+  constructor(
+    readonly command: EncodedCommand,
+    protected readonly options: SendOptions,
+  ) {
+    this.barrier = options.barrier ?? false;
+    this.promise = new Promise<T>((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+    });
+  }
+
+  onStatus(status: StatusLine): 'done' | 'block' | 'more' {
+    if (status.status === 'ok') {
+      this.options.onOk?.(status);
+      return this.onOk(status);
+    }
+    if (status.status === 'err') {
+      this.reject((this.options.onError ?? serverError)(status, this.command));
+      return 'done';
+    }
+    throw new Pop3ProtocolError(`The server sent a SASL continuation in reply to ${this.command.verb}`, {
+      code: 'POP3_BAD_REPLY',
+      command: this.command.display,
+    });
+  }
+
+  protected abstract onOk(status: StatusLine): 'done' | 'block';
+
+  onData(_chunk: Buffer): boolean {
+    return true;
+  }
+
+  onEnd(): void {}
+
+  onFail(error: Pop3Error): void {
+    this.reject(error);
+  }
+}
+
+/** A command answered by one line. */
+export class LineExchange extends PromiseExchange<StatusLine> {
+  protected onOk(status: StatusLine): 'done' {
+    this.resolve(status);
+    return 'done';
+  }
+}
+
+export interface BufferedReply {
+  readonly status: StatusLine;
+  readonly body: Buffer;
+}
+
+/**
+ * A multi-line reply kept in memory, up to `maxBytes`. The bound stops a server that sends an
+ * endless listing or body from taking all our memory; past it the connection is failed, because
+ * draining an endless block would never end either.
+ */
+export class BufferedExchange extends PromiseExchange<BufferedReply> {
+  private status: StatusLine | undefined;
+  private chunks: Buffer[] = [];
+  private size = 0;
+
+  constructor(command: EncodedCommand, options: SendOptions, private readonly maxBytes: number) {
+    super(command, options);
+  }
+
+  protected onOk(status: StatusLine): 'block' {
+    this.status = status;
+    return 'block';
+  }
+
+  override onData(chunk: Buffer): boolean {
+    this.size += chunk.length;
+    if (this.size > this.maxBytes) {
+      throw new Pop3ProtocolError(`The reply to ${this.command.verb} is larger than ${this.maxBytes} octets`, {
+        code: 'POP3_REPLY_TOO_LARGE',
+        command: this.command.display,
+      });
+    }
+    this.chunks.push(chunk);
+    return true;
+  }
+
+  override onEnd(): void {
+    const body = this.chunks.length === 1 ? (this.chunks[0] as Buffer) : Buffer.concat(this.chunks, this.size);
+    this.chunks = [];
+    this.resolve({ status: this.status as StatusLine, body });
+  }
+}
+
+export interface StreamedReply {
+  readonly status: StatusLine;
+  /** The body, dot-unstuffed. Read it to the end or destroy it: the session waits for it. */
+  readonly body: Readable;
+}
+
+/**
+ * A multi-line reply handed to the caller as a Readable as soon as its +OK arrives (so a -ERR
+ * rejects the promise rather than erroring a stream). Backpressure reaches the socket: when the
+ * stream's buffer is full the engine pauses reading. A stream destroyed before its end is drained
+ * by the engine, and the session stays usable.
+ */
+export class StreamExchange extends PromiseExchange<StreamedReply> {
+  private body: BodyStream | undefined;
+
+  constructor(
+    command: EncodedCommand,
+    options: SendOptions,
+    private readonly engine: Engine,
+  ) {
+    super(command, options);
+  }
+
+  protected onOk(status: StatusLine): 'block' {
+    this.body = new BodyStream(this.engine);
+    this.resolve({ status, body: this.body });
+    return 'block';
+  }
+
+  override onData(chunk: Buffer): boolean {
+    const body = this.body as BodyStream;
+    if (body.destroyed) return true;
+    return body.push(chunk);
+  }
+
+  override onEnd(): void {
+    const body = this.body as BodyStream;
+    if (!body.destroyed) body.push(null);
+  }
+
+  override onFail(error: Pop3Error): void {
+    if (this.body === undefined) this.reject(error);
+    else if (!this.body.destroyed && !this.body.readableEnded) this.body.destroy(error);
+  }
+}
+
+class BodyStream extends Readable {
+  constructor(private readonly engine: Engine) {
+    super({ highWaterMark: 256 * 1024 });
+  }
+
+  override _read(): void {
+    this.engine.resume();
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    // Abandoned mid-body: the engine goes on reading (and discarding) up to the terminator.
+    this.engine.resume();
+    callback(error);
+  }
+}
+
+export function sendLine(engine: Engine, command: EncodedCommand, options: SendOptions): Promise<StatusLine> {
+  const exchange = new LineExchange(command, options);
+  engine.submit(exchange, options.allowedIn);
+  return exchange.promise;
+}
+
+export function sendBuffered(
+  engine: Engine,
+  command: EncodedCommand,
+  options: SendOptions,
+  maxBytes: number,
+): Promise<BufferedReply> {
+  const exchange = new BufferedExchange(command, options, maxBytes);
+  engine.submit(exchange, options.allowedIn);
+  return exchange.promise;
+}
+
+export function sendStreamed(engine: Engine, command: EncodedCommand, options: SendOptions): Promise<StreamedReply> {
+  const exchange = new StreamExchange(command, options, engine);
+  engine.submit(exchange, options.allowedIn);
+  return exchange.promise;
+}

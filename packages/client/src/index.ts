@@ -1,0 +1,25 @@
+export { Pop3Client, type Pop3ClientOptions, type TlsMode } from './client.js';
+export type { Capabilities } from './capabilities.js';
+export { parseCapabilities } from './capabilities.js';
+export type { MailboxStat } from './commands/stat.js';
+export type { MessageSize } from './commands/list.js';
+export type { MessageUid } from './commands/uidl.js';
+export type { SessionState, TraceEvent, TraceFn } from './engine.js';
+export {
+  Pop3Error,
+  Pop3ServerError,
+  Pop3AuthenticationError,
+  Pop3ConnectionError,
+  Pop3TimeoutError,
+  Pop3ProtocolError,
+  Pop3UsageError,
+  Pop3AbortError,
+  isPop3Error,
+  isRetryableResponseCode,
+  type Pop3ErrorCode,
+  type Pop3ErrorKind,
+  type ResponseCode,
+} from './errors.js';
+export { parsePop3Url, type Pop3Url } from './url.js';
+export { DotDecoder } from './protocol/dot-decoder.js';
+export { LineReader } from './protocol/line-reader.js';

@@ -1,0 +1,122 @@
+import { isIP, Socket, connect as netConnect } from 'node:net';
+import { connect as tlsConnect, rootCertificates, type ConnectionOptions, type TLSSocket } from 'node:tls';
+import { Pop3AbortError, Pop3ConnectionError, Pop3Error, Pop3TimeoutError } from './errors.js';
+
+export interface TlsSettings {
+  /** Extra trusted CA(s), PEM, added to (not replacing) Node's root store. */
+  readonly ca?: string | Buffer | ReadonlyArray<string | Buffer> | undefined;
+  /** Accept any certificate. Only when the caller names it: it makes TLS worthless against an active attacker. */
+  readonly insecure?: boolean | undefined;
+  /** Name to verify and send as SNI; defaults to the host when the host is a name. */
+  readonly servername?: string | undefined;
+  /** Anything else Node's TLS accepts (client certificates, ciphers); our settings above win. */
+  readonly tlsOptions?: ConnectionOptions | undefined;
+}
+
+export interface TransportOptions extends TlsSettings {
+  readonly host: string;
+  readonly port: number;
+  readonly implicitTls: boolean;
+  /** Ends the attempt: the connect deadline and the caller's signal, combined. */
+  readonly signal: AbortSignal;
+}
+
+/**
+ * Opens the TCP connection, and the TLS session on top when TLS is implicit (RFC 8314, port 995).
+ * One signal bounds DNS, TCP and TLS together, so a server that accepts and then stalls the
+ * handshake cannot hold us past the connect deadline.
+ */
+export async function openTransport(options: TransportOptions): Promise<Socket> {
+  const socket = await settle<Socket>(options.signal, `connect to ${options.host}:${options.port}`, (done, fail) => {
+    const socket = netConnect({ host: options.host, port: options.port, noDelay: true });
+    socket.once('connect', () => done(socket));
+    socket.once('error', (error) => fail(connectError(error, options)));
+    return () => socket.destroy();
+  });
+  if (!options.implicitTls) return socket;
+  return upgradeToTls(socket, options);
+}
+
+/** Starts TLS on an open socket: for implicit TLS, and for STLS (RFC 2595) after its +OK. */
+export function upgradeToTls(socket: Socket, options: TransportOptions): Promise<TLSSocket> {
+  return settle<TLSSocket>(options.signal, `TLS handshake with ${options.host}`, (done, fail) => {
+    const secure = tlsConnect({ ...tlsConnectionOptions(options), socket });
+    secure.once('secureConnect', () => done(secure));
+    secure.once('error', (error) =>
+      fail(
+        new Pop3ConnectionError(`TLS with ${options.host}:${options.port} failed: ${error.message}`, {
+          code: 'POP3_TLS_FAILED',
+          cause: error,
+          // A certificate that does not verify will not verify on the next attempt either.
+          retryable: false,
+        }),
+      ),
+    );
+    return () => secure.destroy();
+  });
+}
+
+export function tlsConnectionOptions(options: TransportOptions): ConnectionOptions {
+  const servername = options.servername ?? (isIP(options.host) === 0 ? options.host : undefined);
+  const extra = options.ca === undefined ? [] : Array.isArray(options.ca) ? options.ca : [options.ca];
+  return {
+    ...options.tlsOptions,
+    host: options.host,
+    servername,
+    minVersion: 'TLSv1.2',
+    rejectUnauthorized: options.insecure !== true,
+    ...(extra.length > 0 ? { ca: [...rootCertificates, ...(extra as Array<string | Buffer>)] } : {}),
+  };
+}
+
+function connectError(error: NodeJS.ErrnoException, options: TransportOptions): Pop3ConnectionError {
+  return new Pop3ConnectionError(`Cannot connect to ${options.host}:${options.port}: ${error.message}`, {
+    code: 'POP3_CONNECT_FAILED',
+    cause: error,
+    // A name that does not resolve will not resolve on a retry a second later either.
+    retryable: error.code !== 'ENOTFOUND',
+  });
+}
+
+/**
+ * Runs a callback-style step under an AbortSignal: the step's cleanup runs when the signal fires
+ * first, and the signal's reason becomes a typed timeout or abort error.
+ */
+function settle<T>(
+  signal: AbortSignal,
+  what: string,
+  start: (done: (value: T) => void, fail: (error: Pop3Error) => void) => () => void,
+): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    if (signal.aborted) {
+      reject(abortError(signal, what));
+      return;
+    }
+    let cleanup: (() => void) | undefined;
+    const onAbort = () => {
+      cleanup?.();
+      reject(abortError(signal, what));
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    cleanup = start(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error) => {
+        signal.removeEventListener('abort', onAbort);
+        cleanup?.();
+        reject(error);
+      },
+    );
+  });
+}
+
+export function abortError(signal: AbortSignal, what: string): Pop3Error {
+  const reason: unknown = signal.reason;
+  if (reason instanceof Pop3Error) return reason;
+  if (reason instanceof Error && reason.name === 'TimeoutError') {
+    return new Pop3TimeoutError(`Timed out: ${what}`, { cause: reason });
+  }
+  return new Pop3AbortError(reason);
+}
