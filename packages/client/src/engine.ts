@@ -36,6 +36,11 @@ export interface Exchange {
    */
   readonly barrier: boolean;
   /**
+   * After this command's +OK the connection changes hands (STLS: to the TLS handshake), so any
+   * byte after that reply is an attack, not a reply.
+   */
+  readonly handsOverConnection?: boolean;
+  /**
    * The status line arrived. `block`: a multi-line body follows; `more`: a SASL exchange goes on
    * (the exchange wrote its response); `done`: this reply is complete.
    */
@@ -160,10 +165,9 @@ export class Engine {
    * (RFC 2595 section 3.1; the class of CVE-2011-0411).
    */
   detachForUpgrade(): Socket {
+    if (this.failure !== undefined) throw this.failure;
     if (this.lines.pending > 0 || this.inflight.length > 0) {
-      const error = new Pop3ProtocolError('The server sent data after +OK to STLS, before the TLS handshake', {
-        code: 'POP3_STLS_INJECTION',
-      });
+      const error = stlsInjection();
       this.fail(error);
       throw error;
     }
@@ -251,9 +255,10 @@ export class Engine {
         if (end === -1) return;
         offset = end;
         this.inBlock = false;
-        this.inflight.shift();
         this.options.trace?.({ direction: 'server', line: `[${this.blockBytes} octets, then .]` });
+        // Still at the head while it finishes: if it throws (a malformed listing), it is failed too.
         exchange.onEnd();
+        this.inflight.shift();
         continue;
       }
       const end = this.lines.push(chunk, offset);
@@ -261,6 +266,7 @@ export class Engine {
       offset = end;
       const status = parseStatusLine(this.lines.take());
       this.options.trace?.({ direction: 'server', line: traceStatus(status) });
+      if (exchange.handsOverConnection && status.status === 'ok' && offset < chunk.length) throw stlsInjection();
       switch (exchange.onStatus(status)) {
         case 'block':
           this.inBlock = true;
@@ -269,11 +275,6 @@ export class Engine {
           break;
         case 'done':
           this.inflight.shift();
-          if (exchange.command?.verb === 'STLS' && status.status === 'ok' && offset < chunk.length) {
-            throw new Pop3ProtocolError('The server sent data after +OK to STLS, before the TLS handshake', {
-              code: 'POP3_STLS_INJECTION',
-            });
-          }
           break;
         case 'more':
           break;
@@ -326,6 +327,12 @@ export class Engine {
       ),
     );
   };
+}
+
+function stlsInjection(): Pop3ProtocolError {
+  return new Pop3ProtocolError('The server sent data after +OK to STLS, before the TLS handshake', {
+    code: 'POP3_STLS_INJECTION',
+  });
 }
 
 function traceStatus(status: StatusLine): string {

@@ -13,6 +13,7 @@ import type { StatusLine } from './protocol/status.js';
 export interface SendOptions {
   readonly allowedIn: readonly SessionState[];
   readonly barrier?: boolean;
+  readonly handsOverConnection?: boolean;
   /** Runs as the +OK arrives, before any later reply is read: where a command changes the session state. */
   readonly onOk?: (status: StatusLine) => void;
   /** Builds the error for a -ERR reply; the default is a Pop3ServerError. */
@@ -30,6 +31,7 @@ export function serverError(status: StatusLine, command: EncodedCommand): Pop3Se
 
 abstract class PromiseExchange<T> implements Exchange {
   readonly barrier: boolean;
+  readonly handsOverConnection: boolean;
   readonly promise: Promise<T>;
   protected resolve!: (value: T) => void;
   protected reject!: (error: Pop3Error) => void;
@@ -39,6 +41,7 @@ abstract class PromiseExchange<T> implements Exchange {
     protected readonly options: SendOptions,
   ) {
     this.barrier = options.barrier ?? false;
+    this.handsOverConnection = options.handsOverConnection ?? false;
     this.promise = new Promise<T>((resolve, reject) => {
       this.resolve = resolve;
       this.reject = reject;
@@ -73,17 +76,23 @@ abstract class PromiseExchange<T> implements Exchange {
   }
 }
 
-/** A command answered by one line. */
-export class LineExchange extends PromiseExchange<StatusLine> {
+/**
+ * A command answered by one line. `parse` runs inside the reader: a malformed reply (a STAT that
+ * is not two numbers) is a protocol error that closes the connection, as the rules say.
+ */
+export class LineExchange<T> extends PromiseExchange<T> {
+  constructor(
+    command: EncodedCommand,
+    options: SendOptions,
+    private readonly parse: (status: StatusLine) => T,
+  ) {
+    super(command, options);
+  }
+
   protected onOk(status: StatusLine): 'done' {
-    this.resolve(status);
+    this.resolve(this.parse(status));
     return 'done';
   }
-}
-
-export interface BufferedReply {
-  readonly status: StatusLine;
-  readonly body: Buffer;
 }
 
 /**
@@ -91,17 +100,21 @@ export interface BufferedReply {
  * endless listing or body from taking all our memory; past it the connection is failed, because
  * draining an endless block would never end either.
  */
-export class BufferedExchange extends PromiseExchange<BufferedReply> {
-  private status: StatusLine | undefined;
+export class BufferedExchange<T> extends PromiseExchange<T> {
   private chunks: Buffer[] = [];
   private size = 0;
 
-  constructor(command: EncodedCommand, options: SendOptions, private readonly maxBytes: number) {
+  constructor(
+    command: EncodedCommand,
+    options: SendOptions,
+    private readonly maxBytes: number,
+    /** Runs inside the reader, like LineExchange's: a malformed listing fails the connection. */
+    private readonly parse: (body: Buffer) => T,
+  ) {
     super(command, options);
   }
 
-  protected onOk(status: StatusLine): 'block' {
-    this.status = status;
+  protected onOk(): 'block' {
     return 'block';
   }
 
@@ -120,7 +133,7 @@ export class BufferedExchange extends PromiseExchange<BufferedReply> {
   override onEnd(): void {
     const body = this.chunks.length === 1 ? (this.chunks[0] as Buffer) : Buffer.concat(this.chunks, this.size);
     this.chunks = [];
-    this.resolve({ status: this.status as StatusLine, body });
+    this.resolve(this.parse(body));
   }
 }
 
@@ -186,19 +199,32 @@ class BodyStream extends Readable {
   }
 }
 
-export function sendLine(engine: Engine, command: EncodedCommand, options: SendOptions): Promise<StatusLine> {
-  const exchange = new LineExchange(command, options);
+export function sendLine(engine: Engine, command: EncodedCommand, options: SendOptions): Promise<StatusLine>;
+export function sendLine<T>(
+  engine: Engine,
+  command: EncodedCommand,
+  options: SendOptions,
+  parse: (status: StatusLine) => T,
+): Promise<T>;
+export function sendLine<T>(
+  engine: Engine,
+  command: EncodedCommand,
+  options: SendOptions,
+  parse: (status: StatusLine) => T | StatusLine = (status) => status,
+): Promise<T | StatusLine> {
+  const exchange = new LineExchange(command, options, parse);
   engine.submit(exchange, options.allowedIn);
   return exchange.promise;
 }
 
-export function sendBuffered(
+export function sendBuffered<T>(
   engine: Engine,
   command: EncodedCommand,
   options: SendOptions,
   maxBytes: number,
-): Promise<BufferedReply> {
-  const exchange = new BufferedExchange(command, options, maxBytes);
+  parse: (body: Buffer) => T,
+): Promise<T> {
+  const exchange = new BufferedExchange(command, options, maxBytes, parse);
   engine.submit(exchange, options.allowedIn);
   return exchange.promise;
 }

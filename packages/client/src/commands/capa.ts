@@ -15,8 +15,9 @@ const MAX_CAPA_BYTES = 64 * 1024;
  */
 export async function capa(engine: Engine): Promise<Capabilities> {
   try {
-    const { body } = await sendBuffered(engine, encodeCommand('CAPA'), { allowedIn: ANY_OPEN }, MAX_CAPA_BYTES);
-    return parseCapabilities(listingLines(body));
+    return await sendBuffered(engine, encodeCommand('CAPA'), { allowedIn: ANY_OPEN }, MAX_CAPA_BYTES, (body) =>
+      parseCapabilities(listingLines(body)),
+    );
   } catch (error) {
     if (error instanceof Pop3ServerError) return NO_CAPABILITIES;
     throw error;

@@ -15,21 +15,23 @@ export interface MessageSize {
 }
 
 /** RFC 1939: `LIST` -> one `n size` line per message not marked deleted. */
-export async function listAll(engine: Engine): Promise<MessageSize[]> {
-  const { body } = await sendBuffered(engine, encodeCommand('LIST'), { allowedIn: TRANSACTION }, MAX_LISTING_BYTES);
-  return listingLines(body).map((line) => parseSizeLine(line, 'LIST'));
+export function listAll(engine: Engine): Promise<MessageSize[]> {
+  return sendBuffered(engine, encodeCommand('LIST'), { allowedIn: TRANSACTION }, MAX_LISTING_BYTES, (body) =>
+    listingLines(body).map(parseSizeLine),
+  );
 }
 
 /** `LIST n` -> `+OK n size`. */
-export async function listOne(engine: Engine, n: number): Promise<MessageSize> {
-  const status = await sendLine(engine, encodeCommand('LIST', messageNumber(n)), { allowedIn: TRANSACTION });
-  return parseSizeLine(status.text, 'LIST');
+export function listOne(engine: Engine, n: number): Promise<MessageSize> {
+  return sendLine(engine, encodeCommand('LIST', messageNumber(n)), { allowedIn: TRANSACTION }, ({ text }) =>
+    parseSizeLine(text),
+  );
 }
 
-function parseSizeLine(line: string, verb: string): MessageSize {
+function parseSizeLine(line: string): MessageSize {
   // RFC 1939 allows more information after the size; we keep the two fields it defines.
   const [n, size] = tokens(line);
-  return { n: parseCount(n, 'the message number', verb, line), size: parseCount(size, 'the size', verb, line) };
+  return { n: parseCount(n, 'the message number', 'LIST', line), size: parseCount(size, 'the size', 'LIST', line) };
 }
 
 /** Message numbers are 1-based integers (RFC 1939 section 4); anything else is a caller's bug. */

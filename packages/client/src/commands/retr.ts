@@ -10,7 +10,8 @@ export function retrStream(engine: Engine, n: number): Promise<StreamedReply> {
 }
 
 /** The same bytes in one Buffer, for callers that want the whole message anyway. */
-export async function retrBuffer(engine: Engine, n: number, maxBytes: number): Promise<Buffer> {
-  const reply = await sendBuffered(engine, encodeCommand('RETR', messageNumber(n)), { allowedIn: TRANSACTION }, maxBytes);
-  return reply.body;
+export function retrBuffer(engine: Engine, n: number, maxBytes: number): Promise<Buffer> {
+  return sendBuffered(engine, encodeCommand('RETR', messageNumber(n)), { allowedIn: TRANSACTION }, maxBytes, asIs);
 }
+
+export const asIs = (body: Buffer): Buffer => body;

@@ -12,11 +12,12 @@ export interface MailboxStat {
 }
 
 /** RFC 1939: `STAT` -> `+OK nn mm`. */
-export async function stat(engine: Engine): Promise<MailboxStat> {
-  const status = await sendLine(engine, encodeCommand('STAT'), { allowedIn: TRANSACTION });
-  const [count, size] = tokens(status.text);
-  return {
-    count: parseCount(count, 'the message count', 'STAT', status.text),
-    size: parseCount(size, 'the size', 'STAT', status.text),
-  };
+export function stat(engine: Engine): Promise<MailboxStat> {
+  return sendLine(engine, encodeCommand('STAT'), { allowedIn: TRANSACTION }, ({ text }) => {
+    const [count, size] = tokens(text);
+    return {
+      count: parseCount(count, 'the message count', 'STAT', text),
+      size: parseCount(size, 'the size', 'STAT', text),
+    };
+  });
 }

@@ -3,6 +3,7 @@ import { Pop3UsageError } from '../errors.js';
 import { sendBuffered, sendStreamed, type StreamedReply } from '../exchanges.js';
 import { encodeCommand } from '../protocol/command.js';
 import { messageNumber } from './list.js';
+import { asIs } from './retr.js';
 import { TRANSACTION } from './states.js';
 
 /** RFC 1939 `TOP n lines`: the headers, the blank line, and the first `lines` lines of the body. */
@@ -10,9 +11,8 @@ export function topStream(engine: Engine, n: number, lines: number): Promise<Str
   return sendStreamed(engine, topCommand(n, lines), { allowedIn: TRANSACTION });
 }
 
-export async function topBuffer(engine: Engine, n: number, lines: number, maxBytes: number): Promise<Buffer> {
-  const reply = await sendBuffered(engine, topCommand(n, lines), { allowedIn: TRANSACTION }, maxBytes);
-  return reply.body;
+export function topBuffer(engine: Engine, n: number, lines: number, maxBytes: number): Promise<Buffer> {
+  return sendBuffered(engine, topCommand(n, lines), { allowedIn: TRANSACTION }, maxBytes, asIs);
 }
 
 function topCommand(n: number, lines: number) {

@@ -12,14 +12,16 @@ export interface MessageUid {
 }
 
 /** UIDL is optional: a server without it answers -ERR, which reaches the caller as a Pop3ServerError. */
-export async function uidlAll(engine: Engine): Promise<MessageUid[]> {
-  const { body } = await sendBuffered(engine, encodeCommand('UIDL'), { allowedIn: TRANSACTION }, MAX_LISTING_BYTES);
-  return listingLines(body).map(parseUidLine);
+export function uidlAll(engine: Engine): Promise<MessageUid[]> {
+  return sendBuffered(engine, encodeCommand('UIDL'), { allowedIn: TRANSACTION }, MAX_LISTING_BYTES, (body) =>
+    listingLines(body).map(parseUidLine),
+  );
 }
 
-export async function uidlOne(engine: Engine, n: number): Promise<MessageUid> {
-  const status = await sendLine(engine, encodeCommand('UIDL', messageNumber(n)), { allowedIn: TRANSACTION });
-  return parseUidLine(status.text);
+export function uidlOne(engine: Engine, n: number): Promise<MessageUid> {
+  return sendLine(engine, encodeCommand('UIDL', messageNumber(n)), { allowedIn: TRANSACTION }, ({ text }) =>
+    parseUidLine(text),
+  );
 }
 
 /**
