@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs, from Debian's packages, the servers and tools the tests and benchmarks run for real:
+# Dovecot's POP3 server and openssl (the test Dovecot's certificate). Idempotent; needs root.
+# The test harness would install them on demand too, but parallel test files must not race for
+# dpkg's lock, so CI and newcomers run this once first.
+set -euo pipefail
+
+need=()
+[ -x /usr/sbin/dovecot ] || need+=(dovecot-pop3d)
+command -v openssl >/dev/null || need+=(openssl)
+[ ${#need[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-system-deps: need root to install: ${need[*]}" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get install -y -qq "${need[@]}" || { apt-get update -qq && apt-get install -y -qq "${need[@]}"; }
