@@ -1,6 +1,8 @@
 import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
-import { userPass } from './auth/user-pass.js';
+import { authenticate } from './auth/authenticate.js';
+import { readCredentials, type AccessToken, type Credentials, type LoginCredentials } from './auth/credentials.js';
+import { parseAuthMechanism, type AuthMechanism } from './auth/select.js';
 import { NO_CAPABILITIES, type Capabilities } from './capabilities.js';
 import { capa } from './commands/capa.js';
 import { dele } from './commands/dele.js';
@@ -8,7 +10,7 @@ import { readGreeting } from './commands/greeting.js';
 import { listAll, listOne, type MessageSize } from './commands/list.js';
 import { noop } from './commands/noop.js';
 import { quit } from './commands/quit.js';
-import { retrBuffer, retrStream } from './commands/retr.js';
+import { retrBuffer, retrMany, retrStream, type RetrievedMessage } from './commands/retr.js';
 import { rset } from './commands/rset.js';
 import { stat, type MailboxStat } from './commands/stat.js';
 import { stls } from './commands/stls.js';
@@ -16,7 +18,6 @@ import { topBuffer, topStream } from './commands/top.js';
 import { uidlAll, uidlOne, type MessageUid } from './commands/uidl.js';
 import { Engine, type SessionState, type TraceFn } from './engine.js';
 import { Pop3AbortError, Pop3ConnectionError, Pop3Error, Pop3UsageError } from './errors.js';
-import { Sensitive } from './protocol/command.js';
 import { abortError, openTransport, upgradeToTls, type TlsSettings, type TransportOptions } from './transport.js';
 import { parsePop3Url } from './url.js';
 
@@ -32,10 +33,25 @@ export interface Pop3ClientOptions extends TlsSettings {
    * sent, unless `allowPlaintextAuth` is set. `none`: never TLS.
    */
   readonly tls?: TlsMode | undefined;
-  /** With `password`, log in during `connect`. */
+  /** With `password` or `accessToken`, log in during `connect`. */
   readonly user?: string | undefined;
   readonly password?: string | undefined;
-  /** Send credentials over a connection without TLS. Off by default; say it by name to allow it. */
+  /**
+   * An OAuth 2.0 access token, or a function returning one (called at each login, so it can
+   * refresh), to log in with OAUTHBEARER or XOAUTH2 instead of a password.
+   */
+  readonly accessToken?: AccessToken | undefined;
+  /**
+   * The mechanism to log in with (a URL's `;AUTH=`): it is used, or the login fails. Default: the
+   * strongest the server offers that fits the credentials, in the order SCRAM-SHA-256, SCRAM-SHA-1,
+   * CRAM-MD5, PLAIN, LOGIN, APOP, USER (USER/PASS); with a token, OAUTHBEARER, XOAUTH2.
+   */
+  readonly auth?: AuthMechanism | undefined;
+  /**
+   * Log in without TLS with a mechanism that exposes the secret: PLAIN, LOGIN, USER, XOAUTH2,
+   * OAUTHBEARER (sent readable), CRAM-MD5, APOP (an MD5 digest, crackable offline). Off by default;
+   * say it by name to allow it. SCRAM needs no opt-in.
+   */
   readonly allowPlaintextAuth?: boolean | undefined;
   /** Milliseconds allowed for each reply to start and keep arriving; and for connecting, unless `connectTimeout` says otherwise. Default 30,000. */
   readonly timeout?: number | undefined;
@@ -47,8 +63,14 @@ export interface Pop3ClientOptions extends TlsSettings {
   readonly trace?: TraceFn | undefined;
   /** Use PIPELINING when the server offers it. Default true. */
   readonly pipelining?: boolean | undefined;
-  /** Commands in flight at once when pipelining. Default 64. */
+  /**
+   * Commands in flight at once when pipelining. Default 1,024: enough to keep a 20 ms round trip
+   * full of 4 KB messages; the commands themselves stay under 16 KB, well inside any server's
+   * socket buffer, so the server can always take them while we read.
+   */
   readonly pipelineDepth?: number | undefined;
+  /** Body octets held for slow readers before the socket is paused. Default 4 MiB. */
+  readonly maxBufferedBytes?: number | undefined;
   /** Longest status line accepted, in octets. Default 8,192 (RFC 2449 says 512; servers exceed it). */
   readonly maxLineLength?: number | undefined;
   /** Largest message `retrieve()` and `top()` will hold in memory. Default 256 MiB; stream anything larger. */
@@ -56,7 +78,8 @@ export interface Pop3ClientOptions extends TlsSettings {
 }
 
 const DEFAULT_TIMEOUT = 30_000;
-const DEFAULT_PIPELINE_DEPTH = 64;
+const DEFAULT_PIPELINE_DEPTH = 1024;
+const DEFAULT_MAX_BUFFERED = 4 * 1024 * 1024;
 const DEFAULT_MAX_LINE = 8192;
 const DEFAULT_MAX_MESSAGE = 256 * 1024 * 1024;
 /** After +OK to QUIT the server closes; we wait this long for it before closing ourselves. */
@@ -66,6 +89,8 @@ interface Settings {
   readonly transport: TransportOptions;
   readonly tls: TlsMode;
   readonly allowPlaintextAuth: boolean;
+  /** The mechanism named at connect, for a later `login()` too. */
+  readonly auth: AuthMechanism | undefined;
   readonly pipelining: boolean;
   readonly maxMessageBytes: number;
   readonly timeout: number;
@@ -82,6 +107,7 @@ interface Settings {
 export class Pop3Client implements AsyncDisposable {
   private caps: Capabilities = NO_CAPABILITIES;
   private greetingText = '';
+  private loggedInWith: AuthMechanism | undefined;
   private secureNow: boolean;
   private readonly detachSignal: () => void;
 
@@ -101,7 +127,7 @@ export class Pop3Client implements AsyncDisposable {
    * credentials are given. A URL (`pop3s://alice@host`) may stand for host, port, TLS mode and user.
    */
   static async connect(target: string | Pop3ClientOptions, rest: Partial<Pop3ClientOptions> = {}): Promise<Pop3Client> {
-    const options: Pop3ClientOptions = typeof target === 'string' ? { ...parsePop3Url(target), ...rest } : { ...target, ...rest };
+    const options: Pop3ClientOptions = typeof target === 'string' ? { ...Pop3Client.fromUrl(target), ...rest } : { ...target, ...rest };
     const tls = options.tls ?? 'implicit';
     const timeout = positive(options.timeout, DEFAULT_TIMEOUT, 'timeout');
     const connectTimeout = positive(options.connectTimeout, timeout, 'connectTimeout');
@@ -116,12 +142,15 @@ export class Pop3Client implements AsyncDisposable {
       tlsOptions: options.tlsOptions,
       signal: deadline,
     };
-    const password = options.password === undefined ? undefined : new Sensitive(options.password);
+    // Checked before connecting: a bad credential or mechanism name fails with nothing sent.
+    const auth = options.auth === undefined ? undefined : parseAuthMechanism(options.auth);
+    const credentials = Pop3Client.connectCredentials(options, auth);
     const socket = await openTransport(transport);
     const engine = new Engine(socket, {
       timeout,
       maxLineLength: positive(options.maxLineLength, DEFAULT_MAX_LINE, 'maxLineLength'),
       pipelineDepth: positive(options.pipelineDepth, DEFAULT_PIPELINE_DEPTH, 'pipelineDepth'),
+      maxBufferedBytes: positive(options.maxBufferedBytes, DEFAULT_MAX_BUFFERED, 'maxBufferedBytes'),
       trace: options.trace,
     });
     const client = new Pop3Client(
@@ -130,6 +159,7 @@ export class Pop3Client implements AsyncDisposable {
         transport,
         tls,
         allowPlaintextAuth: options.allowPlaintextAuth === true,
+        auth,
         pipelining: options.pipelining !== false,
         maxMessageBytes: positive(options.maxMessageBytes, DEFAULT_MAX_MESSAGE, 'maxMessageBytes'),
         timeout,
@@ -140,7 +170,7 @@ export class Pop3Client implements AsyncDisposable {
     deadline.addEventListener('abort', onDeadline, { once: true });
     try {
       await client.open();
-      if (options.user !== undefined && password !== undefined) await client.loginWith(options.user, password);
+      if (credentials !== undefined) await client.loginWith(credentials);
       return client;
     } catch (error) {
       client.close();
@@ -178,11 +208,21 @@ export class Pop3Client implements AsyncDisposable {
   }
 
   /**
-   * Logs in with USER/PASS. Without TLS the password would cross the network in clear text: that
-   * is refused, before anything is sent, unless the caller set `allowPlaintextAuth`.
+   * Logs in: with the mechanism named in `auth` (here or at connect), or else the strongest the
+   * server offers. One attempt: a rejected password is not tried again with another mechanism.
+   * Without TLS, a mechanism that would expose the secret is refused, before anything is sent,
+   * unless the caller set `allowPlaintextAuth`.
    */
-  async login(user: string, password: string): Promise<void> {
-    await this.loginWith(user, new Sensitive(password));
+  async login(user: string, password: string): Promise<void>;
+  async login(credentials: LoginCredentials): Promise<void>;
+  async login(userOrCredentials: string | LoginCredentials, password?: string): Promise<void> {
+    const input: LoginCredentials = typeof userOrCredentials === 'string' ? { user: userOrCredentials, password } : userOrCredentials;
+    await this.loginWith(readCredentials({ ...input, auth: input.auth ?? this.settings.auth }));
+  }
+
+  /** The mechanism the login used (`SCRAM-SHA-256`, `APOP`, `USER` for USER/PASS...); undefined before it. */
+  get authMechanism(): AuthMechanism | undefined {
+    return this.loggedInWith;
   }
 
   stat(): Promise<MailboxStat> {
@@ -214,6 +254,22 @@ export class Pop3Client implements AsyncDisposable {
   /** Message `n` in one Buffer, up to `maxMessageBytes`. */
   retrieve(n: number): Promise<Buffer> {
     return retrBuffer(this.engine, n, this.settings.maxMessageBytes);
+  }
+
+  /**
+   * Retrieves the given messages (default: every message, from LIST) in order, pipelined when the
+   * server allows it. Each body is a stream to read before the loop moves on; breaking out of the
+   * loop leaves the session usable.
+   *
+   * ```ts
+   * for await (const { n, body } of client.retrieveMany()) await pipeline(body, sink(n));
+   * ```
+   */
+  async *retrieveMany(numbers?: Iterable<number>): AsyncGenerator<RetrievedMessage> {
+    const which = numbers ?? (await this.list()).map((m) => m.n);
+    // Without PIPELINING, one queued behind the one in flight is enough for the engine to send it
+    // the moment the previous reply ends.
+    yield* retrMany(this.engine, which, this.engine.pipelining ? this.engine.pipelineDepth : 2);
   }
 
   /** Headers and the first `lines` body lines of message `n` (TOP), as a stream. */
@@ -301,18 +357,29 @@ export class Pop3Client implements AsyncDisposable {
     await this.capa();
   }
 
-  private async loginWith(user: string, password: Sensitive): Promise<void> {
-    if (!this.secureNow && !this.settings.allowPlaintextAuth) {
-      throw new Pop3UsageError(
-        `Refusing to send the password for ${JSON.stringify(user)} in clear text: the connection to ` +
-          `${this.settings.transport.host} is not encrypted. Use tls: 'implicit' or 'starttls', ` +
-          'or set allowPlaintextAuth: true to accept the risk.',
-        { code: 'POP3_PLAINTEXT_REFUSED' },
-      );
-    }
-    await userPass(this.engine, user, password);
+  private async loginWith(credentials: Credentials): Promise<void> {
+    this.loggedInWith = await authenticate(this.engine, credentials, {
+      capabilities: this.caps,
+      greeting: this.greetingText,
+      secure: this.secureNow,
+      allowPlaintextAuth: this.settings.allowPlaintextAuth,
+      host: this.settings.transport.host,
+      port: this.settings.transport.port,
+    });
     // Some servers (Gmail) list TOP, UIDL and PIPELINING only after login.
     await this.capa();
+  }
+
+  /** A URL's options; its `;AUTH=` (any case, `+APOP` for APOP: RFC 2384) checked as a mechanism name. */
+  private static fromUrl(url: string): Pop3ClientOptions {
+    const { auth, ...rest } = parsePop3Url(url);
+    return { ...rest, auth: auth === undefined ? undefined : parseAuthMechanism(auth) };
+  }
+
+  /** The credentials to log in with during connect, if a secret was given. */
+  private static connectCredentials(options: Pop3ClientOptions, auth: AuthMechanism | undefined): Credentials | undefined {
+    if (options.password === undefined && options.accessToken === undefined) return undefined;
+    return readCredentials({ user: options.user ?? '', password: options.password, accessToken: options.accessToken, auth });
   }
 }
 

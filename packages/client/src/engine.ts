@@ -41,12 +41,17 @@ export interface Exchange {
    */
   readonly handsOverConnection?: boolean;
   /**
+   * Longest line accepted while this exchange is at the head, instead of the session's bound: SASL
+   * challenges (a SCRAM or GSSAPI token, an OAuth error document) can exceed a status line's.
+   */
+  readonly maxLineLength?: number;
+  /**
    * The status line arrived. `block`: a multi-line body follows; `more`: a SASL exchange goes on
    * (the exchange wrote its response); `done`: this reply is complete.
    */
   onStatus(line: StatusLine): 'done' | 'block' | 'more';
-  /** Body content, dot-unstuffed. Return false to ask for a pause (the consumer is slow). */
-  onData(chunk: Buffer): boolean;
+  /** Body content, dot-unstuffed: a view of the socket's chunk. */
+  onData(chunk: Buffer): void;
   /** The terminating `.` line arrived. */
   onEnd(): void;
   /** The connection failed, or was closed, before this exchange was complete. */
@@ -60,6 +65,12 @@ export interface EngineOptions {
   readonly maxLineLength: number;
   /** Commands in flight at once when the server pipelines (RFC 2449 PIPELINING). */
   readonly pipelineDepth: number;
+  /**
+   * Body octets received but not yet read by their consumers, past which the socket is paused.
+   * It bounds memory however slow the consumer, and however many small pipelined bodies arrive
+   * before it gets to them.
+   */
+  readonly maxBufferedBytes: number;
   readonly trace?: TraceFn | undefined;
 }
 
@@ -88,13 +99,14 @@ export class Engine {
   private readonly dot = new DotDecoder();
   private inBlock = false;
   private blockBytes = 0;
-  private wantPause = false;
+  /** Octets in body streams not yet read by their consumer (see `trackBuffered`). */
+  private buffered = 0;
   private paused = false;
   private failure: Pop3Error | undefined;
   private readonly closeWaiters: Array<() => void> = [];
   private readonly emit = (chunk: Buffer): void => {
     this.blockBytes += chunk.length;
-    if (!(this.inflight.peek() as Exchange).onData(chunk)) this.wantPause = true;
+    (this.inflight.peek() as Exchange).onData(chunk);
   };
 
   constructor(
@@ -104,6 +116,11 @@ export class Engine {
     this.lines = new LineReader(options.maxLineLength);
     this.socket = socket;
     this.attach(socket);
+  }
+
+  /** Commands in flight at once when pipelining. */
+  get pipelineDepth(): number {
+    return this.options.pipelineDepth;
   }
 
   /** Whether anything has gone wrong or the session ended: no command can be sent. */
@@ -150,9 +167,19 @@ export class Engine {
     this.write(command);
   }
 
-  /** Called by a body's consumer when it wants more: undoes a pause asked for by `onData`. */
+  /**
+   * Body streams report here what they hold unread: + when fed, - when read or destroyed. Past
+   * `maxBufferedBytes` the socket is paused (after the current chunk); it resumes once the
+   * consumers have read enough.
+   */
+  trackBuffered(delta: number): void {
+    this.buffered += delta;
+    if (delta < 0) this.resume();
+  }
+
+  /** Resumes reading if a pause is no longer needed. */
   resume(): void {
-    if (!this.paused || this.failure !== undefined) return;
+    if (!this.paused || this.failure !== undefined || this.buffered > this.options.maxBufferedBytes) return;
     this.paused = false;
     this.socket.resume();
     // A paused socket had its idle timer ignored; start the count afresh.
@@ -199,13 +226,20 @@ export class Engine {
   }
 
   private pump(): void {
+    const depth = this.options.pipelineDepth;
+    // Refill a pipelined window in batches of an eighth, not one command per reply: one write
+    // (one syscall, one TCP segment) then carries many commands, and the window stays at least
+    // seven eighths full, so the line never goes idle.
+    if (this.pipelining && this.inflight.length > 0 && depth - this.inflight.length < Math.min(this.waiting.length, Math.ceil(depth / 8))) {
+      return;
+    }
     let corked = false;
     while (this.waiting.length > 0) {
       const next = this.waiting.peek() as Exchange;
       const last = this.inflight.last();
       if (last !== undefined) {
         if (!this.pipelining || next.barrier || last.barrier) break;
-        if (this.inflight.length >= this.options.pipelineDepth) break;
+        if (this.inflight.length >= depth) break;
       }
       if (!corked) {
         // Gather the commands of one turn into one write (one TCP segment, one syscall).
@@ -235,8 +269,7 @@ export class Engine {
       );
       return;
     }
-    if (this.wantPause && this.failure === undefined) {
-      this.wantPause = false;
+    if (this.buffered > this.options.maxBufferedBytes && this.failure === undefined && !this.paused) {
       this.paused = true;
       this.socket.pause();
     }
@@ -261,6 +294,7 @@ export class Engine {
         this.inflight.shift();
         continue;
       }
+      this.lines.setMaxLength(exchange.maxLineLength ?? this.options.maxLineLength);
       const end = this.lines.push(chunk, offset);
       if (end === -1) return;
       offset = end;

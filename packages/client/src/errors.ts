@@ -34,6 +34,12 @@ export type Pop3ErrorCode =
   | 'POP3_ERR_REPLY'
   /** The server rejected the credentials (or the login for another stated reason). */
   | 'POP3_AUTH_FAILED'
+  /** No mechanism the server offers fits the credentials, or the server refused the one asked for. */
+  | 'POP3_AUTH_MECHANISM_UNAVAILABLE'
+  /** The access-token function given for XOAUTH2 or OAUTHBEARER threw or returned no token. */
+  | 'POP3_AUTH_TOKEN_FAILED'
+  /** SCRAM: the server did not prove it knows the password (RFC 5802 section 9); maybe an impostor. */
+  | 'POP3_SASL_SERVER_SIGNATURE'
   /** TCP connect failed: refused, unreachable, DNS. */
   | 'POP3_CONNECT_FAILED'
   /** The server closed or reset the connection, or refused us in its greeting. */

@@ -65,9 +65,7 @@ abstract class PromiseExchange<T> implements Exchange {
 
   protected abstract onOk(status: StatusLine): 'done' | 'block';
 
-  onData(_chunk: Buffer): boolean {
-    return true;
-  }
+  onData(_chunk: Buffer): void {}
 
   onEnd(): void {}
 
@@ -118,7 +116,7 @@ export class BufferedExchange<T> extends PromiseExchange<T> {
     return 'block';
   }
 
-  override onData(chunk: Buffer): boolean {
+  override onData(chunk: Buffer): void {
     this.size += chunk.length;
     if (this.size > this.maxBytes) {
       throw new Pop3ProtocolError(`The reply to ${this.command.verb} is larger than ${this.maxBytes} octets`, {
@@ -127,7 +125,6 @@ export class BufferedExchange<T> extends PromiseExchange<T> {
       });
     }
     this.chunks.push(chunk);
-    return true;
   }
 
   override onEnd(): void {
@@ -166,15 +163,12 @@ export class StreamExchange extends PromiseExchange<StreamedReply> {
     return 'block';
   }
 
-  override onData(chunk: Buffer): boolean {
-    const body = this.body as BodyStream;
-    if (body.destroyed) return true;
-    return body.push(chunk);
+  override onData(chunk: Buffer): void {
+    (this.body as BodyStream).feed(chunk);
   }
 
   override onEnd(): void {
-    const body = this.body as BodyStream;
-    if (!body.destroyed) body.push(null);
+    (this.body as BodyStream).feed(null);
   }
 
   override onFail(error: Pop3Error): void {
@@ -183,9 +177,33 @@ export class StreamExchange extends PromiseExchange<StreamedReply> {
   }
 }
 
+/**
+ * A message body as the caller sees it. Backpressure is the engine's, not the stream's: every
+ * octet fed in and read out is reported to the engine, which pauses the socket when the octets
+ * waiting in all bodies pass its budget. (A per-stream highWaterMark would not do: a thousand
+ * pipelined small messages, each below its stream's mark, would all sit in memory.)
+ */
 class BodyStream extends Readable {
   constructor(private readonly engine: Engine) {
-    super({ highWaterMark: 256 * 1024 });
+    super();
+  }
+
+  /** Content from the engine (null at the terminator). Dropped if the consumer destroyed us. */
+  feed(chunk: Buffer | null): void {
+    if (this.destroyed) return;
+    const before = this.readableLength;
+    this.push(chunk);
+    this.engine.trackBuffered(this.readableLength - before);
+  }
+
+  // Every way of consuming a Readable (for await, pipe, 'data', read()) goes through read().
+  // readableLength is measured before and after, so the units match what feed() counted even
+  // when the caller set an encoding.
+  override read(size?: number): ReturnType<Readable['read']> {
+    const before = this.readableLength;
+    const chunk: unknown = super.read(size);
+    this.engine.trackBuffered(this.readableLength - before);
+    return chunk;
   }
 
   override _read(): void {
@@ -193,7 +211,9 @@ class BodyStream extends Readable {
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
-    // Abandoned mid-body: the engine goes on reading (and discarding) up to the terminator.
+    // Abandoned mid-body: its unread octets no longer count, and the engine goes on reading
+    // (and discarding) up to the terminator.
+    this.engine.trackBuffered(-this.readableLength);
     this.engine.resume();
     callback(error);
   }

@@ -1,0 +1,57 @@
+/**
+ * Shared by the benchmark's client scripts. Each runs in its own process (so peak RSS is its
+ * own), reads its job from argv as JSON, and prints one JSON result line on stdout.
+ */
+import { readFileSync } from 'node:fs';
+
+export interface Job {
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+  /** Messages 1..count are retrieved. */
+  count: number;
+}
+
+export interface Result {
+  messages: number;
+  /** Message octets delivered to the sink (the raw baseline counts wire octets). */
+  bytes: number;
+  /** Retrieval only: from the first RETR written to the last octet read; login excluded. */
+  seconds: number;
+  /** Peak RSS of the process, and RSS before retrieval started, in MiB. */
+  peakRssMiB: number;
+  startRssMiB: number;
+}
+
+export function readJob(): Job {
+  const arg = process.argv[2];
+  if (arg === undefined) throw new Error('usage: client.ts JOB_JSON');
+  return JSON.parse(arg) as Job;
+}
+
+/** Times `retrieve` and prints the result line. */
+export async function measure(retrieve: () => Promise<{ messages: number; bytes: number }>): Promise<void> {
+  const startRssMiB = process.memoryUsage.rss() / 2 ** 20;
+  const started = process.hrtime.bigint();
+  const { messages, bytes } = await retrieve();
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  const peakRssMiB = peakRssKiB() / 1024;
+  const result: Result = { messages, bytes, seconds, peakRssMiB, startRssMiB };
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+}
+
+/**
+ * The process's own peak RSS. Not process.resourceUsage().maxRSS: Linux carries ru_maxrss across
+ * fork and exec, so a child would report its parent's peak (the bench's, which holds the 100 MB
+ * fixture). VmHWM belongs to the address space that exec created.
+ */
+function peakRssKiB(): number {
+  const status = readFileSync('/proc/self/status', 'utf8');
+  const match = /^VmHWM:\s+(\d+) kB$/m.exec(status);
+  return match ? Number(match[1]) : 0;
+}
+
+export function range(count: number): number[] {
+  return Array.from({ length: count }, (_, i) => i + 1);
+}

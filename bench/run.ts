@@ -1,0 +1,150 @@
+/**
+ * `npm run bench`: popwire against the fastest possible client and against other POP3 clients,
+ * on one private Dovecot, in one run. Every number is reported as a ratio to the raw baseline
+ * measured in the same run (see clients/raw.ts), because absolute speeds say more about the
+ * machine than about the client.
+ *
+ * Scenarios (issue 4): (a) 10,000 messages of about 4 KB, on loopback and through a proxy that
+ * adds 10 ms each way; (b) 20 messages of 5 MB; (c) one message of 100 MB, where peak memory
+ * is the point. Each client runs in its own process, `RUNS` times; the median is reported.
+ *
+ * Environment: BENCH_RUNS (default 3), BENCH_SCALE (default 1; 0.1 for a quick look).
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { Pop3Client } from '../packages/client/src/index.ts';
+import { startDovecot, type Dovecot } from '../support/dovecot.ts';
+import { bulkMessages, largeFixture } from '../support/fixtures.ts';
+import type { Job, Result } from './clients/common.ts';
+import { startDelayProxy } from './delay-proxy.ts';
+
+const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+const SCALE = Number(process.env.BENCH_SCALE ?? 1);
+const MiB = 2 ** 20;
+
+interface Client {
+  name: string;
+  script: string;
+  /** Cap on messages for clients too slow to run the whole scenario in reasonable time. */
+  maxMessages?: number;
+}
+
+const BASELINE: Client = { name: 'raw pipelined socket (baseline)', script: 'raw' };
+const POPWIRE: Client = { name: 'popwire library (retrieveMany)', script: 'popwire' };
+const NODE_POP3: Client = { name: 'node-pop3 0.11 (lock-step)', script: 'node-pop3' };
+const MPOP: Client = { name: 'mpop 1.4 (C, pipelining)', script: 'mpop' };
+
+function hasMpop(): boolean {
+  try {
+    execFileSync('mpop', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function runClient(client: Client, job: Job): Promise<Result> {
+  const count = Math.min(job.count, client.maxMessages ?? Infinity);
+  const script = fileURLToPath(new URL(`./clients/${client.script}.ts`, import.meta.url));
+  const child = spawn(process.execPath, ['--import', 'tsx', script, JSON.stringify({ ...job, count })], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let out = '';
+  child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  if (code !== 0) throw new Error(`${client.name} exited with ${code}`);
+  return JSON.parse(out.trim().split('\n').at(-1) as string) as Result;
+}
+
+async function median(client: Client, job: Job, runs: number): Promise<Result> {
+  const results: Result[] = [];
+  for (let i = 0; i < runs; i++) results.push(await runClient(client, job));
+  results.sort((a, b) => a.seconds - b.seconds);
+  return results[Math.floor(results.length / 2)] as Result;
+}
+
+interface Row {
+  client: string;
+  result: Result;
+}
+
+function printTable(title: string, rows: Row[]): void {
+  const base = rows[0]?.result as Result;
+  const baseRate = base.messages / base.seconds;
+  const baseMBps = base.bytes / MiB / base.seconds;
+  console.log(`\n### ${title}\n`);
+  console.log('| client | messages | msg/s | ratio | MB/s | ratio | peak RSS MiB | RSS growth MiB |');
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
+  for (const { client, result } of rows) {
+    const rate = result.messages / result.seconds;
+    const mbps = result.bytes / MiB / result.seconds;
+    const rss = result.peakRssMiB > 0 ? result.peakRssMiB.toFixed(0) : 'n/a';
+    const growth = result.peakRssMiB > 0 ? (result.peakRssMiB - result.startRssMiB).toFixed(0) : 'n/a';
+    console.log(
+      `| ${client} | ${result.messages} | ${rate.toFixed(0)} | ${(rate / baseRate).toFixed(2)} | ${mbps.toFixed(1)} | ${(mbps / baseMBps).toFixed(2)} | ${rss} | ${growth} |`,
+    );
+  }
+}
+
+/** Opens the mailbox once so Dovecot builds its index before anything is timed. */
+async function warm(dovecot: Dovecot, user: string): Promise<void> {
+  const client = await Pop3Client.connect({
+    host: dovecot.host,
+    port: dovecot.port,
+    tls: 'none',
+    allowPlaintextAuth: true,
+    user,
+    password: dovecot.users[user]!.password,
+    timeout: 300_000,
+  });
+  await client.uidl();
+  await client.quit();
+}
+
+async function scenario(title: string, dovecot: Dovecot, user: string, count: number, clients: Client[], port = dovecot.port, runs = RUNS): Promise<void> {
+  const job: Job = { host: dovecot.host, port, user, password: dovecot.users[user]!.password, count };
+  const rows: Row[] = [];
+  for (const client of clients) {
+    const label = client.maxMessages !== undefined && client.maxMessages < count ? `${client.name} (first ${client.maxMessages})` : client.name;
+    rows.push({ client: label, result: await median(client, job, runs) });
+  }
+  printTable(title, rows);
+}
+
+const dovecot = await startDovecot();
+try {
+  const others = hasMpop() ? [NODE_POP3, MPOP] : [NODE_POP3];
+  const small = Math.round(10_000 * SCALE);
+  const medium = Math.max(2, Math.round(20 * SCALE));
+  const hugeBytes = Math.round(100 * MiB * SCALE);
+  console.log(`popwire benchmark: Node ${process.version}, ${RUNS} runs each, median shown; Dovecot on loopback, plain POP3.`);
+
+  await dovecot.setMailbox('alice', bulkMessages(small, 4096));
+  await warm(dovecot, 'alice');
+  await scenario(`(a) ${small} messages of about 4 KB, loopback`, dovecot, 'alice', small, [BASELINE, POPWIRE, ...others]);
+
+  const proxy = await startDelayProxy({ host: dovecot.host, port: dovecot.port }, 10);
+  try {
+    const slowCap = Math.max(20, Math.round(small / 50));
+    await scenario(
+      `(a) ${small} messages of about 4 KB, through a proxy adding 10 ms each way`,
+      dovecot,
+      'alice',
+      small,
+      [BASELINE, POPWIRE, { ...NODE_POP3, maxMessages: slowCap }, ...(hasMpop() ? [MPOP] : [])],
+      proxy.port,
+    );
+  } finally {
+    await proxy.close();
+  }
+
+  await dovecot.setMailbox('bob', bulkMessages(medium, 5 * MiB));
+  await warm(dovecot, 'bob');
+  await scenario(`(b) ${medium} messages of 5 MB, loopback`, dovecot, 'bob', medium, [BASELINE, POPWIRE, ...others]);
+
+  await dovecot.setMailbox('carol', [largeFixture(hugeBytes).bytes]);
+  await warm(dovecot, 'carol');
+  await scenario(`(c) one message of ${(hugeBytes / MiB).toFixed(0)} MB, loopback`, dovecot, 'carol', 1, [BASELINE, POPWIRE, ...others]);
+} finally {
+  await dovecot.stop();
+}
