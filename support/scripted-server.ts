@@ -22,6 +22,8 @@ export interface ScriptedConnection {
   expect(expected: string | RegExp): Promise<string>;
   /** Resolves when the client closes the connection. */
   closed(): Promise<void>;
+  /** Whether the client sent anything not yet read by line() or expect(). */
+  hasInput(): boolean;
   /** Upgrades the server side to TLS (after answering +OK to STLS). */
   startTls(credentials: { key: string | Buffer; cert: string | Buffer }): Promise<void>;
 }
@@ -37,6 +39,23 @@ export interface ScriptedServer {
 }
 
 export type Script = (conn: ScriptedConnection) => Promise<void>;
+
+/**
+ * The opening most scripts share: greeting, CAPA, USER alice / PASS secret, CAPA again (the
+ * client asks after login), all in plain text, advertising `caps`.
+ */
+export async function acceptLogin(conn: ScriptedConnection, caps: string[] = ['USER', 'UIDL', 'TOP']): Promise<void> {
+  conn.reply('+OK scripted ready');
+  const capa = () => conn.send(`+OK\r\n${caps.map((c) => `${c}\r\n`).join('')}.\r\n`);
+  await conn.expect('CAPA');
+  capa();
+  await conn.expect('USER alice');
+  conn.reply('+OK');
+  await conn.expect('PASS secret');
+  conn.reply('+OK logged in');
+  await conn.expect('CAPA');
+  capa();
+}
 
 export async function startScriptedServer(script: Script): Promise<ScriptedServer> {
   const received: string[] = [];
@@ -68,6 +87,7 @@ export async function startScriptedServer(script: Script): Promise<ScriptedServe
       return connections;
     },
     async close() {
+      if (!server.listening) return;
       server.close();
       for (const socket of sockets) socket.destroy();
       await Promise.allSettled([...running]);
@@ -119,6 +139,10 @@ class Connection implements ScriptedConnection {
     const ok = typeof expected === 'string' ? line === expected : expected.test(line);
     if (!ok) throw new Error(`scripted server expected ${String(expected)}, got ${JSON.stringify(line)}`);
     return line;
+  }
+
+  hasInput(): boolean {
+    return this.buffer.length > 0;
   }
 
   async closed(): Promise<void> {

@@ -85,6 +85,13 @@ const DEFAULT_MAX_MESSAGE = 256 * 1024 * 1024;
 /** After +OK to QUIT the server closes; we wait this long for it before closing ourselves. */
 const QUIT_CLOSE_GRACE = 2_000;
 
+/**
+ * Servers that advertised PIPELINING and then broke the protocol with several commands in
+ * flight, by host and port. Some servers do exactly that (they drop commands that arrive in the
+ * same packet); for the rest of this process we talk to them in lock-step.
+ */
+const pipeliningBroken = new Set<string>();
+
 interface Settings {
   readonly transport: TransportOptions;
   readonly tls: TlsMode;
@@ -152,6 +159,7 @@ export class Pop3Client implements AsyncDisposable {
       pipelineDepth: positive(options.pipelineDepth, DEFAULT_PIPELINE_DEPTH, 'pipelineDepth'),
       maxBufferedBytes: positive(options.maxBufferedBytes, DEFAULT_MAX_BUFFERED, 'maxBufferedBytes'),
       trace: options.trace,
+      onPipelineFailure: () => pipeliningBroken.add(`${transport.host}:${transport.port}`),
     });
     const client = new Pop3Client(
       engine,
@@ -160,7 +168,7 @@ export class Pop3Client implements AsyncDisposable {
         tls,
         allowPlaintextAuth: options.allowPlaintextAuth === true,
         auth,
-        pipelining: options.pipelining !== false,
+        pipelining: options.pipelining !== false && !pipeliningBroken.has(`${transport.host}:${transport.port}`),
         maxMessageBytes: positive(options.maxMessageBytes, DEFAULT_MAX_MESSAGE, 'maxMessageBytes'),
         timeout,
       },
@@ -188,6 +196,11 @@ export class Pop3Client implements AsyncDisposable {
   /** Whether the connection is encrypted now (implicit TLS, or after STLS). */
   get secure(): boolean {
     return this.secureNow;
+  }
+
+  /** Whether commands are pipelined now: the server offers PIPELINING and nothing turned it off. */
+  get pipelining(): boolean {
+    return this.engine.pipelining;
   }
 
   /** The server's greeting text (after `+OK`). */

@@ -72,6 +72,8 @@ export interface EngineOptions {
    */
   readonly maxBufferedBytes: number;
   readonly trace?: TraceFn | undefined;
+  /** Told when the protocol broke while several commands were in flight (see Pop3Client). */
+  readonly onPipelineFailure?: (() => void) | undefined;
 }
 
 /**
@@ -102,6 +104,8 @@ export class Engine {
   /** Octets in body streams not yet read by their consumer (see `trackBuffered`). */
   private buffered = 0;
   private paused = false;
+  /** Whether a command now in flight was written before the reply to an earlier one. */
+  private overlapped = false;
   private failure: Pop3Error | undefined;
   private readonly closeWaiters: Array<() => void> = [];
   private readonly emit = (chunk: Buffer): void => {
@@ -211,6 +215,7 @@ export class Engine {
   /** Fails everything queued and in flight with `error`, and destroys the socket. Idempotent. */
   fail(error: Pop3Error): void {
     if (this.failure !== undefined) return;
+    if (error instanceof Pop3ProtocolError && this.overlapped) this.options.onPipelineFailure?.();
     this.failure = error;
     this.state = 'closed';
     this.socket.destroy();
@@ -247,6 +252,7 @@ export class Engine {
         corked = true;
       }
       this.waiting.shift();
+      if (this.inflight.length > 0) this.overlapped = true;
       this.inflight.push(next);
       this.write(next.command as EncodedCommand);
     }
@@ -291,7 +297,7 @@ export class Engine {
         this.options.trace?.({ direction: 'server', line: `[${this.blockBytes} octets, then .]` });
         // Still at the head while it finishes: if it throws (a malformed listing), it is failed too.
         exchange.onEnd();
-        this.inflight.shift();
+        this.complete();
         continue;
       }
       this.lines.setMaxLength(exchange.maxLineLength ?? this.options.maxLineLength);
@@ -308,12 +314,17 @@ export class Engine {
           this.dot.reset();
           break;
         case 'done':
-          this.inflight.shift();
+          this.complete();
           break;
         case 'more':
           break;
       }
     }
+  }
+
+  private complete(): void {
+    this.inflight.shift();
+    if (this.inflight.length === 0) this.overlapped = false;
   }
 
   private attach(socket: Socket): void {

@@ -4,8 +4,8 @@
  * timeout, with no hang, no unbounded memory and no unhandled rejection.
  */
 import assert from 'node:assert/strict';
-import { after, afterEach, describe, it } from 'node:test';
-import { Pop3Client, type Pop3ClientOptions } from '../src/index.ts';
+import { after, describe, it } from 'node:test';
+import { Pop3Client } from '../src/index.ts';
 import {
   Pop3ConnectionError,
   Pop3Error,
@@ -14,57 +14,15 @@ import {
   Pop3TimeoutError,
   Pop3UsageError,
 } from '../src/errors.ts';
-import { startScriptedServer, type Script, type ScriptedConnection, type ScriptedServer } from '../../../support/scripted-server.ts';
+import { acceptLogin as login } from '../../../support/scripted-server.ts';
+import { isError, plainOptions, useScriptedServer } from './scripted.ts';
 
 const unhandled: unknown[] = [];
 process.on('unhandledRejection', (reason) => unhandled.push(reason));
 after(() => assert.deepEqual(unhandled, [], 'no promise may be left rejected and unhandled'));
 
-let server: ScriptedServer | undefined;
-afterEach(async () => {
-  await server?.close();
-  server = undefined;
-});
-
-async function serve(script: Script): Promise<ScriptedServer> {
-  server = await startScriptedServer(script);
-  return server;
-}
-
-/** Greeting, CAPA and a USER/PASS login, as a plain-text server with the given capabilities. */
-async function login(conn: ScriptedConnection, caps: string[] = ['USER', 'UIDL', 'TOP']): Promise<void> {
-  conn.reply('+OK scripted ready');
-  const capa = () => conn.send(`+OK\r\n${caps.map((c) => `${c}\r\n`).join('')}.\r\n`);
-  await conn.expect('CAPA');
-  capa();
-  await conn.expect('USER alice');
-  conn.reply('+OK');
-  await conn.expect('PASS secret');
-  conn.reply('+OK logged in');
-  await conn.expect('CAPA');
-  capa();
-}
-
-function options(srv: ScriptedServer, extra: Partial<Pop3ClientOptions> = {}): Pop3ClientOptions {
-  return {
-    host: srv.host,
-    port: srv.port,
-    tls: 'none',
-    user: 'alice',
-    password: 'secret',
-    allowPlaintextAuth: true,
-    timeout: 1000,
-    ...extra,
-  };
-}
-
-function isError(type: abstract new (...args: never[]) => Pop3Error, code?: string) {
-  return (error: unknown) => {
-    assert.ok(error instanceof type, `expected ${type.name}, got ${String(error)}`);
-    if (code !== undefined) assert.equal((error as Pop3Error).code, code);
-    return true;
-  };
-}
+const serve = useScriptedServer();
+const options = plainOptions;
 
 describe('a server that breaks the protocol', () => {
   it('greets with something that is not POP3: a protocol error', async () => {
@@ -199,7 +157,6 @@ describe('a server that goes away or goes quiet', () => {
     const srv = await serve(async () => {});
     const port = srv.port;
     await srv.close();
-    server = undefined;
     await assert.rejects(
       Pop3Client.connect({ host: '127.0.0.1', port, tls: 'none', timeout: 1000 }),
       (error: unknown) => error instanceof Pop3ConnectionError && error.code === 'POP3_CONNECT_FAILED' && error.retryable,
