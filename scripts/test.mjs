@@ -1,6 +1,8 @@
 #!/usr/bin/env node
-// `npm test`: build (the CLI tests run the built `popwire` bin), type-check the tests too, then
-// run every *.test.ts under packages/ with node:test. Node 20 expands no globs, hence the walk.
+// `npm test`: install the servers the tests run for real (once, before any test file starts, so
+// parallel files never race for dpkg's lock), build (the CLI tests run the built `popwire` bin),
+// type-check the tests too, then run every *.test.ts under packages/ with node:test. Node 20
+// expands no globs, hence the walk.
 // Extra arguments are passed to node --test (e.g. `npm test -- --test-name-pattern=STLS`).
 import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
@@ -21,6 +23,7 @@ function testFiles(dir) {
   });
 }
 
+run('bash', ['scripts/install-system-deps.sh']);
 run('npx', ['tsc', '-b', 'packages/client', 'packages/service']);
 run('npx', ['tsc', '-p', 'tsconfig.test.json']);
 const files = testFiles(join(root, 'packages')).sort();

@@ -1,0 +1,85 @@
+import { CommanderError } from 'commander';
+import { Pop3Error, type Pop3ErrorKind } from 'popwire';
+
+/** The exit codes are part of the command line's contract: scripts branch on them. */
+export const ExitCode = {
+  ok: 0,
+  /** Anything else: a bug in popwire, or the system failed (stdout unwritable, out of memory). */
+  internal: 1,
+  usage: 2,
+  connection: 3,
+  authentication: 4,
+  server: 5,
+} as const;
+
+/** A mistake in how popwire was called, found before anything was sent. */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+const EXIT_CODE_BY_KIND: Record<Pop3ErrorKind, number> = {
+  usage: ExitCode.usage,
+  connection: ExitCode.connection,
+  timeout: ExitCode.connection,
+  aborted: ExitCode.connection,
+  authentication: ExitCode.authentication,
+  server: ExitCode.server,
+  protocol: ExitCode.server,
+};
+
+interface Failure {
+  readonly exitCode: number;
+  /** The line for stderr; none when there is nothing to tell (help was shown, the reader left). */
+  readonly message?: string;
+}
+
+/**
+ * Prints a failure as one `popwire: ...` line on stderr and returns its exit code. No stack trace:
+ * the message is the whole story, and no message that reaches here holds the password.
+ */
+export function reportFailure(error: unknown): number {
+  const { exitCode, message } = failureOf(error);
+  if (message !== undefined) process.stderr.write(`popwire: ${oneLine(message)}\n`);
+  return exitCode;
+}
+
+function failureOf(error: unknown): Failure {
+  if (error instanceof CommanderError) return commanderFailure(error);
+  if (error instanceof UsageError) return { exitCode: ExitCode.usage, message: error.message };
+  if (error instanceof Pop3Error) return { exitCode: EXIT_CODE_BY_KIND[error.kind], message: pop3Message(error) };
+  // The reader of our stdout went away (`popwire retr 1 URL | head -c 10`): it has all it wanted.
+  if (isBrokenPipe(error)) return { exitCode: ExitCode.ok };
+  return { exitCode: ExitCode.internal, message: error instanceof Error ? error.message : String(error) };
+}
+
+function commanderFailure(error: CommanderError): Failure {
+  // --help, or `popwire help`: not a failure at all.
+  if (error.exitCode === 0) return { exitCode: ExitCode.ok };
+  // `popwire` with no command: the help on stderr already says what is missing.
+  if (error.code === 'commander.help') return { exitCode: ExitCode.usage };
+  return { exitCode: ExitCode.usage, message: error.message.replace(/^error: /, '') };
+}
+
+/** The library's message, where it speaks in API terms, said in command-line terms. */
+function pop3Message(error: Pop3Error): string {
+  switch (error.code) {
+    case 'POP3_TLS_UNAVAILABLE':
+      return (
+        'The server does not offer STLS, so the connection cannot be encrypted. Use pop3s:// if the ' +
+        'server has it, or --allow-plaintext to log in without TLS.'
+      );
+    case 'POP3_TLS_FAILED':
+      return `${error.message} (if a private CA signed the server's certificate, trust it with --ca FILE)`;
+    default:
+      return error.message;
+  }
+}
+
+function isBrokenPipe(error: unknown): boolean {
+  return error instanceof Error && (error as NodeJS.ErrnoException).code === 'EPIPE';
+}
+
+/** Commander appends suggestions on a second line ("(Did you mean list?)"); a failure gets one line. */
+function oneLine(message: string): string {
+  return message.trim().replace(/\s*\n\s*/g, ' ');
+}

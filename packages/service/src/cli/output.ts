@@ -1,0 +1,61 @@
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+
+/** What JSON.stringify writes; like it, a member whose value is undefined is left out. */
+export type Json = null | boolean | number | string | readonly Json[] | { readonly [key: string]: Json | undefined };
+
+/** Lines for people, and the same facts as JSON for `--json`. */
+export interface Report {
+  readonly kind: 'report';
+  readonly lines: readonly string[];
+  readonly json: Json;
+}
+
+/** A message's exact bytes, whatever the output format. */
+export interface Bytes {
+  readonly kind: 'bytes';
+  readonly body: Readable;
+}
+
+/**
+ * What a command produces. Commands do not write to stdout themselves: the session decides when,
+ * because a body must be read while the session is open and a report must wait for QUIT.
+ */
+export type CommandOutput = Report | Bytes;
+
+export function report(lines: readonly string[], json: Json): Report {
+  return { kind: 'report', lines, json };
+}
+
+export function bytes(body: Readable): Bytes {
+  return { kind: 'bytes', body };
+}
+
+/** Resolves once stdout has taken the report (or rejects with its error: EPIPE when the reader left). */
+export function writeReport(output: Report, asJson: boolean): Promise<void> {
+  const text = asJson ? `${JSON.stringify(output.json)}\n` : output.lines.map((line) => `${line}\n`).join('');
+  if (text === '') return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    process.stdout.write(text, (error) => (error ? reject(error) : resolve()));
+  });
+}
+
+/**
+ * Streams a body to stdout as bytes, never as text. Backpressure reaches the server: a slow
+ * reader pauses the body, which pauses the socket. stdout is not ended: it is the process's,
+ * not ours (and main() may be called again in the same process).
+ */
+export function writeBytes(body: Readable): Promise<void> {
+  return pipeline(body, process.stdout, { end: false });
+}
+
+function ignore(): void {}
+
+/**
+ * Keeps a failed write to stdout from becoming an uncaught 'error' event with a stack trace:
+ * EPIPE, when the reader of a pipe goes away, is the usual one. Every write above awaits its own
+ * outcome and sees the same error, so the listener itself has nothing to do. Added once per process.
+ */
+export function handleStdoutErrors(): void {
+  if (!process.stdout.listeners('error').includes(ignore)) process.stdout.on('error', ignore);
+}

@@ -1,0 +1,27 @@
+import { UsageError } from './failure.js';
+import { readOptionFile } from './option-file.js';
+import { promptHidden } from './prompt.js';
+
+/**
+ * The password for `user`, from the first source that has one: --password-file (named on this
+ * command line, so it wins), $POPWIRE_PASSWORD, or a prompt when stdin is a terminal. Never from
+ * an argument: arguments are visible to every user of the machine in the process list.
+ */
+export async function readPassword(user: string, host: string, passwordFile: string | undefined): Promise<string> {
+  if (passwordFile !== undefined) {
+    const password = (await readOptionFile('--password-file', passwordFile)).toString('utf8').replace(/\r?\n$/, '');
+    if (password === '') throw new UsageError(`The file given to --password-file is empty: ${passwordFile}`);
+    return password;
+  }
+  // An empty variable counts as unset: `POPWIRE_PASSWORD= popwire ...` is how one unsets it for a command.
+  const fromEnvironment = process.env.POPWIRE_PASSWORD;
+  if (fromEnvironment) return fromEnvironment;
+  if (!process.stdin.isTTY) {
+    throw new UsageError(
+      `No password for ${user}: set POPWIRE_PASSWORD, pass --password-file FILE, or run popwire on a terminal to be asked`,
+    );
+  }
+  const typed = await promptHidden(`Password for ${user}@${host}: `);
+  if (!typed) throw new UsageError(`No password entered for ${user}`);
+  return typed;
+}

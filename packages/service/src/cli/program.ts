@@ -1,0 +1,24 @@
+import { Command } from 'commander';
+import { capa } from './commands/capa.js';
+import { dele } from './commands/dele.js';
+import { list } from './commands/list.js';
+import { retr } from './commands/retr.js';
+import { stat } from './commands/stat.js';
+import { top } from './commands/top.js';
+import { uidl } from './commands/uidl.js';
+import type { CommandRegistration } from './session-command.js';
+
+/** In the order `popwire --help` lists them. */
+const COMMANDS: readonly CommandRegistration[] = [capa, stat, list, uidl, retr, top, dele];
+
+/** A fresh program per run: commander keeps parsed values on the command objects. */
+export function buildProgram(): Command {
+  const program = new Command('popwire')
+    .description('Talk to a POP3 server: one command, one session, ended with QUIT.')
+    // Set before the commands are added: program.command() copies these settings to each.
+    .exitOverride()
+    // main() prints every failure, commander's own included, as one "popwire: ..." line.
+    .configureOutput({ outputError: () => undefined });
+  for (const register of COMMANDS) register(program);
+  return program;
+}

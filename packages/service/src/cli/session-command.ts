@@ -1,0 +1,84 @@
+import type { Command } from 'commander';
+import { parsePop3Url, Pop3Client, type Pop3Url } from 'popwire';
+import { wholeNumber, type NumberArgument } from './arguments.js';
+import { UsageError } from './failure.js';
+import { writeBytes, writeReport, type CommandOutput } from './output.js';
+import { readPassword } from './password.js';
+import { addSessionOptions, connectOptions, type SessionOptions } from './session-options.js';
+
+/** Adds one command to the program: what each module under commands/ exports. */
+export type CommandRegistration = (program: Command) => void;
+
+/**
+ * A command that does one thing in one POP3 session. It declares its arguments and does its
+ * work on a connected client; connecting, logging in, output and QUIT are the same for all of them.
+ */
+export interface SessionCommandSpec<Name extends string> {
+  readonly name: string;
+  readonly description: string;
+  /** Whole-number arguments before the URL, in order: `top N LINES URL`. */
+  readonly numbers?: readonly NumberArgument<Name>[];
+  /** False only for commands that also work before login (`capa` without a user in the URL). */
+  readonly needsLogin: boolean;
+  run(client: Pop3Client, numbers: Readonly<Record<Name, number>>): Promise<CommandOutput>;
+}
+
+const URL_DESCRIPTION = 'pop3://[USER@]HOST[:PORT] (port 110, STLS) or pop3s://[USER@]HOST[:PORT] (TLS, port 995)';
+
+export function sessionCommand<Name extends string = never>(spec: SessionCommandSpec<Name>): CommandRegistration {
+  const numbers = spec.numbers ?? [];
+  return (program) => {
+    const command = program.command(spec.name).description(spec.description);
+    for (const { name, description, min } of numbers) command.argument(`<${name}>`, description, wholeNumber(min));
+    command.argument('<url>', URL_DESCRIPTION);
+    addSessionOptions(command);
+    command.action(async () => {
+      // Commander has checked the count and parsed each number: the numbers in order, then the URL.
+      const values: readonly unknown[] = command.processedArgs;
+      const named = Object.fromEntries(numbers.map(({ name }, index) => [name, values[index]])) as Record<Name, number>;
+      await runSession(spec, String(values[numbers.length]), named, command.opts<SessionOptions>());
+    });
+  };
+}
+
+async function runSession<Name extends string>(
+  spec: SessionCommandSpec<Name>,
+  url: string,
+  numbers: Record<Name, number>,
+  options: SessionOptions,
+): Promise<void> {
+  // Everything that can be wrong with the command line is found before connecting; the password
+  // is asked for before too, so that no connection idles towards a timeout while the user types.
+  const password = await loginPassword(spec, parsePop3Url(url), options.passwordFile);
+  const rest = { ...(await connectOptions(options)), password };
+  // On any failure, disposal still sends QUIT (or closes, if the connection is gone).
+  await using client = await Pop3Client.connect(url, rest);
+  const output = await spec.run(client, numbers);
+  if (output.kind === 'bytes') await writeBytes(output.body);
+  // QUIT explicitly rather than by disposal, which swallows errors: a -ERR here means that
+  // deletions were not applied (RFC 1939 section 6), and the user must hear about it.
+  await client.quit();
+  // A report waits for QUIT's +OK: for `dele`, that is the proof the message is gone.
+  if (output.kind === 'report') await writeReport(output, options.json === true);
+}
+
+/** The password to log in with, or undefined to stay logged out (no user in the URL). */
+async function loginPassword(
+  spec: { readonly name: string; readonly needsLogin: boolean },
+  target: Pop3Url,
+  passwordFile: string | undefined,
+): Promise<string | undefined> {
+  if (target.auth !== undefined) {
+    // The library logs in with USER/PASS only; doing so anyway would ignore what the URL asks for.
+    throw new UsageError(
+      `The URL asks for ;AUTH=${target.auth}, but popwire logs in with USER/PASS only: remove ;AUTH=... from the URL`,
+    );
+  }
+  if (target.user === undefined) {
+    if (spec.needsLogin) {
+      throw new UsageError(`${spec.name} needs a login: put the user in the URL, as in pop3://USER@HOST`);
+    }
+    return undefined;
+  }
+  return readPassword(target.user, target.host, passwordFile);
+}
