@@ -14,7 +14,7 @@ import {
   Pop3TimeoutError,
   Pop3UsageError,
 } from '../src/errors.ts';
-import { acceptLogin as login } from '../../../support/scripted-server.ts';
+import { acceptLogin as login, type ScriptedConnection } from '../../../support/scripted-server.ts';
 import { isError, plainOptions, useScriptedServer } from './scripted.ts';
 
 const unhandled: unknown[] = [];
@@ -247,6 +247,14 @@ describe('a server that is sloppy but usable', () => {
   });
 });
 
+/** Greets, answers CAPA with just USER, and then only listens: for refusals before login. */
+async function greetAndWait(conn: ScriptedConnection): Promise<void> {
+  conn.reply('+OK hi');
+  await conn.expect('CAPA');
+  conn.send('+OK\r\nUSER\r\n.\r\n');
+  await conn.closed();
+}
+
 describe('refusals before anything is sent', () => {
   it('a command in the wrong state is refused locally', async () => {
     const srv = await serve(async (conn) => {
@@ -264,12 +272,7 @@ describe('refusals before anything is sent', () => {
   });
 
   it('a user name carrying CRLF is refused and never reaches the server', async () => {
-    const srv = await serve(async (conn) => {
-      conn.reply('+OK hi');
-      await conn.expect('CAPA');
-      conn.send('+OK\r\nUSER\r\n.\r\n');
-      await conn.closed();
-    });
+    const srv = await serve(greetAndWait);
     await assert.rejects(
       Pop3Client.connect(options(srv, { user: 'alice\r\nDELE 1' })),
       isError(Pop3UsageError, 'POP3_INVALID_ARGUMENT'),
@@ -278,12 +281,7 @@ describe('refusals before anything is sent', () => {
   });
 
   it('a password is not sent over plain TCP unless the caller opts in by name', async () => {
-    const srv = await serve(async (conn) => {
-      conn.reply('+OK hi');
-      await conn.expect('CAPA');
-      conn.send('+OK\r\nUSER\r\n.\r\n');
-      await conn.closed();
-    });
+    const srv = await serve(greetAndWait);
     await assert.rejects(
       Pop3Client.connect(options(srv, { allowPlaintextAuth: false })),
       (error: unknown) => {
@@ -297,12 +295,7 @@ describe('refusals before anything is sent', () => {
   });
 
   it('STLS required but not offered: fails before any credential is sent', async () => {
-    const srv = await serve(async (conn) => {
-      conn.reply('+OK hi');
-      await conn.expect('CAPA');
-      conn.send('+OK\r\nUSER\r\n.\r\n');
-      await conn.closed();
-    });
+    const srv = await serve(greetAndWait);
     await assert.rejects(
       Pop3Client.connect(options(srv, { tls: 'starttls', allowPlaintextAuth: false })),
       isError(Pop3ConnectionError, 'POP3_TLS_UNAVAILABLE'),

@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { DotDecoder } from '../../src/protocol/dot-decoder.ts';
 import { dotStuff } from '../../../../support/dot-stuff.ts';
+import { splitAt } from '../../../../support/chunks.ts';
 
 /** Feeds `chunks` to a fresh decoder; returns the body and whatever followed the terminator. */
 function decode(chunks: Buffer[]): { body: Buffer; rest: Buffer; ended: boolean } {
@@ -22,18 +23,6 @@ function decode(chunks: Buffer[]): { body: Buffer; rest: Buffer; ended: boolean 
     }
   }
   return { body: Buffer.concat(out), rest: Buffer.concat(rest), ended };
-}
-
-function splitAt(bytes: Buffer, cuts: number[]): Buffer[] {
-  const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
-  const chunks: Buffer[] = [];
-  let from = 0;
-  for (const p of points) {
-    chunks.push(bytes.subarray(from, p));
-    from = p;
-  }
-  chunks.push(bytes.subarray(from));
-  return chunks;
 }
 
 const b = (s: string) => Buffer.from(s, 'latin1');

@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { LineReader } from '../../src/protocol/line-reader.ts';
 import { Pop3ProtocolError } from '../../src/errors.ts';
+import { splitAt } from '../../../../support/chunks.ts';
 
 function readAll(reader: LineReader, chunks: Buffer[]): string[] {
   const lines: string[] = [];
@@ -53,15 +54,7 @@ describe('LineReader', () => {
         fc.array(fc.nat(), { maxLength: 6 }),
         (lines, cuts) => {
           const wire = Buffer.from(lines.map((l) => `${l}\r\n`).join(''), 'latin1');
-          const points = [...new Set(cuts.map((c) => c % (wire.length + 1)))].sort((x, y) => x - y);
-          const chunks: Buffer[] = [];
-          let from = 0;
-          for (const p of points) {
-            chunks.push(wire.subarray(from, p));
-            from = p;
-          }
-          chunks.push(wire.subarray(from));
-          assert.deepEqual(readAll(new LineReader(1000), chunks), lines);
+          assert.deepEqual(readAll(new LineReader(1000), splitAt(wire, cuts)), lines);
         },
       ),
       { numRuns: 1000 },
