@@ -109,24 +109,22 @@ class SaslExchange implements Exchange {
       void this.answer(status.text);
       return 'more';
     }
-    this.settled = true;
+    // What is thrown here makes the engine close the connection, and reach us again via onFail.
     if (status.status === 'ok') {
-      // Thrown here, these close the connection: the server says we are in, and we cannot trust it.
+      // The server says we are in, and we cannot trust it.
       if (this.cancelled !== undefined) throw this.cancelled;
       if (this.busy) throw badChallenge(this.mechanism.name, 'the server accepted the login before its challenge was answered');
       this.mechanism.finish?.();
+      this.settled = true;
       this.engine.state = 'transaction';
       this.resolve();
       return 'done';
     }
-    if (this.cancelled !== undefined) {
-      // A failure of the server's making (a bad signature, a malformed challenge) closes the
-      // connection; one of ours (a response too long to send) leaves it usable.
-      if (!this.cancelled.connectionUsable) throw this.cancelled;
-      this.reject(this.cancelled);
-    } else {
-      this.reject(this.refusal(status));
-    }
+    // After "*": a failure of the server's making (a bad signature, a malformed challenge) closes
+    // the connection; one of ours (a response too long to send) leaves it usable.
+    if (this.cancelled !== undefined && !this.cancelled.connectionUsable) throw this.cancelled;
+    this.settled = true;
+    this.reject(this.cancelled ?? this.refusal(status));
     return 'done';
   }
 

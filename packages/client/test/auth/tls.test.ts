@@ -1,0 +1,109 @@
+/**
+ * The TLS side of the login policy, against a scripted server with a real certificate: what is
+ * allowed once the connection is encrypted, CAPA asked again after STLS and used for the choice,
+ * SNI, and a TLS floor that the caller's own tlsOptions cannot lower.
+ */
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import { describe, it } from 'node:test';
+import { createServer, type TLSSocket } from 'node:tls';
+import { Pop3Client } from '../../src/index.ts';
+import { Pop3ConnectionError, Pop3Error } from '../../src/errors.ts';
+import { testCertificate } from '../../../../support/certs.ts';
+import { b64, greet, isError, loggedIn, options, quit, serve, sendCapa } from './helpers.ts';
+
+const PASSWORD = 'tls-only secret';
+
+describe('the login policy once TLS is up', () => {
+  it('implicit TLS: PLAIN is used without allowPlaintextAuth', async () => {
+    const credentials = await testCertificate();
+    const srv = await serve(async (conn) => {
+      await conn.startTls(credentials);
+      await greet(conn, ['SASL PLAIN', 'USER']);
+      await conn.expect(`AUTH PLAIN ${b64(`\0alice\0${PASSWORD}`)}`);
+      await loggedIn(conn);
+      await quit(conn);
+    });
+    await using client = await Pop3Client.connect(options(srv, { tls: 'implicit', ca: credentials.cert, password: PASSWORD }));
+    assert.equal(client.secure, true);
+    assert.equal(client.authMechanism, 'PLAIN');
+  });
+
+  it('STLS: the mechanism is chosen from the CAPA asked over TLS, not from the one before it', async () => {
+    const credentials = await testCertificate();
+    const srv = await serve(async (conn) => {
+      // Before TLS, an attacker could have stripped CRAM-MD5 from the list; what counts is after.
+      await greet(conn, ['STLS', 'SASL PLAIN', 'USER']);
+      await conn.expect('STLS');
+      conn.reply('+OK begin TLS');
+      await conn.startTls(credentials);
+      await conn.expect('CAPA');
+      sendCapa(conn, ['SASL CRAM-MD5 PLAIN', 'USER']);
+      await conn.expect('AUTH CRAM-MD5');
+      conn.reply(`+ ${b64('<1.2@host>')}`);
+      await conn.line();
+      await loggedIn(conn);
+      await quit(conn);
+    });
+    await using client = await Pop3Client.connect(options(srv, { tls: 'starttls', ca: credentials.cert, password: PASSWORD }));
+    assert.equal(client.authMechanism, 'CRAM-MD5');
+    assert.deepEqual(srv.received.slice(0, 4), ['CAPA', 'STLS', 'CAPA', 'AUTH CRAM-MD5']);
+  });
+
+  it('STLS required and answered -ERR: the connection fails before any credential is sent', async () => {
+    const srv = await serve(async (conn) => {
+      await greet(conn, ['STLS', 'SASL PLAIN', 'USER']);
+      await conn.expect('STLS');
+      conn.reply('-ERR TLS not available right now');
+      await conn.closed();
+    });
+    await assert.rejects(Pop3Client.connect(options(srv, { tls: 'starttls', password: PASSWORD })), (e: unknown) => e instanceof Pop3Error);
+    assert.deepEqual(srv.received, ['CAPA', 'STLS']);
+  });
+});
+
+describe('SNI and the TLS floor', () => {
+  it('sends the servername as SNI, and none for an IP address (RFC 6066 section 3)', async () => {
+    const credentials = await testCertificate();
+    const names: Array<string | false | null> = [];
+    const srv = await serve(async (conn) => {
+      await conn.startTls(credentials);
+      names.push((conn.socket as TLSSocket).servername);
+      conn.reply('+OK ready');
+      await conn.expect('CAPA');
+      sendCapa(conn, ['USER']);
+      await quit(conn);
+    });
+    for (const servername of ['localhost', undefined]) {
+      await using _client = await Pop3Client.connect(options(srv, { tls: 'implicit', ca: credentials.cert, servername, user: undefined }));
+    }
+    assert.deepEqual(names, ['localhost', false]);
+  });
+
+  it('refuses TLS 1.1 even when the caller\'s tlsOptions would allow it', async () => {
+    const { key, cert } = await testCertificate();
+    // OpenSSL 3 needs security level 0 on both sides for TLS 1.1; the client gets it through
+    // tlsOptions, and would then connect, were popwire's TLS 1.2 floor not applied after them.
+    const server = createServer({ key, cert, minVersion: 'TLSv1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT@SECLEVEL=0' }, (socket) => {
+      socket.end('+OK ready\r\n');
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    try {
+      await assert.rejects(
+        Pop3Client.connect({
+          host: '127.0.0.1',
+          port: (server.address() as AddressInfo).port,
+          tls: 'implicit',
+          ca: cert,
+          tlsOptions: { minVersion: 'TLSv1', ciphers: 'DEFAULT@SECLEVEL=0' },
+          timeout: 2000,
+        }),
+        isError(Pop3ConnectionError, 'POP3_TLS_FAILED'),
+      );
+    } finally {
+      server.close();
+    }
+  });
+});
