@@ -7,7 +7,7 @@ import { NO_CAPABILITIES, type Capabilities } from './capabilities.js';
 import { capa } from './commands/capa.js';
 import { dele } from './commands/dele.js';
 import { readGreeting } from './commands/greeting.js';
-import { listAll, listOne, type MessageSize } from './commands/list.js';
+import { listAll, listOne, messageNumber, type MessageSize } from './commands/list.js';
 import { noop } from './commands/noop.js';
 import { quit } from './commands/quit.js';
 import { retrBuffer, retrMany, retrStream, type RetrievedMessage } from './commands/retr.js';
@@ -17,7 +17,10 @@ import { stls } from './commands/stls.js';
 import { topBuffer, topStream } from './commands/top.js';
 import { uidlAll, uidlOne, type MessageUid } from './commands/uidl.js';
 import { Engine, type SessionState, type TraceFn } from './engine.js';
+import { testConnection, type ConnectionTestReport } from './connection-test.js';
 import { Pop3AbortError, Pop3ConnectionError, Pop3Error, Pop3UsageError } from './errors.js';
+import { parseMessage, type ParsedMessage, type ParseOptions } from './message.js';
+import { connectWithRetry, type RetryPolicy } from './retry.js';
 import { abortError, openTransport, upgradeToTls, type TlsSettings, type TransportOptions } from './transport.js';
 import { parsePop3Url } from './url.js';
 
@@ -75,6 +78,12 @@ export interface Pop3ClientOptions extends TlsSettings {
   readonly maxLineLength?: number | undefined;
   /** Largest message `retrieve()` and `top()` will hold in memory. Default 256 MiB; stream anything larger. */
   readonly maxMessageBytes?: number | undefined;
+  /**
+   * Retry `connect` when it fails for a reason that can pass (refused, reset, timeout, [SYS/TEMP],
+   * [IN-USE], [LOGIN-DELAY]); never after a rejected password. Each attempt has its own
+   * `connectTimeout`. Default: one attempt. See retry.ts.
+   */
+  readonly retry?: RetryPolicy | undefined;
 }
 
 const DEFAULT_TIMEOUT = 30_000;
@@ -135,6 +144,7 @@ export class Pop3Client implements AsyncDisposable {
    */
   static async connect(target: string | Pop3ClientOptions, rest: Partial<Pop3ClientOptions> = {}): Promise<Pop3Client> {
     const options: Pop3ClientOptions = typeof target === 'string' ? { ...Pop3Client.fromUrl(target), ...rest } : { ...target, ...rest };
+    if (options.retry) return connectWithRetry(options, options.retry, (attempt) => Pop3Client.connect(attempt));
     const tls = options.tls ?? 'implicit';
     const timeout = positive(options.timeout, DEFAULT_TIMEOUT, 'timeout');
     const connectTimeout = positive(options.connectTimeout, timeout, 'connectTimeout');
@@ -338,6 +348,50 @@ export class Pop3Client implements AsyncDisposable {
     } catch {
       this.close();
     }
+  }
+
+  /** Message `n`'s size in octets, as the server counts it (LIST n). */
+  async size(n: number): Promise<number> {
+    return (await listOne(this.engine, n)).size;
+  }
+
+  /**
+   * Message `n`, retrieved and parsed (see parseMessage). Streamed from the socket into the
+   * parser, so a message above the parser's in-memory cap is never held whole.
+   */
+  async fetchMessage(n: number, options?: ParseOptions): Promise<ParsedMessage> {
+    return parseMessage(await this.retrieveStream(n), options);
+  }
+
+  /**
+   * The given messages (default: every message), parsed, in order; retrieved pipelined like
+   * `retrieveMany`. Breaking out of the loop leaves the session usable.
+   */
+  async *fetchMessages(numbers?: Iterable<number>, options?: ParseOptions): AsyncGenerator<{ n: number; message: ParsedMessage }> {
+    for await (const { n, body } of this.retrieveMany(numbers)) yield { n, message: await parseMessage(body, options) };
+  }
+
+  /**
+   * Marks the given messages deleted: every DELE is sent at once (pipelined when the server
+   * allows it), then all replies are awaited. If any fails, the first failure (in the order
+   * given) is thrown once all have answered; the others stay marked (`reset()` undoes them all).
+   */
+  async deleteMany(numbers: Iterable<number>): Promise<void> {
+    // Checked before any is sent: a bad number in the list must not leave half of it marked.
+    const valid = [...numbers].map(messageNumber);
+    const replies = await Promise.allSettled(valid.map((n) => dele(this.engine, n)));
+    const failed = replies.find((reply) => reply.status === 'rejected');
+    if (failed !== undefined) throw failed.reason;
+  }
+
+  /**
+   * Connects step by step and reports each step with its duration: DNS, TCP, TLS (with the
+   * certificate), greeting, CAPA, login (with the mechanism used) and STAT. Never throws for a
+   * failure: the report's verdict names the step that failed.
+   */
+  static test(target: string | Pop3ClientOptions, rest: Partial<Pop3ClientOptions> = {}): Promise<ConnectionTestReport> {
+    const options: Pop3ClientOptions = typeof target === 'string' ? { ...Pop3Client.fromUrl(target), ...rest } : { ...target, ...rest };
+    return testConnection(options, (attempt) => Pop3Client.connect(attempt));
   }
 
   private async open(): Promise<void> {

@@ -64,7 +64,9 @@ export type Pop3ErrorCode =
   /** Credentials would travel without TLS and the caller did not opt in. */
   | 'POP3_PLAINTEXT_REFUSED'
   /** The client was closed (by quit(), close() or a fatal error) before this command. */
-  | 'POP3_CLOSED';
+  | 'POP3_CLOSED'
+  /** The pool was closed: no more sessions are lent. */
+  | 'POP3_POOL_CLOSED';
 
 export interface Pop3ErrorOptions {
   code: Pop3ErrorCode;
