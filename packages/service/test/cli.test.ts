@@ -5,19 +5,17 @@
  *   node --import tsx --test packages/service/test/cli.test.ts
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { expectedListSize, expectedRetrBytes, startDovecot, type Dovecot } from '../../../support/dovecot.ts';
 import { largeFixture, smallFixtures } from '../../../support/fixtures.ts';
 import { startScriptedServer, type Script } from '../../../support/scripted-server.ts';
+import { failedWith, parseJson, popwire as runPopwire, spawnPopwire, succeeded, type Run } from './cli/popwire.ts';
 
-const BIN = fileURLToPath(new URL('../bin/popwire.js', import.meta.url));
 const PASSWORD = 'alice-secret';
 
 let dovecot: Dovecot;
@@ -37,32 +35,8 @@ after(async () => {
   if (scratch !== undefined) await rm(scratch, { recursive: true, force: true });
 });
 
-interface Run {
-  readonly code: number | null;
-  readonly stdout: Buffer;
-  readonly stderr: string;
-}
-
-/**
- * Starts the bin with stdin not a terminal, and POPWIRE_PASSWORD set only when `password` is given
- * (never inherited from whoever runs the tests).
- */
-function spawnPopwire(args: readonly string[], password: string | undefined) {
-  const { POPWIRE_PASSWORD: _inherited, ...env } = process.env;
-  return spawn(process.execPath, [BIN, ...args], {
-    env: password === undefined ? env : { ...env, POPWIRE_PASSWORD: password },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-}
-
-async function popwire(args: readonly string[], password?: string): Promise<Run> {
-  const child = spawnPopwire(args, password);
-  const stdout: Buffer[] = [];
-  const stderr: Buffer[] = [];
-  child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));
-  child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
-  const [code] = (await once(child, 'close')) as [number | null];
-  return { code, stdout: Buffer.concat(stdout), stderr: Buffer.concat(stderr).toString('utf8') };
+function popwire(args: readonly string[], password?: string): Promise<Run> {
+  return runPopwire(args, { password });
 }
 
 /** popwire as alice, trusting Dovecot's certificate. */
@@ -70,27 +44,8 @@ function asAlice(args: readonly string[]): Promise<Run> {
   return popwire([...args, '--ca', caFile], PASSWORD);
 }
 
-function succeeded(run: Run): Run {
-  assert.equal(run.code, 0, `exit ${run.code}, stderr: ${run.stderr}`);
-  assert.equal(run.stderr, '');
-  return run;
-}
-
-/** A failure is exactly one `popwire: ...` line on stderr, and nothing on stdout. */
-function failedWith(run: Run, code: number, message: RegExp): void {
-  assert.equal(run.code, code, `stderr: ${run.stderr}`);
-  assert.match(run.stderr, /^popwire: [^\n]+\n$/);
-  assert.match(run.stderr, message);
-  assert.equal(run.stdout.length, 0);
-}
-
 function textLines(run: Run): string[] {
   return run.stdout.toString('utf8').split('\n').slice(0, -1);
-}
-
-/** What --json printed, as the type the command promises. */
-function parseJson<T>(run: Run): T {
-  return JSON.parse(run.stdout.toString('utf8')) as T;
 }
 
 interface UidRow {
@@ -402,8 +357,8 @@ describe('--allow-plaintext, against a server without STLS', () => {
  * Runs popwire as alice with the reading end of its stdout closed at once, so that its first write
  * fails with EPIPE. (Closing it after some output, as `head` does, races with the writes.)
  */
-async function popwireWithStdoutClosed(args: readonly string[]): Promise<Omit<Run, 'stdout'>> {
-  const child = spawnPopwire([...args, '--ca', caFile], PASSWORD);
+async function popwireWithStdoutClosed(args: readonly string[]): Promise<Pick<Run, 'code' | 'stderr'>> {
+  const child = spawnPopwire([...args, '--ca', caFile], { password: PASSWORD });
   child.stdout.destroy();
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));

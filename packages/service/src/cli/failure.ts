@@ -1,5 +1,7 @@
+import { constants } from 'node:os';
 import { CommanderError } from 'commander';
 import { Pop3Error, type Pop3ErrorKind } from 'popwire';
+import { DeliveryError } from '../delivery/delivery.js';
 
 /** The exit codes are part of the command line's contract: scripts branch on them. */
 export const ExitCode = {
@@ -10,7 +12,14 @@ export const ExitCode = {
   connection: 3,
   authentication: 4,
   server: 5,
+  /** fetch: a message could not be written where it was to go (disk full, permissions, mbox locked). */
+  delivery: 6,
 } as const;
+
+/** 128 + the signal's number, as a shell reports a process the signal killed: 130 for SIGINT, 143 for SIGTERM. */
+export function signalExitCode(signal: NodeJS.Signals): number {
+  return 128 + (constants.signals[signal] ?? 0);
+}
 
 /** A mistake in how popwire was called, found before anything was sent. */
 export class UsageError extends Error {
@@ -27,7 +36,23 @@ const EXIT_CODE_BY_KIND: Record<Pop3ErrorKind, number> = {
   protocol: ExitCode.server,
 };
 
-interface Failure {
+/**
+ * A failure that knows its own exit code and says more than its cause: fetch's, which tell what
+ * was delivered and deleted before it stopped.
+ */
+export class CommandFailure extends Error {
+  override readonly name = 'CommandFailure';
+
+  constructor(
+    message: string,
+    readonly exitCode: number,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+export interface Failure {
   readonly exitCode: number;
   /** The line for stderr; none when there is nothing to tell (help was shown, the reader left). */
   readonly message?: string;
@@ -43,12 +68,15 @@ export function reportFailure(error: unknown): number {
   return exitCode;
 }
 
-function failureOf(error: unknown): Failure {
+/** The exit code of an error, and the line to print for it. */
+export function failureOf(error: unknown): Failure {
   if (error instanceof CommanderError) return commanderFailure(error);
+  if (error instanceof CommandFailure) return { exitCode: error.exitCode, message: error.message };
   if (error instanceof UsageError) return { exitCode: ExitCode.usage, message: error.message };
   if (error instanceof Pop3Error) return { exitCode: EXIT_CODE_BY_KIND[error.kind], message: pop3Message(error) };
   // The reader of our stdout went away (`popwire retr 1 URL | head -c 10`): it has all it wanted.
   if (isBrokenPipe(error)) return { exitCode: ExitCode.ok };
+  if (error instanceof DeliveryError) return { exitCode: ExitCode.delivery, message: error.message };
   return { exitCode: ExitCode.internal, message: error instanceof Error ? error.message : String(error) };
 }
 
@@ -75,8 +103,10 @@ function pop3Message(error: Pop3Error): string {
   }
 }
 
+/** EPIPE, itself or as the cause of a failed delivery to stdout. */
 function isBrokenPipe(error: unknown): boolean {
-  return error instanceof Error && (error as NodeJS.ErrnoException).code === 'EPIPE';
+  if (!(error instanceof Error)) return false;
+  return (error as NodeJS.ErrnoException).code === 'EPIPE' || (error.cause !== undefined && isBrokenPipe(error.cause));
 }
 
 /** Commander appends suggestions on a second line ("(Did you mean list?)"); a failure gets one line. */

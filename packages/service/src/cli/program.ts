@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { capa } from './commands/capa.js';
 import { dele } from './commands/dele.js';
+import { fetch } from './commands/fetch.js';
 import { list } from './commands/list.js';
 import { retr } from './commands/retr.js';
 import { stat } from './commands/stat.js';
@@ -9,7 +10,7 @@ import { uidl } from './commands/uidl.js';
 import type { CommandRegistration } from './session-command.js';
 
 /** In the order `popwire --help` lists them. */
-const COMMANDS: readonly CommandRegistration[] = [capa, stat, list, uidl, retr, top, dele];
+const COMMANDS: readonly CommandRegistration[] = [capa, stat, list, uidl, retr, top, dele, fetch];
 
 /** A fresh program per run: commander keeps parsed values on the command objects. */
 export function buildProgram(): Command {

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { parsePop3Url, Pop3Client, type Pop3Url } from 'popwire';
+import { parsePop3Url, Pop3Client, type Pop3ClientOptions, type Pop3Url } from 'popwire';
 import { wholeNumber, type NumberArgument } from './arguments.js';
 import { UsageError } from './failure.js';
 import { writeBytes, writeReport, type CommandOutput } from './output.js';
@@ -23,7 +23,7 @@ export interface SessionCommandSpec<Name extends string> {
   run(client: Pop3Client, numbers: Readonly<Record<Name, number>>): Promise<CommandOutput>;
 }
 
-const URL_DESCRIPTION = 'pop3://[USER@]HOST[:PORT] (port 110, STLS) or pop3s://[USER@]HOST[:PORT] (TLS, port 995)';
+export const URL_DESCRIPTION = 'pop3://[USER@]HOST[:PORT] (port 110, STLS) or pop3s://[USER@]HOST[:PORT] (TLS, port 995)';
 
 export function sessionCommand<Name extends string = never>(spec: SessionCommandSpec<Name>): CommandRegistration {
   const numbers = spec.numbers ?? [];
@@ -47,10 +47,7 @@ async function runSession<Name extends string>(
   numbers: Record<Name, number>,
   options: SessionOptions,
 ): Promise<void> {
-  // Everything that can be wrong with the command line is found before connecting; the password
-  // is asked for before too, so that no connection idles towards a timeout while the user types.
-  const password = await loginPassword(spec, parsePop3Url(url), options.passwordFile);
-  const rest = { ...(await connectOptions(options)), password };
+  const rest = await prepareSession(spec, url, options);
   // On any failure, disposal still sends QUIT (or closes, if the connection is gone).
   await using client = await Pop3Client.connect(url, rest);
   const output = await spec.run(client, numbers);
@@ -60,6 +57,20 @@ async function runSession<Name extends string>(
   await client.quit();
   // A report waits for QUIT's +OK: for `dele`, that is the proof the message is gone.
   if (output.kind === 'report') await writeReport(output, options.json === true);
+}
+
+/**
+ * What Pop3Client.connect(url, ...) needs besides the URL, password included. Everything that can
+ * be wrong with the command line is found here, before connecting; the password is asked for
+ * here too, so that no connection idles towards a timeout while the user types.
+ */
+export async function prepareSession(
+  command: { readonly name: string; readonly needsLogin: boolean },
+  url: string,
+  options: SessionOptions,
+): Promise<Partial<Pop3ClientOptions>> {
+  const password = await loginPassword(command, parsePop3Url(url), options.passwordFile);
+  return { ...(await connectOptions(options)), password };
 }
 
 /** The password to log in with, or undefined to stay logged out (no user in the URL). */

@@ -1,0 +1,201 @@
+import { Pop3Client } from 'popwire';
+import { DeliveryError, type Delivery } from '../../delivery/delivery.js';
+import { openMaildir } from '../../delivery/maildir.js';
+import { mboxOnStream, openMbox } from '../../delivery/mbox.js';
+import { wholeNumber } from '../arguments.js';
+import { CommandFailure, signalExitCode, UsageError } from '../failure.js';
+import { handleInterrupts, type StopSignal } from '../fetch/interrupt.js';
+import { parseMessageSet, selectMessages, type MessageRange } from '../fetch/message-set.js';
+import { finish } from '../fetch/outcome.js';
+import { createProgress } from '../fetch/progress.js';
+import { transfer } from '../fetch/transfer.js';
+import { report, writeReport } from '../output.js';
+import { prepareSession, URL_DESCRIPTION, type CommandRegistration } from '../session-command.js';
+import { addSessionOptions, type SessionOptions } from '../session-options.js';
+
+interface FetchOptions extends SessionOptions {
+  readonly maildir?: string;
+  readonly mbox?: string;
+  readonly stdout?: boolean;
+  readonly messages?: MessageRange[];
+  readonly delete?: boolean;
+  readonly lockTimeout?: number;
+}
+
+type Destination =
+  | { readonly kind: 'maildir'; readonly dir: string }
+  | { readonly kind: 'mbox'; readonly file: string; readonly lockTimeoutMs: number }
+  | { readonly kind: 'stdout' };
+
+const DEFAULT_LOCK_TIMEOUT_MS = 30_000;
+
+const HELP_AFTER = `
+Each message is fetched once; nothing remembers what was fetched, so a second run fetches the
+same messages again unless --delete removed them.
+
+Destinations (exactly one):
+  --maildir DIR  a file per message in DIR/new, written to DIR/tmp, fsynced, then renamed:
+                 the bytes exactly as the server sent them (CRLF line endings)
+  --mbox FILE    appended in mboxrd form: LF line endings (mbox is a Unix format, so CRLF
+                 becomes LF), a "From " line before each message, and ">" added to each line
+                 that starts with ">*From ". Locked with FILE.lock; fsynced after each message.
+  --stdout       the same mboxrd form on stdout, unlocked and not fsynced
+
+With --delete, a message is marked deleted (DELE) only once it is written and fsynced, and the
+server deletes the marked messages when the session ends (QUIT). Ctrl-C stops after the message
+being written, then ends the session, so the messages delivered are deleted; a second Ctrl-C
+exits at once, without QUIT, so the server deletes nothing. Either way, no message is lost.
+
+A progress bar is shown on stderr when it is a terminal. --json prints
+{"messages", "bytes", "deleted", "seconds"} on stdout once the fetch succeeded (bytes: octets as
+retrieved). Exit codes: 0 done, 2 usage, 3 connection, 4 login, 5 server (a message the server
+could not give or delete: the rest were fetched), 6 delivery (disk full, permissions, mbox
+locked), 128 + the signal's number when interrupted (130 SIGINT, 143 SIGTERM, 129 SIGHUP).`;
+
+export const fetch: CommandRegistration = (program) => {
+  const command = program
+    .command('fetch')
+    .description('Download every message (or those --messages names) to a Maildir, an mbox or stdout')
+    .argument('<url>', URL_DESCRIPTION)
+    .option('--maildir <dir>', 'deliver into the Maildir DIR (created if missing), bytes as sent')
+    .option('--mbox <file>', 'append to the mbox FILE (mboxrd; CRLF becomes LF), locked with FILE.lock')
+    .option('--stdout', 'write an mbox (mboxrd; CRLF becomes LF) to stdout')
+    .option('--messages <list>', 'only these message numbers and ranges, as in 1,5-9', parseMessageSet)
+    .option('--delete', 'delete each message from the server once it is stored and fsynced (not with --stdout)')
+    .option('--lock-timeout <ms>', `milliseconds to wait for another program's lock on the mbox (default ${DEFAULT_LOCK_TIMEOUT_MS})`, wholeNumber(0))
+    .addHelpText('after', HELP_AFTER);
+  addSessionOptions(command);
+  command.action(async (url: string) => runFetch(url, command.opts<FetchOptions>()));
+};
+
+async function runFetch(url: string, options: FetchOptions): Promise<void> {
+  const destination = destinationOf(options);
+  const connectOptions = await prepareSession({ name: 'fetch', needsLogin: true }, url, options);
+  // After the password prompt: the summary's seconds are popwire's, not the typist's.
+  const started = performance.now();
+  // --trace writes lines to stderr as they come; a bar redrawn over them would garble both.
+  const progress = createProgress(process.stderr, { enabled: options.trace !== true });
+  // Aborts what comes before the transfer (waiting for the mbox lock, connecting) at the first signal.
+  const starting = new AbortController();
+  let delivery: Delivery | undefined;
+  let client: Pop3Client | undefined;
+  const interrupts = handleInterrupts({
+    first(signal) {
+      progress.stop();
+      if (client === undefined) {
+        starting.abort();
+        note(`${signal}: stopping`);
+      } else {
+        note(firstSignalNote(signal, options.delete === true));
+      }
+    },
+    now() {
+      progress.stop();
+      // No QUIT: the server forgets this session's deletions. Then no partial message stays behind.
+      client?.close();
+      delivery?.abandon();
+    },
+    exitCode: signalExitCode,
+  });
+  const interrupted = (): StopSignal | undefined => interrupts.signal;
+  let failed = true;
+  try {
+    try {
+      // Before connecting: a destination that cannot be written (or an mbox locked by another
+      // program) is found without holding the server's maildrop lock meanwhile.
+      delivery = await openDestination(destination, starting.signal);
+      client = await Pop3Client.connect(url, { ...connectOptions, signal: starting.signal });
+    } catch (error) {
+      const signal = interrupted();
+      if (signal !== undefined) throw new CommandFailure(`Interrupted by ${signal}; nothing was fetched`, signalExitCode(signal));
+      throw error;
+    }
+    const selected = selectMessages(await client.list(), options.messages);
+    progress.start(selected.length, selected.reduce((sum, { size }) => sum + size, 0));
+    const result = await transfer(
+      client,
+      selected.map(({ n }) => n),
+      delivery,
+      {
+        delete: options.delete === true,
+        shouldStop: () => interrupted() !== undefined,
+        onBytes: (count) => progress.addBytes(count),
+        onDelivered: () => progress.addMessage(),
+      },
+    );
+    progress.stop();
+    const summary = await finish(client, result, {
+      requested: selected.length,
+      deleting: options.delete === true,
+      interrupted: interrupted(),
+      started,
+    });
+    if (options.json === true) await writeReport(report([], { ...summary }), true);
+    failed = false;
+  } finally {
+    progress.stop();
+    client?.close();
+    try {
+      // Every message is fsynced by now: a failure to close tells the user nothing more about
+      // their mail than the failure already on its way out.
+      await delivery?.close().catch((error: unknown) => {
+        if (!failed) throw error;
+      });
+    } finally {
+      interrupts.dispose();
+    }
+  }
+}
+
+/** Exactly one destination, and the options that only make sense with some of them. */
+function destinationOf(options: FetchOptions): Destination {
+  const chosen = [options.maildir !== undefined, options.mbox !== undefined, options.stdout === true].filter(Boolean).length;
+  if (chosen !== 1) {
+    throw new UsageError('fetch needs exactly one destination: --maildir DIR, --mbox FILE or --stdout');
+  }
+  if (options.lockTimeout !== undefined && options.mbox === undefined) {
+    throw new UsageError('--lock-timeout is for --mbox only: a Maildir needs no lock, and stdout gets none');
+  }
+  if (options.maildir !== undefined) return { kind: 'maildir', dir: options.maildir };
+  if (options.mbox !== undefined) {
+    return { kind: 'mbox', file: options.mbox, lockTimeoutMs: options.lockTimeout ?? DEFAULT_LOCK_TIMEOUT_MS };
+  }
+  if (options.delete === true) {
+    // Deleting needs proof that the message is stored; a pipe's reader gives none.
+    throw new UsageError(
+      '--delete cannot be used with --stdout: popwire cannot know that whoever reads stdout stored the messages. Use --mbox FILE or --maildir DIR',
+    );
+  }
+  if (options.json === true) {
+    throw new UsageError('--json cannot be used with --stdout: stdout carries the mbox. Use --mbox FILE or --maildir DIR for a summary');
+  }
+  return { kind: 'stdout' };
+}
+
+async function openDestination(destination: Destination, signal: AbortSignal): Promise<Delivery> {
+  try {
+    switch (destination.kind) {
+      case 'maildir':
+        return await openMaildir(destination.dir);
+      case 'mbox':
+        return await openMbox(destination.file, { lockTimeoutMs: destination.lockTimeoutMs, signal, onLockWait: note });
+      case 'stdout':
+        return mboxOnStream(process.stdout);
+    }
+  } catch (error) {
+    if (error instanceof DeliveryError || signal.aborted) throw error;
+    const what = destination.kind === 'maildir' ? `the Maildir ${destination.dir}` : `the mbox ${destination.kind === 'mbox' ? destination.file : ''}`;
+    throw new DeliveryError(`Cannot deliver to ${what}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+  }
+}
+
+function firstSignalNote(signal: StopSignal, deleting: boolean): string {
+  const key = signal === 'SIGINT' ? 'Ctrl-C' : signal;
+  return deleting
+    ? `${signal}: stopping after the message being written, then ending the session so that the messages delivered are deleted (${key} again: quit at once, and the server deletes nothing)`
+    : `${signal}: stopping after the message being written (${key} again: quit at once)`;
+}
+
+function note(line: string): void {
+  process.stderr.write(`popwire: ${line}\n`);
+}

@@ -1,0 +1,239 @@
+import { ftruncateSync } from 'node:fs';
+import { open, stat, type FileHandle } from 'node:fs/promises';
+import type { Readable, Writable } from 'node:stream';
+import { DeliveryError, type Delivery } from './delivery.js';
+import { acquireDotlock, type Dotlock } from './dotlock.js';
+import { fromLine, MboxrdQuoter } from './mboxrd.js';
+import { readInto } from './read.js';
+import { writeAllSync } from './write.js';
+
+export interface MboxOptions {
+  /** How long to wait for another program's lock on the mbox. */
+  readonly lockTimeoutMs: number;
+  /** The envelope date of each message; the clock by default (a parameter for tests). */
+  readonly now?: () => Date;
+  /** Ends the wait for the lock early. */
+  readonly signal?: AbortSignal | undefined;
+  /** Told when the lock is held by another program and the wait for it begins. */
+  readonly onLockWait?: ((message: string) => void) | undefined;
+}
+
+/**
+ * Appends messages to an mbox file in mboxrd form (see mboxrd.ts), under a dotlock held from open
+ * to close. Each message is fsynced before `deliver` resolves. A message that fails halfway (disk
+ * full, a file size limit, the connection dropped) is cut off again: the file is truncated back to
+ * where that message began, so the mbox never holds half a message whose rest another reader
+ * would take for the start of the next.
+ */
+export async function openMbox(path: string, options: MboxOptions): Promise<Delivery> {
+  await refuseNonMbox(path);
+  const lock = await acquireDotlock(path, { timeoutMs: options.lockTimeoutMs, signal: options.signal, onWait: options.onLockWait });
+  let handle: FileHandle | undefined;
+  try {
+    // 'a+': appends, and lets us read the end of what is there.
+    handle = await open(path, 'a+', 0o600);
+    const { size } = await handle.stat();
+    return new MboxFile(handle, lock, size, await separatorNeeded(handle, size), options.now ?? (() => new Date()));
+  } catch (error) {
+    await handle?.close().catch(() => {});
+    await lock.release();
+    throw error;
+  }
+}
+
+class MboxFile implements Delivery {
+  readonly durable = true;
+  /** Where the message being written began, while one is; to truncate back to. */
+  private messageStart: number | undefined;
+
+  constructor(
+    private readonly handle: FileHandle,
+    private readonly lock: Dotlock,
+    private size: number,
+    /** Newlines to write before the first "From " line, if the file does not end in a blank line. */
+    private separator: string,
+    private readonly now: () => Date,
+  ) {}
+
+  async deliver(_n: number, body: Readable, onRead?: (octets: number) => void): Promise<void> {
+    const start = this.size;
+    this.messageStart = start;
+    const quoter = new MboxrdQuoter();
+    try {
+      this.write(Buffer.from(`${this.separator}${fromLine(this.now())}`, 'latin1'));
+      await readInto(body, (chunk) => {
+        this.write(quoter.update(chunk));
+        onRead?.(chunk.length);
+      });
+      this.write(quoter.finalize());
+      // fdatasync: the appended bytes and the new length, without the mtime a full fsync would add.
+      await this.handle.datasync();
+    } catch (error) {
+      // Unread if the envelope line already failed: let the connection drain it and go on.
+      body.destroy();
+      await this.truncateTo(start);
+      throw error;
+    } finally {
+      this.messageStart = undefined;
+    }
+    this.separator = '';
+  }
+
+  async close(): Promise<void> {
+    try {
+      await this.handle.close();
+    } finally {
+      await this.lock.release();
+    }
+  }
+
+  abandon(): void {
+    if (this.messageStart !== undefined) {
+      try {
+        ftruncateSync(this.handle.fd, this.messageStart);
+      } catch {
+        // Nothing more can be done on the way out; the lock still goes.
+      }
+    }
+    this.lock.releaseSync();
+  }
+
+  /**
+   * Synchronous (see writeAllSync), like every write here: abandon() truncates the file from a
+   * signal handler, and a write still running on the thread pool could land after that
+   * truncation, leaving a fragment at the end. On one thread, no write is in flight then.
+   */
+  private write(chunk: Buffer): void {
+    if (chunk.length === 0) return;
+    writeAllSync(this.handle, chunk);
+    this.size += chunk.length;
+  }
+
+  private async truncateTo(start: number): Promise<void> {
+    try {
+      await this.handle.truncate(start);
+      await this.handle.datasync();
+      this.size = start;
+    } catch (cause) {
+      throw new DeliveryError(
+        `Could not remove the partly written message from the end of the mbox (from octet ${start}): ${String(cause)}`,
+        { cause },
+      );
+    }
+  }
+}
+
+/**
+ * Refuses to append to what is not an mbox: a directory, a device or FIFO (an open would block or
+ * an fsync fail), or a file with content that does not start with "From " (a mistyped path could
+ * otherwise get mail appended to someone's document). A missing or empty file is a new mbox.
+ */
+async function refuseNonMbox(path: string): Promise<void> {
+  const info = await stat(path).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return undefined;
+    throw error;
+  });
+  if (info === undefined) return;
+  if (!info.isFile()) throw new DeliveryError(`${path} is not a regular file, so it cannot be an mbox`);
+  if (info.size === 0) return;
+  const handle = await open(path, 'r');
+  try {
+    const head = Buffer.alloc(FROM_.length);
+    const { bytesRead } = await handle.read(head, 0, head.length, 0);
+    if (bytesRead < head.length || !head.equals(FROM_)) {
+      throw new DeliveryError(`${path} is not an mbox: it does not start with a "From " line`);
+    }
+  } finally {
+    await handle.close();
+  }
+}
+
+const FROM_ = Buffer.from('From ');
+
+/** An existing mbox should end in a blank line; if it does not, the next "From " line needs one before it. */
+async function separatorNeeded(handle: FileHandle, size: number): Promise<string> {
+  if (size === 0) return '';
+  const tail = Buffer.alloc(Math.min(2, size));
+  await handle.read(tail, 0, tail.length, size - tail.length);
+  if (tail[tail.length - 1] !== 0x0a) return '\n\n';
+  return tail.length === 2 && tail[0] === 0x0a ? '' : '\n';
+}
+
+/**
+ * mboxrd on a stream that is not ours to lock, fsync or end (stdout): the same bytes as an mbox
+ * file gets, delivered once the stream has taken them.
+ */
+export function mboxOnStream(out: Writable, options: { readonly now?: () => Date } = {}): Delivery {
+  const now = options.now ?? (() => new Date());
+  return {
+    durable: false,
+    async deliver(_n: number, body: Readable, onRead?: (octets: number) => void): Promise<void> {
+      const quoter = new MboxrdQuoter();
+      const writer = new StreamWriter(out);
+      try {
+        // Past the quoter: the envelope line is the one "From " line not to quote. Not waited
+        // for: a failure to take it fails the next write too.
+        writer.write(Buffer.from(fromLine(now()), 'latin1'))?.catch(() => {});
+        await readInto(body, (chunk) => {
+          onRead?.(chunk.length);
+          return writer.write(quoter.update(chunk));
+        });
+        await writer.end(quoter.finalize());
+      } catch (error) {
+        body.destroy();
+        throw error;
+      }
+    },
+    close: async () => {},
+    abandon: () => {},
+  };
+}
+
+/**
+ * Writes to a stream it does not own, with its backpressure (a promise to wait on when its buffer
+ * is full) and its errors (EPIPE when the reader left), without adding a listener per message.
+ */
+class StreamWriter {
+  private error: Error | undefined;
+
+  constructor(private readonly out: Writable) {}
+
+  /** Undefined when the stream can take more now. */
+  write(chunk: Buffer): Promise<void> | undefined {
+    if (this.error !== undefined) throw this.error;
+    if (chunk.length === 0) return undefined;
+    const ready = this.out.write(chunk, (error) => {
+      if (error) this.error ??= error;
+    });
+    return ready ? undefined : this.drained();
+  }
+
+  /** Writes the last chunk and resolves once the stream has taken all of this message. */
+  end(chunk: Buffer): Promise<void> {
+    if (this.error !== undefined) return Promise.reject(this.error);
+    return new Promise((resolve, reject) => {
+      this.out.write(chunk, (error) => {
+        const failure = error ?? this.error;
+        if (failure) reject(failure);
+        else resolve();
+      });
+    });
+  }
+
+  private drained(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const done = (error?: Error) => {
+        this.out.off('drain', onDrain);
+        this.out.off('error', done);
+        this.out.off('close', onClose);
+        if (error) reject(error);
+        else resolve();
+      };
+      const onDrain = () => done();
+      const onClose = () => done(this.error ?? new Error('The output closed'));
+      this.out.once('drain', onDrain);
+      this.out.once('error', done);
+      this.out.once('close', onClose);
+    });
+  }
+}

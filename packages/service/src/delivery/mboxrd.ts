@@ -1,0 +1,181 @@
+import { Transform, type TransformCallback } from 'node:stream';
+
+/**
+ * mboxrd (the "From-quoting" mbox variant that can be undone: qmail's mbox(5), and what
+ * Python's mailbox, mutt and Dovecot read): a message is stored as
+ *
+ *   From MAILER-DAEMON Thu Nov 24 18:22:48 1986\n     <- envelope line, see fromLine()
+ *   ...the message, LF line endings, each /^>*From / line given one more '>'...\n
+ *   \n                                                  <- blank line before the next "From "
+ *
+ * Quoting every /^>*From / line (not only /^From /, as mboxo does) is what makes it reversible: a
+ * reader strips one '>' from each /^>+From / line and gets the message back exactly.
+ *
+ * mbox is a Unix format: CRLF becomes LF here. A bare CR (not before LF) is message content and
+ * is kept, so is every other octet: bytes, never text.
+ */
+
+const LF = 0x0a;
+const CR = 0x0d;
+const GT = 0x3e;
+const FROM_ = Buffer.from('From ');
+const QUOTED_FROM_ = Buffer.from('>From ');
+const CR_BYTE = Buffer.from([CR]);
+const NEWLINE = Buffer.from([LF]);
+const TWO_NEWLINES = Buffer.from([LF, LF]);
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * The envelope line that starts each message: `From MAILER-DAEMON <date>` with the date in
+ * asctime() form ("Thu Nov 24 18:22:48 1986", the day of the month padded with a space), in UTC,
+ * as Python's mailbox writes it. The envelope sender is not known to a POP3 client.
+ */
+export function fromLine(date: Date): string {
+  const [weekday, month, day, time, year] = [
+    WEEKDAYS[date.getUTCDay()],
+    MONTHS[date.getUTCMonth()],
+    String(date.getUTCDate()).padStart(2, ' '),
+    [date.getUTCHours(), date.getUTCMinutes(), date.getUTCSeconds()].map((v) => String(v).padStart(2, '0')).join(':'),
+    date.getUTCFullYear(),
+  ];
+  return `From MAILER-DAEMON ${weekday} ${month} ${day} ${time} ${year}\n`;
+}
+
+const WEEKDAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+/**
+ * One message's bytes in, its mboxrd body out: CRLF -> LF, one more '>' on every /^>*From / line,
+ * a final newline if the message lacks one, then the blank line that separates it from the next.
+ * (The envelope line is the caller's: see fromLine().) Two methods, `update` for each chunk and
+ * `finalize` at the end, so that a writer can run it inside its own loop; MboxrdEncoder below is
+ * the same as a Transform stream.
+ *
+ * A byte-level state machine, so that any chunk boundary gives the same output: a CR at the end of
+ * a chunk waits to see whether LF follows, and a line start waits while it can still become
+ * `>*From `. What it holds back is at most four octets of "From" (a run of '>' goes out as it
+ * comes: one more '>' anywhere in the run quotes the line just as well), so memory does not grow
+ * with the message or with its lines.
+ */
+export class MboxrdQuoter {
+  /** The next octet begins a line, or we are still inside its `>*` run or `From ` prefix. */
+  private atLineStart = true;
+  /** Octets of "From " matched so far after the line's `>*` run (0 to 4). */
+  private fromMatched = 0;
+  /** The previous chunk ended in CR: LF next means a line ending, anything else a bare CR. */
+  private pendingCr = false;
+  /** Whether the last octet passed on was LF; true at the start, so an empty message gets no newline. */
+  private endsWithLf = true;
+
+  /** The output for `chunk` (possibly empty: a few octets may wait for the next chunk). */
+  update(chunk: Buffer): Buffer {
+    const out: Buffer[] = [];
+    this.encode(chunk, out);
+    return this.join(out);
+  }
+
+  /** What was held back, the final newline if missing, and the blank line. Call once, at the end. */
+  finalize(): Buffer {
+    const out: Buffer[] = [];
+    if (this.pendingCr) {
+      this.pendingCr = false;
+      out.push(CR_BYTE);
+    }
+    if (this.fromMatched > 0) out.push(FROM_.subarray(0, this.fromMatched));
+    const rest = this.join(out);
+    // The blank line: readers take "\n\nFrom " as the boundary, and the newline before it must be
+    // the message's own last line ending (mboxrd readers drop exactly one).
+    return Buffer.concat([rest, this.endsWithLf ? NEWLINE : TWO_NEWLINES]);
+  }
+
+  private join(out: Buffer[]): Buffer {
+    const parts = out.filter((part) => part.length > 0);
+    if (parts.length === 0) return EMPTY;
+    const last = parts[parts.length - 1] as Buffer;
+    this.endsWithLf = last[last.length - 1] === LF;
+    return parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts);
+  }
+
+  private encode(chunk: Buffer, out: Buffer[]): void {
+    let i = 0;
+    if (this.pendingCr && chunk.length > 0) {
+      this.pendingCr = false;
+      if (chunk[0] === LF) {
+        out.push(NEWLINE);
+        i = 1;
+        this.atLineStart = true;
+      } else {
+        out.push(CR_BYTE);
+      }
+    }
+    while (i < chunk.length) {
+      if (this.atLineStart) {
+        i = this.linePrefix(chunk, i, out);
+        if (this.atLineStart) return; // the chunk ended inside the prefix
+        continue;
+      }
+      const lf = chunk.indexOf(LF, i);
+      if (lf === -1) {
+        // The rest of a line. A CR at the very end may be the first half of a CRLF.
+        if (chunk[chunk.length - 1] === CR) {
+          out.push(chunk.subarray(i, chunk.length - 1));
+          this.pendingCr = true;
+        } else {
+          out.push(chunk.subarray(i));
+        }
+        return;
+      }
+      if (lf > i && chunk[lf - 1] === CR) {
+        out.push(chunk.subarray(i, lf - 1), NEWLINE);
+      } else {
+        out.push(chunk.subarray(i, lf + 1));
+      }
+      i = lf + 1;
+      this.atLineStart = true;
+    }
+  }
+
+  /**
+   * Reads a line's `>*From ` prefix from `i`, passing the '>' run on as it goes. Returns where the
+   * line's ordinary content starts; atLineStart stays true if the chunk ended first.
+   */
+  private linePrefix(chunk: Buffer, start: number, out: Buffer[]): number {
+    let i = start;
+    if (this.fromMatched === 0) {
+      while (i < chunk.length && chunk[i] === GT) i++;
+      if (i > start) out.push(chunk.subarray(start, i));
+    }
+    while (i < chunk.length) {
+      if (chunk[i] !== FROM_[this.fromMatched]) {
+        // Not a From line: what was held back of "From" is content after all.
+        out.push(FROM_.subarray(0, this.fromMatched));
+        this.fromMatched = 0;
+        this.atLineStart = false;
+        return i;
+      }
+      i++;
+      this.fromMatched++;
+      if (this.fromMatched === FROM_.length) {
+        out.push(QUOTED_FROM_);
+        this.fromMatched = 0;
+        this.atLineStart = false;
+        return i;
+      }
+    }
+    return i;
+  }
+}
+
+/** MboxrdQuoter as a stream: a message's bytes in, its mboxrd form out, across any chunking. */
+export class MboxrdEncoder extends Transform {
+  private readonly quoter = new MboxrdQuoter();
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
+    const out = this.quoter.update(chunk);
+    done(null, out.length > 0 ? out : undefined);
+  }
+
+  override _flush(done: TransformCallback): void {
+    done(null, this.quoter.finalize());
+  }
+}

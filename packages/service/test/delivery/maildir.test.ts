@@ -1,0 +1,124 @@
+/**
+ * Maildir delivery: whole messages land in new/ with their exact bytes under unique names, and
+ * nothing, not even a failed delivery, is left in tmp/.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, readdir, readFile, rename, rm, stat, writeFile, mkdir } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough, Readable } from 'node:stream';
+import { setTimeout as delay } from 'node:timers/promises';
+import { after, before, describe, it } from 'node:test';
+import { DeliveryError } from '../../src/delivery/delivery.ts';
+import { openMaildir, uniqueName } from '../../src/delivery/maildir.ts';
+
+let scratch: string;
+before(async () => {
+  scratch = await mkdtemp(join(tmpdir(), 'popwire-maildir-test-'));
+});
+after(() => rm(scratch, { recursive: true, force: true }));
+
+let dirs = 0;
+const freshDir = () => join(scratch, `m${++dirs}`);
+
+/** A body in several chunks, as a socket would deliver it. */
+function body(message: Buffer, chunkSize = 7): Readable {
+  const chunks: Buffer[] = [];
+  for (let i = 0; i < message.length; i += chunkSize) chunks.push(message.subarray(i, i + chunkSize));
+  return Readable.from(chunks, { objectMode: false });
+}
+
+const MESSAGES = [
+  Buffer.from('Subject: one\r\n\r\nFrom here on, CRLF stays CRLF.\r\n.\r\n'),
+  Buffer.from('Subject: two\n\nbare LF, a bare CR\r, 8-bit \xe9\xff\x00\r\n', 'latin1'),
+  Buffer.from('no final newline'),
+  Buffer.alloc(0),
+];
+
+describe('openMaildir', () => {
+  it('creates DIR/tmp, DIR/new and DIR/cur, parents included', async () => {
+    const dir = join(freshDir(), 'deep', 'Maildir');
+    const maildir = await openMaildir(dir);
+    await maildir.close();
+    for (const sub of ['tmp', 'new', 'cur']) assert.ok((await stat(join(dir, sub))).isDirectory(), sub);
+  });
+
+  it('delivers each message into new/ with its exact bytes, and leaves tmp/ empty', async () => {
+    const dir = freshDir();
+    const maildir = await openMaildir(dir);
+    for (const [index, message] of MESSAGES.entries()) await maildir.deliver(index + 1, body(message));
+    await maildir.close();
+    const names = (await readdir(join(dir, 'new'))).sort();
+    assert.equal(names.length, MESSAGES.length);
+    assert.deepEqual(await readdir(join(dir, 'tmp')), []);
+    assert.deepEqual(await readdir(join(dir, 'cur')), []);
+    const stored = await Promise.all(names.map((name) => readFile(join(dir, 'new', name))));
+    // Names sort by time, then by the per-process counter: the order of delivery.
+    assert.deepEqual(stored, MESSAGES);
+  });
+
+  it('names each file <time>.M<usec>P<pid>Q<n>R<random>.<host>,S=<size>, each name unique', async () => {
+    const dir = freshDir();
+    const maildir = await openMaildir(dir);
+    const message = Buffer.from('Subject: same\r\n\r\nsame bytes every time\r\n');
+    for (let n = 1; n <= 300; n++) await maildir.deliver(n, body(message, 1024));
+    await maildir.close();
+    const names = await readdir(join(dir, 'new'));
+    assert.equal(new Set(names).size, 300);
+    const host = hostname().replace(/\//g, '\\057').replace(/:/g, '\\072').replace(/,/g, '\\054');
+    for (const name of names) {
+      const match = /^(\d+)\.M(\d+)P(\d+)Q(\d+)R([0-9a-f]{8})\.(.+),S=(\d+)$/.exec(name);
+      assert.ok(match !== null, name);
+      assert.equal(Number(match[3]), process.pid);
+      assert.equal(match[6], host);
+      assert.equal(Number(match[7]), message.length);
+      assert.ok(Math.abs(Number(match[1]) - Date.now() / 1000) < 60);
+    }
+    assert.notEqual(uniqueName(), uniqueName());
+  });
+
+  it('a body that fails midway (the connection dropped) leaves nothing in tmp/ or new/', async () => {
+    const dir = freshDir();
+    const maildir = await openMaildir(dir);
+    const failing = new PassThrough();
+    failing.write('Subject: cut short\r\n');
+    setImmediate(() => failing.destroy(new Error('connection lost')));
+    await assert.rejects(maildir.deliver(1, failing), /connection lost/);
+    await maildir.close();
+    assert.deepEqual(await readdir(join(dir, 'tmp')), []);
+    assert.deepEqual(await readdir(join(dir, 'new')), []);
+  });
+
+  it('a rename that fails (new/ replaced by a file) rejects and leaves tmp/ empty', async () => {
+    const dir = freshDir();
+    const maildir = await openMaildir(dir);
+    await maildir.deliver(1, body(MESSAGES[0] as Buffer));
+    await rename(join(dir, 'new'), join(dir, 'new.moved'));
+    await writeFile(join(dir, 'new'), 'not a directory');
+    await assert.rejects(maildir.deliver(2, body(MESSAGES[1] as Buffer)), { code: 'ENOTDIR' });
+    await maildir.close();
+    assert.deepEqual(await readdir(join(dir, 'tmp')), []);
+    assert.equal((await readdir(join(dir, 'new.moved'))).length, 1);
+  });
+
+  it('abandon() removes the message being written from tmp/', async () => {
+    const dir = freshDir();
+    const maildir = await openMaildir(dir);
+    const endless = new PassThrough();
+    endless.write('Subject: never ends\r\n');
+    const delivering = maildir.deliver(1, endless);
+    while ((await readdir(join(dir, 'tmp'))).length === 0) await delay(5);
+    maildir.abandon();
+    assert.deepEqual(await readdir(join(dir, 'tmp')), []);
+    endless.destroy(new Error('the process would have exited'));
+    await assert.rejects(delivering);
+    await maildir.close();
+  });
+
+  it('refuses a directory whose new/ is a file: that is not a Maildir', async () => {
+    const dir = freshDir();
+    await mkdir(dir);
+    await writeFile(join(dir, 'new'), '');
+    await assert.rejects(openMaildir(dir), (error: unknown) => error instanceof DeliveryError && /not a Maildir/.test(error.message));
+  });
+});
