@@ -292,8 +292,47 @@ describe('failures and their exit codes', () => {
     failedWith(await popwire(['list', dovecotUrl('pop3'), '--ca', caFile], PASSWORD), 2, /list needs a login/);
   });
 
-  it('a mechanism named in the URL with ;AUTH= is exit 2 rather than silently ignored', async () => {
-    failedWith(await asAlice(['stat', `pop3://alice;AUTH=CRAM-MD5@127.0.0.1:${dovecot.port}`]), 2, /AUTH=CRAM-MD5/);
+  it('a mechanism named in the URL with ;AUTH= is the one used (RFC 2384)', async () => {
+    const run = await asAlice(['stat', '--trace', `pop3://alice;AUTH=CRAM-MD5@127.0.0.1:${dovecot.port}`]);
+    assert.equal(run.code, 0, String(run.stderr));
+    assert.match(run.stderr.toString(), /^C: AUTH CRAM-MD5$/m);
+    assert.match(run.stdout.toString(), /^\d+ \d+\n$/);
+  });
+
+  it('an unknown mechanism in ;AUTH= is exit 2', async () => {
+    failedWith(await asAlice(['stat', `pop3://alice;AUTH=NOPE@127.0.0.1:${dovecot.port}`]), 2, /NOPE/);
+  });
+
+  it('--oauth-token-file logs in with the bearer token (XOAUTH2), never showing it', async () => {
+    const token = 'ya29.test-token-0123456789';
+    const tokenFile = join(scratch, 'token');
+    await writeFile(tokenFile, `${token}\n`);
+    await withScriptedServer(
+      async (conn) => {
+        conn.reply('+OK ready');
+        await conn.expect('CAPA');
+        conn.send('+OK\r\nSASL XOAUTH2\r\n.\r\n');
+        await conn.expect('AUTH XOAUTH2');
+        conn.reply('+ ');
+        const response = Buffer.from(await conn.line(), 'base64').toString();
+        assert.equal(response, `user=alice\x01auth=Bearer ${token}\x01\x01`);
+        conn.reply('+OK welcome');
+        await conn.expect('CAPA');
+        conn.send('+OK\r\nUIDL\r\n.\r\n');
+        await conn.expect('STAT');
+        conn.reply('+OK 2 300');
+        await conn.expect('QUIT');
+        conn.reply('+OK');
+        conn.socket.end();
+      },
+      async (port) => {
+        const args = ['stat', '--trace', '--allow-plaintext', '--oauth-token-file', tokenFile, `pop3://alice@127.0.0.1:${port}`];
+        const run = await popwire(args);
+        assert.equal(run.code, 0, String(run.stderr));
+        assert.equal(run.stdout.toString(), '2 300\n');
+        assert.doesNotMatch(run.stderr.toString(), /test-token/);
+      },
+    );
   });
 
   it('a refused connection is exit 3', async () => {

@@ -25,3 +25,10 @@ export async function readPassword(user: string, host: string, passwordFile: str
   if (!typed) throw new UsageError(`No password entered for ${user}`);
   return typed;
 }
+
+/** An OAuth 2.0 access token from --oauth-token-file; a file, like the password, never argv. */
+export async function readToken(file: string): Promise<string> {
+  const token = (await readOptionFile('--oauth-token-file', file)).toString('utf8').trim();
+  if (token === '') throw new UsageError(`The file given to --oauth-token-file is empty: ${file}`);
+  return token;
+}

@@ -3,7 +3,7 @@ import { parsePop3Url, Pop3Client, type Pop3ClientOptions, type Pop3Url } from '
 import { wholeNumber, type NumberArgument } from './arguments.js';
 import { UsageError } from './failure.js';
 import { writeBytes, writeReport, type CommandOutput } from './output.js';
-import { readPassword } from './password.js';
+import { readPassword, readToken } from './password.js';
 import { addSessionOptions, connectOptions, type SessionOptions } from './session-options.js';
 
 /** Adds one command to the program: what each module under commands/ exports. */
@@ -69,27 +69,15 @@ export async function prepareSession(
   url: string,
   options: SessionOptions,
 ): Promise<Partial<Pop3ClientOptions>> {
-  const password = await loginPassword(command, parsePop3Url(url), options.passwordFile);
-  return { ...(await connectOptions(options)), password };
-}
-
-/** The password to log in with, or undefined to stay logged out (no user in the URL). */
-async function loginPassword(
-  spec: { readonly name: string; readonly needsLogin: boolean },
-  target: Pop3Url,
-  passwordFile: string | undefined,
-): Promise<string | undefined> {
-  if (target.auth !== undefined) {
-    // The library logs in with USER/PASS only; doing so anyway would ignore what the URL asks for.
-    throw new UsageError(
-      `The URL asks for ;AUTH=${target.auth}, but popwire logs in with USER/PASS only: remove ;AUTH=... from the URL`,
-    );
-  }
+  const target = parsePop3Url(url);
+  const connect = await connectOptions(options);
   if (target.user === undefined) {
-    if (spec.needsLogin) {
-      throw new UsageError(`${spec.name} needs a login: put the user in the URL, as in pop3://USER@HOST`);
+    if (command.needsLogin) {
+      throw new UsageError(`${command.name} needs a login: put the user in the URL, as in pop3://USER@HOST`);
     }
-    return undefined;
+    return connect;
   }
-  return readPassword(target.user, target.host, passwordFile);
+  // A bearer token (XOAUTH2 / OAUTHBEARER) replaces the password; the URL's ;AUTH= is the library's.
+  if (options.oauthTokenFile !== undefined) return { ...connect, accessToken: await readToken(options.oauthTokenFile) };
+  return { ...connect, password: await readPassword(target.user, target.host, options.passwordFile) };
 }

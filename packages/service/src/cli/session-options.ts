@@ -6,6 +6,7 @@ import { readOptionFile } from './option-file.js';
 /** The options every session command takes, as commander hands them over. */
 export interface SessionOptions {
   readonly passwordFile?: string;
+  readonly oauthTokenFile?: string;
   readonly allowPlaintext?: boolean;
   readonly insecure?: boolean;
   readonly ca?: string;
@@ -17,6 +18,7 @@ export interface SessionOptions {
 export function addSessionOptions(command: Command): void {
   command
     .option('--password-file <file>', 'read the password from FILE (one trailing newline is ignored)')
+    .option('--oauth-token-file <file>', 'log in with the OAuth 2.0 access token in FILE (OAUTHBEARER or XOAUTH2)')
     .option(
       '--allow-plaintext',
       'log in without TLS if the server does not offer STLS (the password crosses the network readable)',
