@@ -1,5 +1,5 @@
 /**
- * `npm run bench`: popwire against the fastest possible client and against other POP3 clients,
+ * `npm run bench`: popwire (library and `popwire fetch`) against the fastest possible client and against other POP3 clients,
  * on one private Dovecot, in one run. Every number is reported as a ratio to the raw baseline
  * measured in the same run (see clients/raw.ts), because absolute speeds say more about the
  * machine than about the client.
@@ -31,6 +31,7 @@ interface Client {
 
 const BASELINE: Client = { name: 'raw pipelined socket (baseline)', script: 'raw' };
 const POPWIRE: Client = { name: 'popwire library (retrieveMany)', script: 'popwire' };
+const FETCH: Client = { name: 'popwire fetch --mbox (fsync per message)', script: 'popwire-fetch' };
 const NODE_POP3: Client = { name: 'node-pop3 0.11 (lock-step)', script: 'node-pop3' };
 const MPOP: Client = { name: 'mpop 1.4 (C, pipelining)', script: 'mpop' };
 
@@ -121,7 +122,7 @@ try {
 
   await dovecot.setMailbox('alice', bulkMessages(small, 4096));
   await warm(dovecot, 'alice');
-  await scenario(`(a) ${small} messages of about 4 KB, loopback`, dovecot, 'alice', small, [BASELINE, POPWIRE, ...others]);
+  await scenario(`(a) ${small} messages of about 4 KB, loopback`, dovecot, 'alice', small, [BASELINE, POPWIRE, FETCH, ...others]);
 
   const proxy = await startDelayProxy({ host: dovecot.host, port: dovecot.port }, 10);
   try {
@@ -131,7 +132,7 @@ try {
       dovecot,
       'alice',
       small,
-      [BASELINE, POPWIRE, { ...NODE_POP3, maxMessages: slowCap }, ...(hasMpop() ? [MPOP] : [])],
+      [BASELINE, POPWIRE, FETCH, { ...NODE_POP3, maxMessages: slowCap }, ...(hasMpop() ? [MPOP] : [])],
       proxy.port,
     );
   } finally {
@@ -140,11 +141,11 @@ try {
 
   await dovecot.setMailbox('bob', bulkMessages(medium, 5 * MiB));
   await warm(dovecot, 'bob');
-  await scenario(`(b) ${medium} messages of 5 MB, loopback`, dovecot, 'bob', medium, [BASELINE, POPWIRE, ...others]);
+  await scenario(`(b) ${medium} messages of 5 MB, loopback`, dovecot, 'bob', medium, [BASELINE, POPWIRE, FETCH, ...others]);
 
   await dovecot.setMailbox('carol', [largeFixture(hugeBytes).bytes]);
   await warm(dovecot, 'carol');
-  await scenario(`(c) one message of ${(hugeBytes / MiB).toFixed(0)} MB, loopback`, dovecot, 'carol', 1, [BASELINE, POPWIRE, ...others]);
+  await scenario(`(c) one message of ${(hugeBytes / MiB).toFixed(0)} MB, loopback`, dovecot, 'carol', 1, [BASELINE, POPWIRE, FETCH, ...others]);
 } finally {
   await dovecot.stop();
 }
