@@ -356,6 +356,29 @@ describe('failures and their exit codes', () => {
   });
 });
 
+describe('test', () => {
+  it('reports every step over pop3s://, with the certificate and the mechanism, and exits 0', async () => {
+    const run = succeeded(await asAlice(['test', '--json', dovecotUrl('pop3s', 'alice')]));
+    const report = JSON.parse(run.stdout.toString()) as {
+      ok: boolean;
+      steps: Array<{ step: string; ok: boolean; certificate?: { subject: string }; mechanism?: string }>;
+    };
+    assert.equal(report.ok, true);
+    const names = report.steps.map((s) => s.step);
+    for (const step of ['dns', 'tcp', 'tls', 'greeting', 'capa', 'login', 'stat']) assert.ok(names.includes(step), step);
+    assert.match(report.steps.find((s) => s.step === 'tls')?.certificate?.subject ?? '', /localhost/);
+    assert.equal(report.steps.find((s) => s.step === 'login')?.mechanism, 'SCRAM-SHA-256');
+  });
+
+  it('a wrong password: the report names the login step, and the exit code is 4', async () => {
+    const run = await popwire(['test', '--ca', caFile, dovecotUrl('pop3s', 'alice')], 'wrong-password');
+    assert.equal(run.code, 4, String(run.stderr));
+    assert.match(run.stdout.toString(), /FAIL login/);
+    assert.match(run.stderr.toString(), /^popwire: test failed at login/);
+    assert.doesNotMatch(run.stdout.toString() + run.stderr.toString(), /wrong-password/);
+  });
+});
+
 describe('a reader of stdout that has gone away (EPIPE, as in popwire ... | head -c 10)', () => {
   const alice = () => dovecotUrl('pop3s', 'alice');
 

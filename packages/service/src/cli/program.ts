@@ -5,12 +5,13 @@ import { fetch } from './commands/fetch.js';
 import { list } from './commands/list.js';
 import { retr } from './commands/retr.js';
 import { stat } from './commands/stat.js';
+import { test } from './commands/test.js';
 import { top } from './commands/top.js';
 import { uidl } from './commands/uidl.js';
 import type { CommandRegistration } from './session-command.js';
 
 /** In the order `popwire --help` lists them. */
-const COMMANDS: readonly CommandRegistration[] = [capa, stat, list, uidl, retr, top, dele, fetch];
+const COMMANDS: readonly CommandRegistration[] = [capa, stat, list, uidl, retr, top, dele, fetch, test];
 
 /** A fresh program per run: commander keeps parsed values on the command objects. */
 export function buildProgram(): Command {
