@@ -31,7 +31,7 @@ interface Client {
 
 const BASELINE: Client = { name: 'raw pipelined socket (baseline)', script: 'raw' };
 const POPWIRE: Client = { name: 'popwire library (retrieveMany)', script: 'popwire' };
-const FETCH: Client = { name: 'popwire fetch --mbox (fsync per message)', script: 'popwire-fetch' };
+const FETCH: Client = { name: 'popwire fetch --mbox (STLS, fsync per message)', script: 'popwire-fetch' };
 const NODE_POP3: Client = { name: 'node-pop3 0.11 (lock-step)', script: 'node-pop3' };
 const MPOP: Client = { name: 'mpop 1.4 (C, pipelining)', script: 'mpop' };
 
