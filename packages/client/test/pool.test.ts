@@ -197,12 +197,15 @@ describe('close()', () => {
     const pool = new Pop3Pool();
     await pool.use(account(srv.port, 'alice'), (c) => c.noop());
     let finished = false;
+    let onLent!: () => void;
+    const lent = new Promise<void>((resolve) => (onLent = resolve));
     const busy = pool.use(account(srv.port, 'bob'), async (c) => {
+      onLent(); // close() must come while the session is lent, not while it is still opening
       await delay(50);
       await c.noop();
       finished = true;
     });
-    await delay(10);
+    await lent;
     await pool.close();
     await busy;
     assert.equal(finished, true);
@@ -214,11 +217,14 @@ describe('close()', () => {
     const { script, log } = mailboxScript();
     const srv = await serve(script);
     const pool = new Pop3Pool({ closeTimeout: 30 });
+    let onLent!: () => void;
+    const lent = new Promise<void>((resolve) => (onLent = resolve));
     const busy = pool.use(account(srv.port, 'alice'), async (c) => {
+      onLent();
       await delay(150);
       await c.noop();
     });
-    await delay(20);
+    await lent;
     await pool.close();
     await assert.rejects(busy, (e: unknown) => e instanceof Pop3UsageError && e.code === 'POP3_CLOSED');
     await delay(20);
