@@ -123,8 +123,7 @@ describe('reuse', () => {
     const srv = await serve(script);
     await using pool = new Pop3Pool({ idleTimeout: 30 });
     await pool.use(account(srv.port, 'alice'), (c) => c.noop());
-    await delay(100);
-    assert.equal(log.sessions[0]?.ended, 'quit');
+    await until(() => log.sessions[0]?.ended === 'quit');
     assert.equal(pool.stats().sessions, 0);
     await pool.use(account(srv.port, 'alice'), (c) => c.noop());
     assert.equal(log.sessions.length, 2);
@@ -176,7 +175,7 @@ describe('broken sessions and deletions', () => {
       }),
       /storing message 1 failed/,
     );
-    await delay(20);
+    await until(() => log.sessions[0]?.ended !== undefined);
     assert.deepEqual(log.sessions[0], { user: 'alice', ended: 'dropped', applied: 0 });
   });
 
@@ -227,7 +226,7 @@ describe('close()', () => {
     await lent;
     await pool.close();
     await assert.rejects(busy, (e: unknown) => e instanceof Pop3UsageError && e.code === 'POP3_CLOSED');
-    await delay(20);
+    await until(() => log.sessions[0]?.ended !== undefined);
     assert.equal(log.sessions[0]?.ended, 'dropped');
   });
 });
@@ -296,3 +295,12 @@ describe('the maildrop lock', () => {
     });
   });
 });
+
+/** Waits for what the server logs asynchronously, polling, instead of guessing a sleep. */
+async function until(condition: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) assert.fail('condition not met in time');
+    await delay(5);
+  }
+}
