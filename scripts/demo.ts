@@ -32,6 +32,8 @@ try {
   popwire('list', '--ca', ca, url);
   popwire('top', '1', '0', '--ca', ca, url);
   popwire('list', '--json', '--ca', ca, url);
+  popwire('test', '--ca', ca, url);
+  popwire('fetch', '--ca', ca, '--maildir', join(dir, 'Maildir'), '--json', url);
 } finally {
   await rm(dir, { recursive: true, force: true });
   await dovecot.stop();

@@ -47,12 +47,8 @@ function describe(result: ConnectionTestReport): string[] {
 
 function describeStep(step: ConnectionTestStep): string {
   const parts = [`${step.ok ? 'ok  ' : 'FAIL'} ${step.step.padEnd(8)} ${step.ms.toFixed(1).padStart(8)} ms`];
+  // The library's detail already names the certificate and the mechanism; --json has them as fields.
   if (step.detail) parts.push(step.detail);
-  if (step.mechanism) parts.push(`mechanism ${step.mechanism}`);
-  if (step.certificate) {
-    const c = step.certificate;
-    parts.push(`certificate ${c.subject}, issued by ${c.issuer}, expires ${c.validTo.toISOString()} (${c.daysLeft} days)`);
-  }
   if (step.error) parts.push(step.error.message);
   return parts.join('  ');
 }
