@@ -1,11 +1,8 @@
 import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
 
-/**
- * A part of the message that is not the text: a file, an inline image, a calendar invitation,
- * a nested message (message/rfc822: its bytes, to give to `parseMessage` again).
- */
-export interface ParsedAttachment {
+/** What a part says about itself, wherever its bytes are kept. */
+export interface AttachmentInfo {
   /** Decoded (RFC 2231 and RFC 2047); null when the part names none. */
   readonly filename: string | null;
   /** Lower case, without parameters: `application/pdf`, `message/rfc822`. */
@@ -17,6 +14,13 @@ export interface ParsedAttachment {
   /** The HTML shows it (a multipart/related part with a Content-ID): an inline image. */
   readonly related: boolean;
   readonly description: string | null;
+}
+
+/**
+ * A part of the message that is not the text: a file, an inline image, a calendar invitation,
+ * a nested message (message/rfc822: its bytes, to give to `parseMessage` again).
+ */
+export interface ParsedAttachment extends AttachmentInfo {
   /** Decoded octets. */
   readonly size: number;
   /** The decoded bytes, or undefined when the part was spooled to `path` (messages above the in-memory cap). */
@@ -25,15 +29,6 @@ export interface ParsedAttachment {
   readonly path: string | undefined;
   /** The decoded bytes as a stream, wherever they are. */
   stream(): Readable;
-}
-
-export interface AttachmentInfo {
-  readonly filename: string | null;
-  readonly contentType: string;
-  readonly disposition: string | null;
-  readonly contentId: string | null;
-  readonly related: boolean;
-  readonly description: string | null;
 }
 
 export function inMemoryAttachment(info: AttachmentInfo, content: Buffer): ParsedAttachment {
