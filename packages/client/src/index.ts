@@ -23,7 +23,7 @@ export {
 export { parsePop3Url, type Pop3Url } from './url.js';
 export { DotDecoder } from './protocol/dot-decoder.js';
 export { LineReader } from './protocol/line-reader.js';
-export { parseMessage, DEFAULT_MAX_IN_MEMORY_BYTES, type ParsedMessage, type ParseOptions, type MessageSource } from './message.js';
+export { parseMessage, parseHeaders, DEFAULT_MAX_IN_MEMORY_BYTES, type ParsedMessage, type ParsedHeaders, type ParseOptions, type MessageSource } from './message.js';
 export type { ParsedAttachment, Address, AddressGroup, DateSource, Mailbox, HeaderField } from './message.js';
 export { retry, type RetryPolicy, type RetryAttempt, type RetriedError } from './retry.js';
 export { Pop3Pool, type Pop3PoolOptions, type Pop3Account, type AcquireOptions, type PoolStats } from './pool.js';

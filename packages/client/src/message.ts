@@ -85,6 +85,25 @@ export async function parseMessage(source: MessageSource, options: ParseOptions 
   }
 }
 
+/** A header block, read: what `parseHeaders` gives. */
+export interface ParsedHeaders extends Envelope {
+  readonly headers: readonly HeaderField[];
+  readonly warnings: readonly string[];
+  /** The decoded value of the first field named `name` (any case), or null. */
+  header(name: string): string | null;
+}
+
+/**
+ * The header block only: fields and envelope, without the MIME work on the body. For the
+ * output of TOP n 0, and wherever the body is not needed: reading a 4 KB message's headers
+ * costs a small fraction of parsing the whole message. Bytes after the header block are
+ * ignored; never throws because of what the block contains.
+ */
+export function parseHeaders(source: Uint8Array): ParsedHeaders {
+  const head = fromHead(readHeaderBlock(Buffer.from(source.buffer, source.byteOffset, source.byteLength)));
+  return { ...head, header: (name) => head.headers.find((h) => h.key === name.toLowerCase())?.value ?? null };
+}
+
 type Head = Envelope & Pick<ParsedMessage, 'headers' | 'warnings'>;
 type Body = Pick<ParsedMessage, 'text' | 'html' | 'attachments' | 'size' | 'streamed' | 'warnings'>;
 
