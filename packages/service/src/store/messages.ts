@@ -1,0 +1,292 @@
+import type { Kysely, Transaction } from 'kysely';
+import { randomUUID } from 'node:crypto';
+import { StoreError } from './errors.js';
+import type { Database, StoredMessage } from './schema.js';
+
+/** What a list view shows of a message, read from its headers at store time. */
+export interface MessageSummary {
+  readonly date: number | null;
+  readonly fromAddress: string | null;
+  readonly fromName: string | null;
+  readonly toAddresses: string;
+  readonly subject: string | null;
+  readonly messageId: string | null;
+  readonly hasAttachments: boolean;
+}
+
+/** A message ready to commit: its bytes, already hashed, and its UID's row. */
+export interface MessageToCommit {
+  readonly uid: string;
+  readonly listedSize: number;
+  readonly firstSeenAt: number;
+  readonly bytes: Buffer;
+  readonly sha256: string;
+  readonly headersOnly: boolean;
+  readonly summary: MessageSummary;
+}
+
+/** A page of an account's messages, newest first; `next` continues it. */
+export interface MessagePage {
+  readonly messages: StoredMessage[];
+  readonly next: MessageCursor | null;
+}
+
+/** Where a page ended: the last message's (date, id); messages without a date sort last. */
+export interface MessageCursor {
+  readonly date: number | null;
+  readonly id: number;
+}
+
+/** Raw bytes are kept in chunks of at most this size, so a large message streams out of the database. */
+export const CHUNK_BYTES = 1024 * 1024;
+
+/**
+ * Messages and their bytes. A message is committed together with its UID's row (state
+ * `stored`), in one transaction: a UID is never marked stored without its bytes, and its bytes
+ * never exist without the UID (except the `pending` rows of a large message being written,
+ * which the next run removes).
+ */
+export class MessageStore {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  /** Commits the batch: one transaction, so one fsync of the log for all of them. */
+  async commit(accountId: number, batch: readonly MessageToCommit[], now: number): Promise<number[]> {
+    if (batch.length === 0) return [];
+    // A handful of statements per batch, not per message: each statement through the query
+    // builder costs far more than SQLite's own work on a 4 KB row.
+    return this.db.transaction().execute(async (trx) => {
+      await dropReplacedHeaders(trx, accountId, batch.filter((m) => !m.headersOnly).map((m) => m.uid));
+      const ids = new Map<string, number>();
+      for (const rows of slices(batch, ROWS_PER_STATEMENT)) {
+        const inserted = await trx
+          .insertInto('messages')
+          .values(rows.map((m) => messageRow(accountId, m, now, 0)))
+          .onConflict((oc) => oc.columns(['account_id', 'uid', 'sha256']).doNothing())
+          .returning(['id', 'uid'])
+          .execute();
+        for (const row of inserted) ids.set(row.uid, row.id);
+      }
+      const fresh = new Set(ids.keys());
+      // Already stored: this very commit ran before and its outcome was lost. Mark the UID, store nothing twice.
+      for (const message of batch.filter((m) => !fresh.has(m.uid))) {
+        const existing = await trx
+          .selectFrom('messages')
+          .select('id')
+          .where('account_id', '=', accountId)
+          .where('uid', '=', message.uid)
+          .where('sha256', '=', message.sha256)
+          .executeTakeFirstOrThrow();
+        ids.set(message.uid, existing.id);
+      }
+      const chunks = batch
+        .filter((m) => fresh.has(m.uid))
+        .flatMap((m) => chunked(m.bytes).map((data, seq) => ({ message_id: ids.get(m.uid)!, seq, data })));
+      for (const rows of slices(chunks, ROWS_PER_STATEMENT)) await trx.insertInto('message_chunks').values(rows).execute();
+      for (const rows of slices(batch, ROWS_PER_STATEMENT)) {
+        await markStored(
+          trx,
+          accountId,
+          rows.map((m) => ({ ...m, messageId: ids.get(m.uid)! })),
+        );
+      }
+      return batch.map((m) => ids.get(m.uid)!);
+    });
+  }
+
+  /**
+   * A large message is written chunk by chunk, each chunk its own small transaction, so that
+   * neither its bytes nor a long transaction are held while it arrives. The row stays `pending`
+   * (invisible, and not a stored UID) until finishLarge commits it with its UID.
+   */
+  async beginLarge(accountId: number, uid: string, now: number): Promise<number> {
+    const { id } = await this.db
+      .insertInto('messages')
+      .values({ account_id: accountId, uid, size: 0, sha256: `pending:${randomUUID()}`, pending: 1, stored_at: now })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    return id;
+  }
+
+  async appendChunk(messageId: number, seq: number, data: Buffer): Promise<void> {
+    await this.db.insertInto('message_chunks').values({ message_id: messageId, seq, data }).execute();
+  }
+
+  async finishLarge(accountId: number, messageId: number, message: Omit<MessageToCommit, 'bytes'> & { size: number }, now: number): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      const existing = await trx
+        .selectFrom('messages')
+        .select('id')
+        .where('account_id', '=', accountId)
+        .where('uid', '=', message.uid)
+        .where('sha256', '=', message.sha256)
+        .executeTakeFirst();
+      if (existing !== undefined) {
+        await trx.deleteFrom('message_chunks').where('message_id', '=', messageId).execute();
+        await trx.deleteFrom('messages').where('id', '=', messageId).execute();
+        await markStored(trx, accountId, [{ ...message, messageId: existing.id }]);
+        return;
+      }
+      if (!message.headersOnly) await dropReplacedHeaders(trx, accountId, [message.uid]);
+      const row = messageRow(accountId, { ...message, bytes: Buffer.alloc(0) }, now, 0);
+      await trx.updateTable('messages').set({ ...row, size: message.size }).where('id', '=', messageId).execute();
+      await markStored(trx, accountId, [{ ...message, messageId }]);
+    });
+  }
+
+  /** Removes what a run that died while writing a large message left behind. */
+  async removePending(accountId: number): Promise<number> {
+    const pending = await this.db.selectFrom('messages').select('id').where('account_id', '=', accountId).where('pending', '=', 1).execute();
+    if (pending.length === 0) return 0;
+    const ids = pending.map((p) => p.id);
+    await this.db.transaction().execute(async (trx) => {
+      await trx.deleteFrom('message_chunks').where('message_id', 'in', ids).execute();
+      await trx.deleteFrom('messages').where('id', 'in', ids).execute();
+    });
+    return ids.length;
+  }
+
+  async get(id: number): Promise<StoredMessage> {
+    const row = await this.db.selectFrom('messages').selectAll().where('id', '=', id).where('pending', '=', 0).executeTakeFirst();
+    if (row === undefined) throw new StoreError('STORE_MESSAGE_NOT_FOUND', `no stored message has id ${id}`);
+    return row;
+  }
+
+  /** Newest first; messages without a date after all dated ones, by id. */
+  async list(options: { accountId?: number | undefined; limit?: number | undefined; after?: MessageCursor | null | undefined } = {}): Promise<MessagePage> {
+    const limit = options.limit ?? 50;
+    let query = this.db.selectFrom('messages').selectAll().where('pending', '=', 0);
+    if (options.accountId !== undefined) query = query.where('account_id', '=', options.accountId);
+    const after = options.after;
+    if (after != null) {
+      query =
+        after.date === null
+          ? query.where((eb) => eb.and([eb('date', 'is', null), eb('id', '<', after.id)]))
+          : query.where((eb) =>
+              eb.or([eb('date', '<', after.date), eb.and([eb('date', '=', after.date), eb('id', '<', after.id)]), eb('date', 'is', null)]),
+            );
+    }
+    // SQLite sorts NULL last in DESC order and PostgreSQL first: the CASE puts the undated last on both.
+    const rows = await query
+      .orderBy((eb) => eb.case().when('date', 'is', null).then(1).else(0).end())
+      .orderBy('date', 'desc')
+      .orderBy('id', 'desc')
+      .limit(limit + 1)
+      .execute();
+    const page = rows.slice(0, limit);
+    const last = page.at(-1);
+    return { messages: page, next: rows.length > limit && last !== undefined ? { date: last.date, id: last.id } : null };
+  }
+
+  async count(accountId?: number): Promise<number> {
+    let query = this.db.selectFrom('messages').select((eb) => eb.fn.countAll<number | string>().as('n')).where('pending', '=', 0);
+    if (accountId !== undefined) query = query.where('account_id', '=', accountId);
+    // PostgreSQL's count(*) is int8, which database.ts reads as a number; SQLite's is already one.
+    return Number((await query.executeTakeFirstOrThrow()).n);
+  }
+
+  /** The message's exact bytes, one chunk at a time. */
+  async *raw(id: number): AsyncGenerator<Buffer> {
+    await this.get(id);
+    yield* this.chunks(id);
+  }
+
+  /** The chunks of any message row, a pending one included (for the summary of a large message before its commit). */
+  async *chunks(id: number): AsyncGenerator<Buffer> {
+    for (let seq = 0; ; seq++) {
+      const chunk = await this.db.selectFrom('message_chunks').select('data').where('message_id', '=', id).where('seq', '=', seq).executeTakeFirst();
+      if (chunk === undefined) return;
+      yield Buffer.from(chunk.data);
+    }
+  }
+
+  async rawBuffer(id: number): Promise<Buffer> {
+    const parts: Buffer[] = [];
+    for await (const chunk of this.raw(id)) parts.push(chunk);
+    return Buffer.concat(parts);
+  }
+}
+
+function messageRow(accountId: number, message: MessageToCommit, now: number, pending: number) {
+  const s = message.summary;
+  return {
+    account_id: accountId,
+    uid: message.uid,
+    size: message.bytes.length,
+    sha256: message.sha256,
+    pending,
+    headers_only: message.headersOnly ? 1 : 0,
+    date: s.date,
+    from_address: s.fromAddress,
+    from_name: s.fromName,
+    to_addresses: s.toAddresses,
+    subject: s.subject,
+    message_id_header: s.messageId,
+    has_attachments: s.hasAttachments ? 1 : 0,
+    stored_at: now,
+  };
+}
+
+async function markStored(
+  trx: Transaction<Database>,
+  accountId: number,
+  messages: ReadonlyArray<Pick<MessageToCommit, 'uid' | 'listedSize' | 'firstSeenAt' | 'headersOnly'> & { messageId: number }>,
+): Promise<void> {
+  await trx
+    .insertInto('seen_uids')
+    .values(
+      messages.map((m) => ({
+        account_id: accountId,
+        uid: m.uid,
+        state: m.headersOnly ? ('headers' as const) : ('stored' as const),
+        listed_size: m.listedSize,
+        message_id: m.messageId,
+        first_seen_at: m.firstSeenAt,
+        deleted_at: null,
+      })),
+    )
+    .onConflict((oc) =>
+      oc.columns(['account_id', 'uid']).doUpdateSet((eb) => ({
+        state: eb.ref('excluded.state'),
+        listed_size: eb.ref('excluded.listed_size'),
+        message_id: eb.ref('excluded.message_id'),
+        deleted_at: null,
+      })),
+    )
+    .execute();
+}
+
+/** Rows per INSERT: 15 columns x 200 stays far below SQLite's 32,766 and PostgreSQL's 65,535 bound parameters. */
+const ROWS_PER_STATEMENT = 200;
+
+function slices<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+/** At least one chunk, so an empty message still has its (empty) bytes. */
+function chunked(bytes: Buffer): Buffer[] {
+  const out: Buffer[] = [];
+  for (let offset = 0; offset < bytes.length || out.length === 0; offset += CHUNK_BYTES) out.push(bytes.subarray(offset, offset + CHUNK_BYTES));
+  return out;
+}
+
+/**
+ * A full message replaces the headers kept earlier for its UID (the size limit was raised): one
+ * copy of each message, so the headers-only row goes. One query per batch finds them.
+ */
+async function dropReplacedHeaders(trx: Transaction<Database>, accountId: number, uids: readonly string[]): Promise<void> {
+  if (uids.length === 0) return;
+  const replaced = await trx
+    .selectFrom('seen_uids')
+    .innerJoin('messages', 'messages.id', 'seen_uids.message_id')
+    .select('messages.id')
+    .where('seen_uids.account_id', '=', accountId)
+    .where('seen_uids.uid', 'in', uids)
+    .where('messages.headers_only', '=', 1)
+    .execute();
+  if (replaced.length === 0) return;
+  const ids = replaced.map((r) => r.id);
+  await trx.deleteFrom('message_chunks').where('message_id', 'in', ids).execute();
+  await trx.deleteFrom('messages').where('id', 'in', ids).execute();
+}

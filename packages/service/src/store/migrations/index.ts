@@ -1,0 +1,15 @@
+import type { Migration, MigrationProvider } from 'kysely';
+import * as initial from './0001-initial.js';
+
+/**
+ * Every migration, in order. Listed here rather than found on disk, so that the same set runs
+ * from `dist/` and from the TypeScript sources, and a bundler cannot lose one. Names sort in the
+ * order they run; a released migration is never edited, only followed by a new one.
+ */
+const migrations: Record<string, Migration> = {
+  '0001-initial': initial,
+};
+
+export const migrationProvider: MigrationProvider = {
+  getMigrations: async () => migrations,
+};

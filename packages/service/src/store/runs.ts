@@ -1,0 +1,55 @@
+import type { Kysely } from 'kysely';
+import type { Database, RunStatus, SyncRun } from './schema.js';
+
+export interface RunCounts {
+  readonly sessions: number;
+  readonly newMessages: number;
+  readonly alreadyHad: number;
+  readonly deleted: number;
+  readonly skipped: number;
+  readonly bytes: number;
+}
+
+export interface RunEnd extends RunCounts {
+  readonly status: Exclude<RunStatus, 'running'>;
+  readonly errorCode?: string | undefined;
+  readonly errorMessage?: string | undefined;
+}
+
+/** One row per sync run: when, what it did, how it ended. */
+export class RunStore {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  async start(accountId: number, now: number): Promise<number> {
+    const { id } = await this.db
+      .insertInto('sync_runs')
+      .values({ account_id: accountId, started_at: now, status: 'running' })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    return id;
+  }
+
+  async finish(runId: number, end: RunEnd, now: number): Promise<void> {
+    await this.db
+      .updateTable('sync_runs')
+      .set({
+        finished_at: now,
+        status: end.status,
+        sessions: end.sessions,
+        new_messages: end.newMessages,
+        already_had: end.alreadyHad,
+        deleted: end.deleted,
+        skipped: end.skipped,
+        bytes: end.bytes,
+        error_code: end.errorCode ?? null,
+        error_message: end.errorMessage ?? null,
+      })
+      .where('id', '=', runId)
+      .execute();
+  }
+
+  /** Newest first. */
+  async forAccount(accountId: number, limit = 50): Promise<SyncRun[]> {
+    return this.db.selectFrom('sync_runs').selectAll().where('account_id', '=', accountId).orderBy('id', 'desc').limit(limit).execute();
+  }
+}

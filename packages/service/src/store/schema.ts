@@ -1,0 +1,122 @@
+import type { Generated, Insertable, Selectable } from 'kysely';
+
+/**
+ * The tables, as Kysely sees them. One schema for SQLite and PostgreSQL, so only types both
+ * bind the same way: times are milliseconds since the epoch (better-sqlite3 binds no Date),
+ * flags are 0/1 integers (it binds no boolean), and PostgreSQL's int8 is read back as a number
+ * (database.ts sets the parser; every value here is below 2^53).
+ */
+export interface Database {
+  accounts: AccountTable;
+  seen_uids: SeenUidTable;
+  messages: MessageTable;
+  message_chunks: MessageChunkTable;
+  sync_runs: SyncRunTable;
+}
+
+export type RetentionPolicy = 'leave' | 'delete' | 'keep';
+export type OversizePolicy = 'skip' | 'headers';
+/** How the account's messages are told apart: the server's UIDL, or (without UIDL) a digest of TOP n 0 and the size. */
+export type IdentityMode = 'uidl' | 'digest';
+
+export interface AccountTable {
+  id: Generated<number>;
+  /** What names the mailbox: `user@host:port` for one made by `popwire sync`. Unique. */
+  key: string;
+  host: string;
+  port: number;
+  tls: string;
+  username: string;
+  /** A SASL mechanism (or USER, APOP) the login must use; null: the strongest offered. */
+  auth: string | null;
+  policy: RetentionPolicy;
+  /** For `keep`: days from first seen until the message is deleted from the server. */
+  keep_days: number | null;
+  /** Messages above this many octets (as LIST says) are not retrieved. Null: no limit. */
+  max_size: number | null;
+  oversize: OversizePolicy;
+  /** Set by the last run: how UIDs were found. */
+  identity: IdentityMode | null;
+  /** A run's words for what needs attention (no UIDL, duplicate UIDs, password rejected); null when fine. */
+  status_note: string | null;
+  /** Do not try again before this time ([IN-USE], [LOGIN-DELAY]). */
+  retry_after: number | null;
+  /** Who runs the account's sync now (`host:pid:random`), and until when the claim holds unless renewed. See sync/lock.ts. */
+  lock_owner: string | null;
+  lock_expires: number | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export type SeenState = 'stored' | 'headers' | 'skipped';
+
+/**
+ * Every UID of an account seen on its server, and what became of it. A row with state `stored`
+ * exists only once the message's bytes are committed: that is what makes DELE safe.
+ */
+export interface SeenUidTable {
+  account_id: number;
+  /** The server's UID; a repeat within one listing gets ` #2`, ` #3`... (a UID has no spaces). */
+  uid: string;
+  state: SeenState;
+  /** The size LIST gave; a known UID listed with another size is a different message. */
+  listed_size: number;
+  message_id: number | null;
+  first_seen_at: number;
+  /** When a QUIT that followed our DELE was acknowledged: the server has applied it. */
+  deleted_at: number | null;
+}
+
+export interface MessageTable {
+  id: Generated<number>;
+  account_id: number;
+  uid: string;
+  /** Octets stored (as RETR sent them, dot-unstuffed). */
+  size: number;
+  sha256: string;
+  /** 1 while its chunks are being written (large messages only); such rows are not listed and are removed by the next run. */
+  pending: Generated<number>;
+  /** 1 when only the headers were kept (TOP n 0) because the message was over the size limit. */
+  headers_only: Generated<number>;
+  date: number | null;
+  from_address: string | null;
+  from_name: string | null;
+  /** The To addresses, comma separated. */
+  to_addresses: Generated<string>;
+  subject: string | null;
+  message_id_header: string | null;
+  has_attachments: Generated<number>;
+  stored_at: number;
+}
+
+/** A message's raw bytes, in order. Small messages are one chunk. */
+export interface MessageChunkTable {
+  message_id: number;
+  seq: number;
+  data: Buffer;
+}
+
+/** `deferred`: the server said try later ([IN-USE], [LOGIN-DELAY]); `stopped`: asked to stop, and stopped cleanly. */
+export type RunStatus = 'running' | 'ok' | 'failed' | 'deferred' | 'stopped';
+
+export interface SyncRunTable {
+  id: Generated<number>;
+  account_id: number;
+  started_at: number;
+  finished_at: number | null;
+  status: RunStatus;
+  sessions: Generated<number>;
+  new_messages: Generated<number>;
+  already_had: Generated<number>;
+  deleted: Generated<number>;
+  skipped: Generated<number>;
+  bytes: Generated<number>;
+  error_code: string | null;
+  error_message: string | null;
+}
+
+export type Account = Selectable<AccountTable>;
+export type NewAccount = Insertable<AccountTable>;
+export type SeenUid = Selectable<SeenUidTable>;
+export type StoredMessage = Selectable<MessageTable>;
+export type SyncRun = Selectable<SyncRunTable>;

@@ -1,0 +1,86 @@
+import { createHash } from 'node:crypto';
+import { Pop3ServerError, type Pop3Client } from 'popwire';
+import type { IdentityMode } from '../store/schema.js';
+import { SyncError } from './errors.js';
+
+/** One message of the session's maildrop: its number now, its identity across sessions, its size. */
+export interface ListedMessage {
+  readonly n: number;
+  /** The UID, made unique within the listing (see `disambiguate`). */
+  readonly uid: string;
+  readonly size: number;
+}
+
+export interface Listing {
+  readonly messages: readonly ListedMessage[];
+  readonly identity: IdentityMode;
+  /** How many listed UIDs repeated an earlier one in the same listing. */
+  readonly duplicates: number;
+}
+
+/** TOP commands in flight at once when digesting. */
+const DIGEST_BATCH = 256;
+
+/**
+ * LIST and UIDL, joined by message number. Without UIDL (RFC 1939 makes it optional; some old
+ * servers lack it, and a -ERR to UIDL says so too), each message is named by a digest of its
+ * header block (TOP n 0) and its size, as fetchmail and getmail do: stable as long as the
+ * server sends the same headers, and headers carry Received and Message-ID lines that make two
+ * messages' digests differ in practice.
+ */
+export async function readListing(client: Pop3Client): Promise<Listing> {
+  const sizes = await client.list();
+  const uids = await readUids(client);
+  if (uids !== undefined) {
+    const byNumber = new Map(uids.map((u) => [u.n, u.uid]));
+    // A server that leaves a message out of UIDL cannot be trusted with the rest of the listing either.
+    if (sizes.every((m) => byNumber.has(m.n))) {
+      return disambiguate(sizes.map((m) => ({ n: m.n, uid: byNumber.get(m.n)!, size: m.size })), 'uidl');
+    }
+  }
+  if (sizes.length > 0 && client.capabilities().lines.length > 0 && !client.capabilities().top) {
+    throw new SyncError('SYNC_NO_IDENTITY', 'the server offers neither UIDL nor TOP, so messages cannot be told apart between sessions');
+  }
+  const named: Array<{ n: number; uid: string; size: number }> = [];
+  for (let i = 0; i < sizes.length; i += DIGEST_BATCH) {
+    const batch = sizes.slice(i, i + DIGEST_BATCH);
+    // Issued together, so a pipelining server gets them in one write.
+    const heads = await Promise.all(batch.map((m) => client.top(m.n, 0)));
+    batch.forEach((m, k) => named.push({ n: m.n, uid: digestUid(heads[k]!, m.size), size: m.size }));
+  }
+  return disambiguate(named, 'digest');
+}
+
+async function readUids(client: Pop3Client) {
+  const caps = client.capabilities();
+  // CAPA is optional (RFC 2449): a server without it may still have UIDL, so ask and see.
+  if (caps.lines.length > 0 && !caps.uidl) return undefined;
+  try {
+    return await client.uidl();
+  } catch (error) {
+    if (error instanceof Pop3ServerError) return undefined;
+    throw error;
+  }
+}
+
+export function digestUid(head: Buffer, size: number): string {
+  return `digest-${createHash('sha256').update(head).update(`\0${size}`).digest('hex').slice(0, 40)}`;
+}
+
+/**
+ * RFC 1939 says a UID is unique within the maildrop; servers have broken that (a restored
+ * backup, a Maildir copied into itself). A repeated UID gets ` #2`, ` #3`, in listing order: a UID
+ * never contains a space (RFC 1939: 0x21 to 0x7E), so the name cannot collide with a real one.
+ */
+export function disambiguate(listed: ReadonlyArray<{ n: number; uid: string; size: number }>, identity: IdentityMode): Listing {
+  const seen = new Map<string, number>();
+  let duplicates = 0;
+  const messages = listed.map((m) => {
+    const base = m.uid;
+    const count = (seen.get(base) ?? 0) + 1;
+    seen.set(base, count);
+    if (count > 1) duplicates++;
+    return { n: m.n, uid: count === 1 ? base : `${base} #${count}`, size: m.size };
+  });
+  return { messages, identity, duplicates };
+}

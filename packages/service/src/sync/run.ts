@@ -1,0 +1,185 @@
+import { Pop3AuthenticationError, Pop3Error, type Pop3Client } from 'popwire';
+import type { RunStatus } from '../store/schema.js';
+import type { Store } from '../store/store.js';
+import { SyncError } from './errors.js';
+import type { ListedMessage } from './listing.js';
+import { AccountLock } from './lock.js';
+import type { SyncPolicy } from './policy.js';
+import { runSession, type SessionOutcome, type SyncProgress } from './session.js';
+import type { WriterOptions } from './writer.js';
+
+export interface SyncRequest {
+  readonly store: Store;
+  readonly accountId: number;
+  /** A logged-in session; called once per session. Its retry policy is the client's (`retry` option). */
+  readonly connect: () => Promise<Pop3Client>;
+  readonly policy: SyncPolicy;
+  /**
+   * Start another session after one that stored something, until one finds nothing new. Gmail
+   * lists only part of a large mailbox per session (and hides what a session retrieved once it
+   * QUITs), so one session is not the whole mailbox. Default: on for Gmail's hosts.
+   */
+  readonly repeat?: boolean | undefined;
+  /** Bound on those sessions in one run. Default 100. */
+  readonly maxSessions?: number | undefined;
+  /** Stop at the next message boundary, commit, DELE per policy, QUIT: a clean, early end. */
+  readonly stop?: AbortSignal | undefined;
+  readonly onProgress?: ((progress: SyncProgress) => void) | undefined;
+  readonly now?: (() => number) | undefined;
+  readonly writer?: WriterOptions | undefined;
+}
+
+export interface SyncReport {
+  readonly runId: number;
+  readonly accountId: number;
+  readonly status: Exclude<RunStatus, 'running'>;
+  readonly sessions: number;
+  readonly newMessages: number;
+  /** Of the new ones, those kept as headers only (over the size limit, `headers` policy). */
+  readonly headersOnly: number;
+  readonly alreadyHad: number;
+  readonly deleted: number;
+  /** Over the size limit and not stored, in the last session's listing. */
+  readonly skipped: readonly ListedMessage[];
+  readonly bytes: number;
+  readonly seconds: number;
+  readonly identity: 'uidl' | 'digest' | null;
+  /** What the account's owner should know: no UIDL, repeated UIDs, messages that vanished mid-run. */
+  readonly notes: readonly string[];
+  /** For `deferred`: not before this time (ms since the epoch). */
+  readonly retryAfter: number | null;
+  /** Why it failed, was deferred or stopped early. */
+  readonly error: unknown;
+}
+
+const GMAIL = /(^|\.)(gmail|googlemail)\.com\.?$/i;
+const DEFAULT_MAX_SESSIONS = 100;
+/** After [IN-USE] (another client holds the maildrop) and [LOGIN-DELAY] (RFC 2449 section 8.1), when to try again. */
+const IN_USE_RETRY_MS = 60_000;
+const LOGIN_DELAY_RETRY_MS = 300_000;
+
+/**
+ * One sync run of one account: sessions until the mailbox holds nothing new (one, except for
+ * Gmail), recorded as a row of sync_runs. Never throws for what the server or the network did:
+ * that is the report's status and error. It throws only when the run cannot start (the account
+ * is missing, another sync holds it: SyncError SYNC_LOCKED) or the store fails.
+ */
+export async function syncAccount(request: SyncRequest): Promise<SyncReport> {
+  const { store } = request;
+  const now = request.now ?? Date.now;
+  const account = await store.accounts.get(request.accountId);
+  const lock = await AccountLock.acquire(store.db, account.id, now());
+  const started = now();
+  const repeat = request.repeat ?? GMAIL.test(account.host);
+  const maxSessions = request.maxSessions ?? DEFAULT_MAX_SESSIONS;
+  const outcomes: SessionOutcome[] = [];
+  const notes: string[] = [];
+  let runId: number | undefined;
+  let status: SyncReport['status'] = 'ok';
+  let failure: unknown;
+  let retryAfter: number | null = null;
+  try {
+    runId = await store.runs.start(account.id, started);
+    await store.messages.removePending(account.id);
+    for (let session = 1; ; session++) {
+      request.onProgress?.({ phase: 'connecting', session, total: 0, done: 0, bytes: 0 });
+      const client = await request.connect();
+      const outcome = await runSession(client, {
+        store,
+        accountId: account.id,
+        policy: request.policy,
+        lock,
+        session,
+        now,
+        writer: request.writer,
+        stop: request.stop,
+        progress: (p) => request.onProgress?.(p),
+      });
+      outcomes.push(outcome);
+      if (request.stop?.aborted) {
+        status = 'stopped';
+        failure = new SyncError('SYNC_ABORTED', 'stopped on request');
+        break;
+      }
+      if (!repeat || outcome.stored === 0) break;
+      if (session >= maxSessions) {
+        notes.push(`stopped after ${maxSessions} sessions that each found new messages; the next run goes on`);
+        break;
+      }
+    }
+  } catch (error) {
+    failure = error;
+    ({ status, retryAfter } = classify(error, now()));
+  }
+
+  const last = outcomes.at(-1);
+  const sum = (pick: (o: SessionOutcome) => number) => outcomes.reduce((n, o) => n + pick(o), 0);
+  if (last?.identity === 'digest') notes.push('the server has no UIDL: messages are told apart by a digest of their headers and size');
+  if (outcomes.some((o) => o.duplicates > 0)) notes.push(`the server listed ${Math.max(...outcomes.map((o) => o.duplicates))} repeated UID(s); each copy is kept apart`);
+  if (outcomes.some((o) => o.reused > 0)) notes.push(`${sum((o) => o.reused)} known UID(s) came back with another size and were retrieved again`);
+  if (sum((o) => o.unavailable) > 0) notes.push(`${sum((o) => o.unavailable)} message(s) vanished before they could be retrieved; the next run tries again`);
+  if (failure instanceof Pop3AuthenticationError) notes.push('the server rejected the credentials: the account needs attention');
+
+  const report: SyncReport = {
+    runId: runId ?? 0,
+    accountId: account.id,
+    status,
+    sessions: outcomes.length,
+    newMessages: sum((o) => o.stored),
+    headersOnly: sum((o) => o.headersOnly),
+    // The first session's view: later ones (Gmail) list only what the first did not finish.
+    alreadyHad: outcomes[0]?.alreadyHad ?? 0,
+    deleted: sum((o) => o.deleted),
+    skipped: last?.skipped ?? [],
+    bytes: sum((o) => o.bytes),
+    seconds: (now() - started) / 1000,
+    identity: last?.identity ?? account.identity,
+    notes,
+    retryAfter,
+    error: failure,
+  };
+  try {
+    if (runId !== undefined) {
+      await store.runs.finish(
+        runId,
+        {
+          status,
+          sessions: report.sessions,
+          newMessages: report.newMessages,
+          alreadyHad: report.alreadyHad,
+          deleted: report.deleted,
+          skipped: report.skipped.length,
+          bytes: report.bytes,
+          errorCode: failure === undefined ? undefined : errorCode(failure),
+          errorMessage: failure === undefined ? undefined : errorMessage(failure),
+        },
+        now(),
+      );
+    }
+    await store.accounts.update(account.id, { identity: report.identity, status_note: notes.length > 0 ? notes.join('; ') : null, retry_after: retryAfter }, now());
+  } finally {
+    await lock.release();
+  }
+  return report;
+}
+
+/** [IN-USE] and [LOGIN-DELAY] mean "later", not "broken": a deferred run, and a time before which not to try. */
+function classify(error: unknown, now: number): { status: SyncReport['status']; retryAfter: number | null } {
+  if (error instanceof SyncError && error.code === 'SYNC_ABORTED') return { status: 'stopped', retryAfter: null };
+  if (error instanceof Pop3Error) {
+    const code = error.responseCode?.toUpperCase();
+    if (code === 'IN-USE') return { status: 'deferred', retryAfter: now + IN_USE_RETRY_MS };
+    if (code === 'LOGIN-DELAY') return { status: 'deferred', retryAfter: now + LOGIN_DELAY_RETRY_MS };
+  }
+  return { status: 'failed', retryAfter: null };
+}
+
+function errorCode(error: unknown): string {
+  if (error instanceof Pop3Error || error instanceof SyncError) return error.code;
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : 'INTERNAL';
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,199 @@
+import { Pop3ConnectionError, Pop3ServerError, type Pop3Client } from 'popwire';
+import type { Store } from '../store/store.js';
+import type { IdentityMode } from '../store/schema.js';
+import type { ListedMessage } from './listing.js';
+import { readListing } from './listing.js';
+import type { AccountLock } from './lock.js';
+import { planDeletions, planSession } from './plan.js';
+import type { SyncPolicy } from './policy.js';
+import { MessageWriter, type WriterOptions } from './writer.js';
+
+export type SyncPhase = 'connecting' | 'listing' | 'retrieving' | 'deleting' | 'quitting';
+
+export interface SyncProgress {
+  readonly phase: SyncPhase;
+  readonly session: number;
+  /** Messages to retrieve in this session, and how many are stored so far. */
+  readonly total: number;
+  readonly done: number;
+  readonly bytes: number;
+}
+
+/** What one session did. */
+export interface SessionOutcome {
+  readonly identity: IdentityMode;
+  readonly listed: number;
+  readonly stored: number;
+  readonly headersOnly: number;
+  readonly alreadyHad: number;
+  readonly skipped: readonly ListedMessage[];
+  readonly deleted: number;
+  readonly bytes: number;
+  readonly duplicates: number;
+  readonly reused: number;
+  /** RETR answered -ERR (another session expunged it): not stored now, tried again next run. */
+  readonly unavailable: number;
+  /** Stored UIDs not deleted by us that the server no longer lists. */
+  readonly gone: number;
+}
+
+export interface SessionContext {
+  readonly store: Store;
+  readonly accountId: number;
+  readonly policy: SyncPolicy;
+  readonly lock: AccountLock;
+  readonly session: number;
+  readonly now: () => number;
+  readonly writer?: WriterOptions | undefined;
+  /** Stop retrieving at the next message boundary, then finish the session cleanly. */
+  readonly stop?: AbortSignal | undefined;
+  readonly progress: (progress: SyncProgress) => void;
+}
+
+/**
+ * One POP3 session of a sync: UIDL diff, retrieve and commit, DELE what is committed, QUIT.
+ *
+ * The order is the promise. A message's DELE is sent only after the transaction holding its
+ * bytes and its UID has committed; the deletions take effect only at QUIT, after which they are
+ * recorded. A failure anywhere before QUIT drops the connection without QUIT, so the server
+ * rolls every DELE of this session back (RFC 1939 section 6); what was committed stays
+ * committed, and the next run finds those UIDs known and does not store them again.
+ */
+export async function runSession(client: Pop3Client, ctx: SessionContext): Promise<SessionOutcome> {
+  const { store, accountId, policy, now } = ctx;
+  const writer = new MessageWriter(store, accountId, now, ctx.writer);
+  let bytes = 0;
+  const report = (phase: SyncPhase, total = 0) => ctx.progress({ phase, session: ctx.session, total, done: writer.committed.length, bytes });
+  try {
+    report('listing');
+    const listing = await readListing(client);
+    const seen = await store.seen.forAccount(accountId);
+    const plan = planSession(listing.messages, seen, policy);
+    const sessionStart = now();
+    const firstSeen = (uid: string) => seen.get(uid)?.first_seen_at ?? sessionStart;
+
+    const total = plan.retrieve.length + plan.headers.length;
+    report('retrieving', total);
+    let unavailable = 0;
+    let stored = 0;
+    const each = async (message: ListedMessage, body: AsyncIterable<Buffer>, headersOnly: boolean) => {
+      bytes += await writer.write(message, firstSeen(message.uid), body, headersOnly);
+      stored++;
+      report('retrieving', total);
+    };
+    unavailable += await retrieveEach(client, plan.retrieve, (m, body) => each(m, body, false), ctx.stop);
+    for (const message of plan.headers) {
+      if (ctx.stop?.aborted) break;
+      try {
+        await each(message, oneChunk(await client.top(message.n, 0)), true);
+      } catch (error) {
+        if (!(error instanceof Pop3ServerError)) throw error;
+        unavailable++;
+      }
+    }
+    await writer.flush();
+    const newlySkipped = plan.skipped.filter((m) => seen.get(m.uid)?.state !== 'skipped' || seen.get(m.uid)?.listed_size !== m.size);
+    await store.seen.markSkipped(
+      accountId,
+      newlySkipped.map((m) => ({ uid: m.uid, listedSize: m.size })),
+      now(),
+    );
+
+    // Only now, with every commit returned, may anything be deleted.
+    const committed = new Map<string, { firstSeenAt: number }>();
+    for (const m of plan.known) {
+      const row = seen.get(m.uid);
+      if (row?.state === 'stored') committed.set(m.uid, { firstSeenAt: row.first_seen_at });
+    }
+    for (const m of writer.committed) if (!m.headersOnly) committed.set(m.uid, m);
+    const toDelete = planDeletions(listing.messages, committed, policy, now());
+    ctx.lock.check();
+    report('deleting', total);
+    const deleted = await deleteEach(client, toDelete);
+
+    report('quitting', total);
+    // quit() on a connection that already dropped returns quietly; here that would record
+    // deletions the server never applied.
+    if (client.state === 'closed') throw new Pop3ConnectionError('The connection closed before QUIT', { code: 'POP3_CONNECTION_CLOSED' });
+    await client.quit();
+    await store.seen.markDeleted(accountId, deleted, now());
+
+    const listedUids = new Set(listing.messages.map((m) => m.uid));
+    let gone = 0;
+    for (const row of seen.values()) if (row.state === 'stored' && row.deleted_at === null && !listedUids.has(row.uid)) gone++;
+    return {
+      identity: listing.identity,
+      listed: listing.messages.length,
+      stored,
+      headersOnly: writer.committed.filter((m) => m.headersOnly).length,
+      alreadyHad: plan.known.length,
+      skipped: plan.skipped,
+      deleted: deleted.length,
+      bytes,
+      duplicates: listing.duplicates,
+      reused: plan.reused.length,
+      unavailable,
+      gone,
+    };
+  } catch (error) {
+    // Whatever arrived whole is kept; the failure is reported after. A second failure here (the
+    // database gone) must not hide the first.
+    await writer.flush().catch(() => {});
+    client.close();
+    throw error;
+  }
+}
+
+/**
+ * RETR the messages in order, pipelined, handing each body to `each`. A message the server
+ * answers -ERR for (another session expunged it) is counted and passed over; the connection
+ * is still good, so retrieval goes on from the next one. Returns how many were passed over.
+ */
+async function retrieveEach(
+  client: Pop3Client,
+  messages: readonly ListedMessage[],
+  each: (message: ListedMessage, body: AsyncIterable<Buffer>) => Promise<void>,
+  stop: AbortSignal | undefined,
+): Promise<number> {
+  let index = 0;
+  let unavailable = 0;
+  while (index < messages.length && !stop?.aborted) {
+    const iterator = client.retrieveMany(messages.slice(index).map((m) => m.n));
+    try {
+      for (;;) {
+        let next: IteratorResult<{ n: number; body: AsyncIterable<Buffer> }>;
+        try {
+          next = await iterator.next();
+        } catch (error) {
+          if (!(error instanceof Pop3ServerError)) throw error;
+          unavailable++;
+          index++;
+          break;
+        }
+        if (next.done) return unavailable;
+        await each(messages[index]!, next.value.body);
+        index++;
+        if (stop?.aborted) break;
+      }
+    } finally {
+      await iterator.return(undefined);
+    }
+  }
+  return unavailable;
+}
+
+/**
+ * DELE each message; every command is sent at once (pipelined when the server allows it).
+ * Returns the UIDs the server accepted. A -ERR (another session took the message first) leaves
+ * that one out; a broken connection fails the session, and nothing is deleted.
+ */
+async function deleteEach(client: Pop3Client, messages: readonly ListedMessage[]): Promise<string[]> {
+  const replies = await Promise.allSettled(messages.map((m) => client.delete(m.n)));
+  const broken = replies.find((r) => r.status === 'rejected' && !(r.reason instanceof Pop3ServerError));
+  if (broken !== undefined) throw (broken as PromiseRejectedResult).reason;
+  return messages.filter((_, i) => replies[i]!.status === 'fulfilled').map((m) => m.uid);
+}
+
+async function* oneChunk(bytes: Buffer): AsyncGenerator<Buffer> {
+  yield bytes;
+}
