@@ -22,22 +22,29 @@ export interface Listing {
 const DIGEST_BATCH = 256;
 
 /**
- * LIST and UIDL, joined by message number. Without UIDL (RFC 1939 makes it optional; some old
- * servers lack it, and a -ERR to UIDL says so too), each message is named by a digest of its
- * header block (TOP n 0) and its size, as fetchmail and getmail do: stable as long as the
- * server sends the same headers, and headers carry Received and Message-ID lines that make two
- * messages' digests differ in practice.
+ * UIDL, and LIST when sizes are needed, joined by message number.
+ *
+ * `known` gives the recorded size of every UID stored before (and not deleted by us since).
+ * When UIDL lists only those, LIST is not sent: a run with nothing new costs UIDL and QUIT.
+ * Otherwise LIST gives the sizes the size limit needs and that expose a reused UID.
+ *
+ * Without UIDL (RFC 1939 makes it optional; some old servers lack it, and a -ERR to UIDL says
+ * so too), each message is named by a digest of its header block (TOP n 0) and its size, as
+ * fetchmail and getmail do: stable as long as the server sends the same headers, and headers
+ * carry Received and Message-ID lines that make two messages' digests differ in practice.
  */
-export async function readListing(client: Pop3Client): Promise<Listing> {
-  const sizes = await client.list();
+export async function readListing(client: Pop3Client, known: ReadonlyMap<string, number>): Promise<Listing> {
   const uids = await readUids(client);
   if (uids !== undefined) {
-    const byNumber = new Map(uids.map((u) => [u.n, u.uid]));
-    // A server that leaves a message out of UIDL cannot be trusted with the rest of the listing either.
-    if (sizes.every((m) => byNumber.has(m.n))) {
-      return disambiguate(sizes.map((m) => ({ n: m.n, uid: byNumber.get(m.n)!, size: m.size })), 'uidl');
+    const named = disambiguate(uids.map((u) => ({ n: u.n, uid: u.uid, size: known.get(u.uid) ?? -1 })), 'uidl');
+    if (named.messages.every((m) => known.has(m.uid))) return named;
+    const sizes = new Map((await client.list()).map((m) => [m.n, m.size]));
+    // A server whose UIDL and LIST disagree on the messages cannot be trusted with either: digest them.
+    if (sizes.size === named.messages.length && named.messages.every((m) => sizes.has(m.n))) {
+      return { ...named, messages: named.messages.map((m) => ({ ...m, size: sizes.get(m.n)! })) };
     }
   }
+  const sizes = await client.list();
   if (sizes.length > 0 && client.capabilities().lines.length > 0 && !client.capabilities().top) {
     throw new SyncError('SYNC_NO_IDENTITY', 'the server offers neither UIDL nor TOP, so messages cannot be told apart between sessions');
   }

@@ -26,7 +26,8 @@ export function planSession(listing: readonly ListedMessage[], seen: ReadonlyMap
 
   for (const message of listing) {
     const row = seen.get(message.uid);
-    const sameSize = row?.listed_size === message.size;
+    // A UID we saw deleted (QUIT acknowledged) that is listed again is another message under a reused UID.
+    const sameSize = row?.listed_size === message.size && row.deleted_at === null;
     if (row !== undefined && row.state !== 'skipped' && !sameSize) reused.push(message);
     // What we already hold of this very message.
     const have = sameSize ? row?.state : undefined;

@@ -66,8 +66,10 @@ export async function runSession(client: Pop3Client, ctx: SessionContext): Promi
   const report = (phase: SyncPhase, total = 0) => ctx.progress({ phase, session: ctx.session, total, done: writer.committed.length, bytes });
   try {
     report('listing');
-    const listing = await readListing(client);
     const seen = await store.seen.forAccount(accountId);
+    const known = new Map<string, number>();
+    for (const row of seen.values()) if (row.state === 'stored' && row.deleted_at === null) known.set(row.uid, row.listed_size);
+    const listing = await readListing(client, known);
     const plan = planSession(listing.messages, seen, policy);
     const sessionStart = now();
     const firstSeen = (uid: string) => seen.get(uid)?.first_seen_at ?? sessionStart;
