@@ -32,6 +32,25 @@ export class AccountStore {
     return this.db.selectFrom('accounts').selectAll().orderBy('id').execute();
   }
 
+  /** Hides a deleted account whose messages are kept: frees its key, drops its secrets, stops its syncs. */
+  async markDeleted(id: number, freedKey: string, now: number): Promise<void> {
+    await this.db
+      .updateTable('accounts')
+      .set({ key: freedKey, deleted_at: now, paused: 1, credentials: null, webhook_secret: null, updated_at: now })
+      .where('id', '=', id)
+      .execute();
+  }
+
+  /** Deletes the account and, by cascade, its messages, UIDs, runs and jobs. */
+  async remove(id: number): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      // message_chunks reference messages, not accounts: remove them first so the cascade has less to do on SQLite.
+      const messages = trx.selectFrom('messages').select('id').where('account_id', '=', id);
+      await trx.deleteFrom('message_chunks').where('message_id', 'in', messages).execute();
+      await trx.deleteFrom('accounts').where('id', '=', id).execute();
+    });
+  }
+
   async update(id: number, changes: AccountChanges, now: number): Promise<void> {
     await this.db.updateTable('accounts').set({ ...changes, updated_at: now }).where('id', '=', id).execute();
   }

@@ -12,6 +12,9 @@ export interface Database {
   messages: MessageTable;
   message_chunks: MessageChunkTable;
   sync_runs: SyncRunTable;
+  api_tokens: ApiTokenTable;
+  sync_jobs: SyncJobTable;
+  webhook_events: WebhookEventTable;
 }
 
 export type RetentionPolicy = 'leave' | 'delete' | 'keep';
@@ -44,6 +47,24 @@ export interface AccountTable {
   /** Who runs the account's sync now (`host:pid:random`), and until when the claim holds unless renewed. See sync/lock.ts. */
   lock_owner: string | null;
   lock_expires: number | null;
+  /** A label for people; null for accounts made by `popwire sync`. */
+  name: string | null;
+  /** The password or OAuth settings, sealed by accounts/secrets.ts (AES-256-GCM); null for accounts made by `popwire sync`. */
+  credentials: string | null;
+  /** Seconds between scheduled syncs; null: not scheduled (only synced on request). */
+  sync_interval: number | null;
+  paused: Generated<number>;
+  /** Set when the server rejected the credentials: the scheduler leaves the account alone until they change. */
+  needs_attention: Generated<number>;
+  webhook_url: string | null;
+  /** Sealed like `credentials`. */
+  webhook_secret: string | null;
+  next_sync_at: number | null;
+  /** Deleted with its messages kept: hidden from account lists, its messages still readable. */
+  deleted_at: number | null;
+  /** Opt-ins, each by name (the client's `allowPlaintextAuth` and `insecure`). */
+  allow_plaintext_auth: Generated<number>;
+  tls_insecure: Generated<number>;
   created_at: number;
   updated_at: number;
 }
@@ -115,7 +136,49 @@ export interface SyncRunTable {
   error_message: string | null;
 }
 
+/** A bearer token for the HTTP API: only its SHA-256 is stored. */
+export interface ApiTokenTable {
+  id: Generated<number>;
+  name: string;
+  token_hash: string;
+  created_at: number;
+  last_used_at: number | null;
+}
+
+export type JobStatus = 'queued' | 'running' | 'done' | 'failed';
+
+/** A request to sync an account (scheduled, or from the API), and what became of it. */
+export interface SyncJobTable {
+  id: Generated<number>;
+  account_id: number;
+  status: JobStatus;
+  /** `schedule`, `api`, `retry`. */
+  reason: string;
+  queued_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+  run_id: number | null;
+  error: string | null;
+}
+
+/** The webhook outbox: an event is written here, then sent (and retried) apart from the sync. */
+export interface WebhookEventTable {
+  id: Generated<number>;
+  account_id: number | null;
+  url: string;
+  type: string;
+  /** The JSON body, exactly as signed and sent. */
+  body: string;
+  attempts: Generated<number>;
+  next_attempt_at: number;
+  delivered_at: number | null;
+  last_error: string | null;
+}
+
 export type Account = Selectable<AccountTable>;
+export type ApiToken = Selectable<ApiTokenTable>;
+export type SyncJob = Selectable<SyncJobTable>;
+export type WebhookEvent = Selectable<WebhookEventTable>;
 export type NewAccount = Insertable<AccountTable>;
 export type SeenUid = Selectable<SeenUidTable>;
 export type StoredMessage = Selectable<MessageTable>;

@@ -6,7 +6,7 @@ import type { ListedMessage } from './listing.js';
 import { AccountLock } from './lock.js';
 import type { SyncPolicy } from './policy.js';
 import { runSession, type SessionOutcome, type SyncProgress } from './session.js';
-import type { WriterOptions } from './writer.js';
+import type { CommittedMessage, WriterOptions } from './writer.js';
 
 export interface SyncRequest {
   readonly store: Store;
@@ -27,6 +27,11 @@ export interface SyncRequest {
   readonly onProgress?: ((progress: SyncProgress) => void) | undefined;
   readonly now?: (() => number) | undefined;
   readonly writer?: WriterOptions | undefined;
+  /**
+   * Told of the messages each commit stored, as soon as it returns (for `message.new` events).
+   * Synchronous and must not throw: a sync does not wait for its listeners.
+   */
+  readonly onCommit?: ((messages: readonly CommittedMessage[]) => void) | undefined;
 }
 
 export interface SyncReport {
@@ -94,6 +99,7 @@ export async function syncAccount(request: SyncRequest): Promise<SyncReport> {
         writer: request.writer,
         stop: request.stop,
         progress: (p) => request.onProgress?.(p),
+        onCommit: request.onCommit,
       });
       outcomes.push(outcome);
       if (request.stop?.aborted) {

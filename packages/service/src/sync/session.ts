@@ -6,7 +6,7 @@ import { readListing } from './listing.js';
 import type { AccountLock } from './lock.js';
 import { planDeletions, planSession } from './plan.js';
 import type { SyncPolicy } from './policy.js';
-import { MessageWriter, type WriterOptions } from './writer.js';
+import { MessageWriter, type CommittedMessage, type WriterOptions } from './writer.js';
 
 export type SyncPhase = 'connecting' | 'listing' | 'retrieving' | 'deleting' | 'quitting';
 
@@ -48,6 +48,7 @@ export interface SessionContext {
   /** Stop retrieving at the next message boundary, then finish the session cleanly. */
   readonly stop?: AbortSignal | undefined;
   readonly progress: (progress: SyncProgress) => void;
+  readonly onCommit?: ((messages: readonly CommittedMessage[]) => void) | undefined;
 }
 
 /**
@@ -61,7 +62,7 @@ export interface SessionContext {
  */
 export async function runSession(client: Pop3Client, ctx: SessionContext): Promise<SessionOutcome> {
   const { store, accountId, policy, now } = ctx;
-  const writer = new MessageWriter(store, accountId, now, ctx.writer);
+  const writer = new MessageWriter(store, accountId, now, ctx.writer, ctx.onCommit);
   let bytes = 0;
   const report = (phase: SyncPhase, total = 0) => ctx.progress({ phase, session: ctx.session, total, done: writer.committed.length, bytes });
   try {

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { CHUNK_BYTES, type MessageToCommit } from '../store/messages.js';
+import { CHUNK_BYTES, type MessageSummary, type MessageToCommit } from '../store/messages.js';
 import type { Store } from '../store/store.js';
 import type { ListedMessage } from './listing.js';
 import { summarize } from './summary.js';
@@ -11,6 +11,15 @@ export interface WriterOptions {
   readonly batchBytes?: number | undefined;
   /** A message larger than this is written chunk by chunk instead of held whole. Default 8 MiB. */
   readonly largeBytes?: number | undefined;
+}
+
+/** A message just committed: what a `message.new` event tells. */
+export interface CommittedMessage {
+  readonly id: number;
+  readonly uid: string;
+  readonly size: number;
+  readonly headersOnly: boolean;
+  readonly summary: MessageSummary;
 }
 
 export interface WrittenMessage {
@@ -39,6 +48,8 @@ export class MessageWriter {
     private readonly accountId: number,
     private readonly now: () => number,
     options: WriterOptions = {},
+    /** Told after each commit; a listener that throws is ignored. */
+    private readonly onCommit?: (messages: readonly CommittedMessage[]) => void,
   ) {
     this.batchMessages = options.batchMessages ?? 256;
     this.batchBytes = options.batchBytes ?? 8 * 1024 * 1024;
@@ -75,8 +86,18 @@ export class MessageWriter {
     const batch = this.batch;
     this.batch = [];
     this.batchSize = 0;
-    await this.store.messages.commit(this.accountId, batch, this.now());
+    const ids = await this.store.messages.commit(this.accountId, batch, this.now());
     for (const m of batch) this.done.push({ uid: m.uid, size: m.bytes.length, firstSeenAt: m.firstSeenAt, headersOnly: m.headersOnly });
+    this.tell(batch.map((m, i) => ({ id: ids[i]!, uid: m.uid, size: m.bytes.length, headersOnly: m.headersOnly, summary: m.summary })));
+  }
+
+  /** A listener that throws must not fail a sync whose commit has already happened. */
+  private tell(messages: readonly CommittedMessage[]): void {
+    try {
+      this.onCommit?.(messages);
+    } catch {
+      // The listener's own business (its events are a convenience; the store is the record).
+    }
   }
 
   /**
@@ -121,6 +142,7 @@ export class MessageWriter {
     const sha256 = hash.digest('hex');
     await messages.finishLarge(this.accountId, id, { uid: message.uid, listedSize: message.size, firstSeenAt, sha256, headersOnly, summary, size }, this.now());
     this.done.push({ uid: message.uid, size, firstSeenAt, headersOnly });
+    this.tell([{ id, uid: message.uid, size, headersOnly, summary }]);
     return size;
   }
 }

@@ -1,5 +1,6 @@
 import type { Migration, MigrationProvider } from 'kysely';
 import * as initial from './0001-initial.js';
+import * as service from './0002-service.js';
 
 /**
  * Every migration, in order. Listed here rather than found on disk, so that the same set runs
@@ -8,6 +9,7 @@ import * as initial from './0001-initial.js';
  */
 const migrations: Record<string, Migration> = {
   '0001-initial': initial,
+  '0002-service': service,
 };
 
 export const migrationProvider: MigrationProvider = {

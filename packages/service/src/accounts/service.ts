@@ -1,0 +1,296 @@
+import type { Pop3ClientOptions, RetryPolicy, TlsMode } from 'popwire';
+import type { Account } from '../store/schema.js';
+import type { Store } from '../store/store.js';
+import type { OversizePolicy, RetentionPolicy } from '../store/schema.js';
+import type { SyncPolicy } from '../sync/policy.js';
+import { tokenSource, type OAuthSettings } from './oauth.js';
+import type { SecretBox } from './secrets.js';
+
+/** What logs an account in. Never returned by the API, never logged; sealed at rest. */
+export type Credentials = { readonly type: 'password'; readonly password: string } | ({ readonly type: 'oauth2' } & OAuthSettings);
+
+export interface PolicyInput {
+  readonly retention: RetentionPolicy;
+  readonly keepDays?: number | null | undefined;
+  readonly maxSize?: number | null | undefined;
+  readonly oversize?: OversizePolicy | undefined;
+}
+
+export interface AccountInput {
+  readonly name: string;
+  readonly host: string;
+  readonly port?: number | undefined;
+  readonly tls?: TlsMode | undefined;
+  readonly username: string;
+  readonly auth?: string | null | undefined;
+  readonly credentials: Credentials;
+  /** Seconds between scheduled syncs; null: only on request. */
+  readonly syncInterval?: number | null | undefined;
+  readonly policy?: PolicyInput | undefined;
+  readonly webhook?: { readonly url: string; readonly secret: string } | null | undefined;
+  readonly paused?: boolean | undefined;
+  readonly allowPlaintextAuth?: boolean | undefined;
+  readonly tlsInsecure?: boolean | undefined;
+}
+
+export type AccountChange = Partial<Omit<AccountInput, 'host' | 'port' | 'username'>>;
+
+/** An account as the API shows it: everything but its secrets. */
+export interface AccountView {
+  readonly id: number;
+  readonly name: string;
+  readonly host: string;
+  readonly port: number;
+  readonly tls: TlsMode;
+  readonly username: string;
+  readonly auth: string | null;
+  readonly credentialType: Credentials['type'] | null;
+  readonly syncInterval: number | null;
+  readonly policy: { retention: RetentionPolicy; keepDays: number | null; maxSize: number | null; oversize: OversizePolicy };
+  readonly webhookUrl: string | null;
+  readonly paused: boolean;
+  readonly needsAttention: boolean;
+  readonly statusNote: string | null;
+  readonly identity: string | null;
+  readonly retryAfter: number | null;
+  readonly nextSyncAt: number | null;
+  readonly createdAt: number;
+  readonly updatedAt: number;
+}
+
+export type AccountErrorCode = 'ACCOUNT_NOT_FOUND' | 'ACCOUNT_EXISTS' | 'ACCOUNT_INVALID';
+
+export class AccountError extends Error {
+  override readonly name = 'AccountError';
+  constructor(
+    readonly code: AccountErrorCode,
+    message: string,
+    /** The input field at fault, for the API's error body. */
+    readonly field?: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface AccountServiceOptions {
+  /** Extra CAs every account's TLS trusts (config `tls.caFile`). */
+  readonly ca?: Buffer | undefined;
+  /** The client's retry policy for each connect. */
+  readonly retry?: RetryPolicy | undefined;
+  /** Per-reply timeout, ms. */
+  readonly timeout?: number | undefined;
+  readonly now?: (() => number) | undefined;
+}
+
+const DEFAULT_PORTS: Record<TlsMode, number> = { implicit: 995, starttls: 110, none: 110 };
+
+/**
+ * Accounts of the service: their settings in the store, their credentials sealed with the
+ * SecretBox (the aad binds each sealed value to its account's key and field).
+ */
+export class AccountService {
+  private readonly now: () => number;
+
+  constructor(
+    private readonly store: Store,
+    private readonly box: SecretBox,
+    private readonly options: AccountServiceOptions = {},
+  ) {
+    this.now = options.now ?? Date.now;
+  }
+
+  async create(input: AccountInput): Promise<AccountView> {
+    const tls = input.tls ?? 'implicit';
+    const port = input.port ?? DEFAULT_PORTS[tls];
+    const key = mailboxKey(input.username, input.host, port);
+    if ((await this.store.accounts.findByKey(key)) !== undefined) {
+      throw new AccountError('ACCOUNT_EXISTS', `an account for ${key} exists already`, 'username');
+    }
+    const policy = readPolicy(input.policy);
+    const now = this.now();
+    const row = await this.store.accounts.upsert(
+      {
+        key,
+        host: input.host,
+        port,
+        tls,
+        username: input.username,
+        auth: input.auth ?? null,
+        policy: policy.retention,
+        keep_days: policy.keepDays,
+        max_size: policy.maxSize,
+        oversize: policy.oversize,
+        name: input.name,
+        credentials: this.box.seal(JSON.stringify(input.credentials), aad(key, 'credentials')),
+        sync_interval: input.syncInterval === undefined ? 300 : input.syncInterval,
+        paused: input.paused === true ? 1 : 0,
+        webhook_url: input.webhook?.url ?? null,
+        webhook_secret: input.webhook == null ? null : this.box.seal(input.webhook.secret, aad(key, 'webhook')),
+        allow_plaintext_auth: input.allowPlaintextAuth === true ? 1 : 0,
+        tls_insecure: input.tlsInsecure === true ? 1 : 0,
+        next_sync_at: now,
+      },
+      now,
+    );
+    return this.view(row);
+  }
+
+  /** Accounts not deleted, by id. */
+  async list(): Promise<AccountView[]> {
+    return (await this.store.accounts.list()).filter((a) => a.deleted_at === null).map((row) => this.view(row));
+  }
+
+  async get(id: number): Promise<AccountView> {
+    return this.view(await this.row(id));
+  }
+
+  /** The stored row (secrets still sealed), for the scheduler. */
+  async row(id: number): Promise<Account> {
+    const row = await this.store.accounts.get(id).catch(() => undefined);
+    if (row === undefined || row.deleted_at !== null) throw new AccountError('ACCOUNT_NOT_FOUND', `no account ${id}`);
+    return row;
+  }
+
+  async update(id: number, change: AccountChange): Promise<AccountView> {
+    const row = await this.row(id);
+    const changes: Parameters<Store['accounts']['update']>[1] = {};
+    if (change.name !== undefined) changes.name = change.name;
+    if (change.tls !== undefined) changes.tls = change.tls;
+    if (change.auth !== undefined) changes.auth = change.auth;
+    if (change.credentials !== undefined) {
+      changes.credentials = this.box.seal(JSON.stringify(change.credentials), aad(row.key, 'credentials'));
+      // New credentials are the attention the account needed.
+      changes.needs_attention = 0;
+      changes.next_sync_at = this.now();
+    }
+    if (change.syncInterval !== undefined) changes.sync_interval = change.syncInterval;
+    if (change.policy !== undefined) {
+      const policy = readPolicy(change.policy);
+      Object.assign(changes, { policy: policy.retention, keep_days: policy.keepDays, max_size: policy.maxSize, oversize: policy.oversize });
+    }
+    if (change.webhook !== undefined) {
+      changes.webhook_url = change.webhook?.url ?? null;
+      changes.webhook_secret = change.webhook === null ? null : this.box.seal(change.webhook.secret, aad(row.key, 'webhook'));
+    }
+    if (change.paused !== undefined) changes.paused = change.paused ? 1 : 0;
+    if (change.allowPlaintextAuth !== undefined) changes.allow_plaintext_auth = change.allowPlaintextAuth ? 1 : 0;
+    if (change.tlsInsecure !== undefined) changes.tls_insecure = change.tlsInsecure ? 1 : 0;
+    await this.store.accounts.update(id, changes, this.now());
+    return this.get(id);
+  }
+
+  /**
+   * Deletes the account. With `keepMessages` its stored messages stay readable (the account is
+   * hidden and never synced again); without, they go with it.
+   */
+  async remove(id: number, options: { keepMessages: boolean }): Promise<void> {
+    const row = await this.row(id);
+    if (options.keepMessages) {
+      // The key is freed (an account for the same mailbox may be made again) and the secrets dropped.
+      await this.store.accounts.markDeleted(id, `${row.key}#deleted-${row.id}`, this.now());
+    } else {
+      await this.store.accounts.remove(id);
+    }
+  }
+
+  /** Everything `Pop3Client.connect` needs to log this account in. */
+  clientOptions(row: Account): Pop3ClientOptions {
+    const credentials = this.credentials(row);
+    return {
+      host: row.host,
+      port: row.port,
+      tls: row.tls as TlsMode,
+      user: row.username,
+      auth: (row.auth ?? undefined) as Pop3ClientOptions['auth'],
+      password: credentials?.type === 'password' ? credentials.password : undefined,
+      accessToken: credentials?.type === 'oauth2' ? tokenSource(credentials) : undefined,
+      allowPlaintextAuth: row.allow_plaintext_auth === 1,
+      insecure: row.tls_insecure === 1,
+      ca: this.options.ca,
+      retry: this.options.retry,
+      timeout: this.options.timeout,
+    };
+  }
+
+  policy(row: Account): SyncPolicy {
+    return {
+      retention: row.policy,
+      keepDays: row.keep_days ?? undefined,
+      maxSize: row.max_size ?? undefined,
+      oversize: row.oversize,
+    };
+  }
+
+  /** The webhook of this account, its secret opened; undefined when it has none. */
+  webhook(row: Account): { url: string; secret: string } | undefined {
+    if (row.webhook_url === null || row.webhook_secret === null) return undefined;
+    return { url: row.webhook_url, secret: this.box.open(row.webhook_secret, aad(row.key, 'webhook')) };
+  }
+
+  /** Re-seals every secret an older key sealed with the current key; returns how many. */
+  async rotateKeys(): Promise<number> {
+    let count = 0;
+    for (const row of await this.store.accounts.list()) {
+      const changes: { credentials?: string; webhook_secret?: string } = {};
+      for (const [column, field] of [['credentials', 'credentials'], ['webhook_secret', 'webhook']] as const) {
+        const sealed = row[column];
+        if (sealed === null || this.box.isCurrent(sealed)) continue;
+        changes[column] = this.box.seal(this.box.open(sealed, aad(row.key, field)), aad(row.key, field));
+        count++;
+      }
+      if (Object.keys(changes).length > 0) await this.store.accounts.update(row.id, changes, this.now());
+    }
+    return count;
+  }
+
+  private view(row: Account): AccountView {
+    // The type is not secret, but it is inside the sealed JSON.
+    return view(row, this.credentials(row)?.type ?? null);
+  }
+
+  private credentials(row: Account): Credentials | undefined {
+    if (row.credentials === null) return undefined;
+    return JSON.parse(this.box.open(row.credentials, aad(row.key, 'credentials'))) as Credentials;
+  }
+}
+
+/** Names one mailbox: the same for `popwire sync` and the API, so both see one account. */
+export function mailboxKey(username: string, host: string, port: number): string {
+  return `${username}@${host.toLowerCase()}:${port}`;
+}
+
+function aad(key: string, field: string): string {
+  return `popwire:account:${key}:${field}`;
+}
+
+function readPolicy(input: PolicyInput | undefined): { retention: RetentionPolicy; keepDays: number | null; maxSize: number | null; oversize: OversizePolicy } {
+  const retention = input?.retention ?? 'leave';
+  const keepDays = input?.keepDays ?? null;
+  if (retention === 'keep' && keepDays === null) throw new AccountError('ACCOUNT_INVALID', 'policy keep needs keepDays', 'policy.keepDays');
+  return { retention, keepDays: retention === 'keep' ? keepDays : null, maxSize: input?.maxSize ?? null, oversize: input?.oversize ?? 'skip' };
+}
+
+function view(row: Account, credentialType: Credentials['type'] | null): AccountView {
+  return {
+    id: row.id,
+    name: row.name ?? row.key,
+    host: row.host,
+    port: row.port,
+    tls: row.tls as TlsMode,
+    username: row.username,
+    auth: row.auth,
+    credentialType,
+    syncInterval: row.sync_interval,
+    policy: { retention: row.policy, keepDays: row.keep_days, maxSize: row.max_size, oversize: row.oversize },
+    webhookUrl: row.webhook_url,
+    paused: row.paused === 1,
+    needsAttention: row.needs_attention === 1,
+    statusNote: row.status_note,
+    identity: row.identity,
+    retryAfter: row.retry_after,
+    nextSyncAt: row.next_sync_at,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+

@@ -1,0 +1,154 @@
+import { readFileSync } from 'node:fs';
+import { Type, type Static } from 'typebox';
+import { Value } from 'typebox/value';
+
+/**
+ * `popwire serve`'s configuration: one typed object from a JSON file and the environment
+ * (the environment wins), checked against a schema at start. A bad setting stops the start with
+ * one line that names it and says where it came from.
+ */
+const Schema = Type.Object(
+  {
+    /** A folder (SQLite) or a postgres:// URL. */
+    store: Type.String({ minLength: 1, default: 'popwire-data' }),
+    http: Type.Object(
+      {
+        // Loopback by default: exposing the API is a decision, not an accident.
+        host: Type.String({ minLength: 1, default: '127.0.0.1' }),
+        port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    /** A file holding the key ring (accounts/secrets.ts); POPWIRE_SECRET_KEY takes precedence. */
+    secretKeyFile: Type.Optional(Type.String({ minLength: 1 })),
+    sync: Type.Object(
+      {
+        /** Syncs running at once, across accounts. */
+        concurrency: Type.Integer({ minimum: 1, maximum: 256, default: 4 }),
+        /** Seconds between syncs of an account created without its own interval. */
+        defaultInterval: Type.Integer({ minimum: 1, default: 300 }),
+        /** Milliseconds allowed for each server reply. */
+        timeout: Type.Integer({ minimum: 1000, default: 30_000 }),
+        /** Connect attempts per sync ([SYS/TEMP], [IN-USE], refused...); never after a rejected password. */
+        connectAttempts: Type.Integer({ minimum: 1, maximum: 10, default: 3 }),
+        /** Milliseconds a running sync gets to finish cleanly on SIGTERM before it is abandoned. */
+        shutdownGrace: Type.Integer({ minimum: 0, default: 30_000 }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    tls: Type.Object(
+      {
+        /** Extra CA certificates (PEM) trusted for every account, added to Node's roots. */
+        caFile: Type.Optional(Type.String({ minLength: 1 })),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    /** A deployment-wide webhook, besides any account's own. */
+    webhook: Type.Optional(
+      Type.Object(
+        {
+          url: Type.String({ pattern: '^https?://' }),
+          secret: Type.String({ minLength: 16 }),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    log: Type.Object(
+      { level: Type.Union([Type.Literal('fatal'), Type.Literal('error'), Type.Literal('warn'), Type.Literal('info'), Type.Literal('debug'), Type.Literal('trace'), Type.Literal('silent')], { default: 'info' }) },
+      { additionalProperties: false, default: {} },
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export type ServiceConfig = Static<typeof Schema>;
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  readonly code = 'CONFIG_INVALID';
+}
+
+/** Environment variables and the settings they set. Numbers are read as numbers. */
+const ENVIRONMENT: ReadonlyArray<readonly [string, string, 'string' | 'integer']> = [
+  ['POPWIRE_STORE', 'store', 'string'],
+  ['POPWIRE_HTTP_HOST', 'http.host', 'string'],
+  ['POPWIRE_HTTP_PORT', 'http.port', 'integer'],
+  ['POPWIRE_SECRET_KEY_FILE', 'secretKeyFile', 'string'],
+  ['POPWIRE_SYNC_CONCURRENCY', 'sync.concurrency', 'integer'],
+  ['POPWIRE_SYNC_INTERVAL', 'sync.defaultInterval', 'integer'],
+  ['POPWIRE_TLS_CA_FILE', 'tls.caFile', 'string'],
+  ['POPWIRE_WEBHOOK_URL', 'webhook.url', 'string'],
+  ['POPWIRE_WEBHOOK_SECRET', 'webhook.secret', 'string'],
+  ['POPWIRE_LOG_LEVEL', 'log.level', 'string'],
+];
+
+/**
+ * Reads the file (if any), applies the environment over it, fills the defaults and checks the
+ * result. Throws ConfigError naming the first bad setting and its source.
+ */
+export function loadConfig(options: { file?: string | undefined; env?: NodeJS.ProcessEnv } = {}): ServiceConfig {
+  const env = options.env ?? process.env;
+  const raw: Record<string, unknown> = options.file === undefined ? {} : readFile(options.file);
+  const sources = new Map<string, string>();
+  for (const [variable, path, type] of ENVIRONMENT) {
+    const text = env[variable];
+    if (text === undefined || text === '') continue;
+    let value: unknown = text;
+    if (type === 'integer') {
+      if (!/^-?\d+$/.test(text.trim())) throw new ConfigError(`${path} (from ${variable}) must be an integer; got ${JSON.stringify(text)}`);
+      value = Number(text);
+    }
+    setPath(raw, path, value);
+    sources.set(path, variable);
+  }
+  const config = Value.Default(Schema, raw) as unknown;
+  const errors = [...Value.Errors(Schema, config)].filter((e) => e.keyword !== 'boolean');
+  const first = errors[0];
+  if (first !== undefined) {
+    const path = settingName(first.instancePath, first.params);
+    const source = sources.get(path) ?? (options.file === undefined ? 'defaults' : options.file);
+    // A union of literals reports each literal it is not: say which values it may be instead.
+    const allowed = errors.filter((e) => e.keyword === 'const' && e.instancePath === first.instancePath).map((e) => JSON.stringify((e.params as { allowedValue?: unknown }).allowedValue));
+    const missing = first.keyword === 'required';
+    const message = allowed.length > 0 ? `must be one of ${allowed.join(', ')}` : missing ? 'is required' : first.message;
+    throw new ConfigError(`${path === '' ? 'the configuration' : path} (from ${source}): ${message}`);
+  }
+  return config as ServiceConfig;
+}
+
+function readFile(file: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (cause) {
+    throw new ConfigError(`cannot read the configuration file ${file}: ${(cause as Error).message}`, { cause });
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (cause) {
+    throw new ConfigError(`the configuration file ${file} is not valid JSON: ${(cause as Error).message}`, { cause });
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new ConfigError(`the configuration file ${file} must hold a JSON object`);
+  return parsed as Record<string, unknown>;
+}
+
+function setPath(target: Record<string, unknown>, path: string, value: unknown): void {
+  const keys = path.split('.');
+  let node = target;
+  for (const key of keys.slice(0, -1)) {
+    const next = node[key];
+    node = (node[key] = typeof next === 'object' && next !== null ? next : {}) as Record<string, unknown>;
+  }
+  node[keys.at(-1)!] = value;
+}
+
+/** `/http/port` -> `http.port`; for an unknown property, its name. */
+function settingName(instancePath: string, params: unknown): string {
+  const base = instancePath.split('/').filter(Boolean).join('.');
+  const extra = (params as { additionalProperties?: unknown } | undefined)?.additionalProperties;
+  if (Array.isArray(extra) && extra.length > 0) return [base, String(extra[0])].filter(Boolean).join('.') + ' (unknown setting)';
+  const missing = (params as { requiredProperties?: unknown } | undefined)?.requiredProperties;
+  if (Array.isArray(missing) && missing.length > 0) return [base, String(missing[0])].filter(Boolean).join('.');
+  return base;
+}
