@@ -1,0 +1,74 @@
+/**
+ * Configuration: defaults that run on one machine, the environment over the file, and a bad
+ * setting refused at start with a message that names it and its source.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { ConfigError, loadConfig } from '../src/config.ts';
+
+let dir: string;
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'popwire-config-test-'));
+});
+after(() => rm(dir, { recursive: true, force: true }));
+
+let files = 0;
+async function file(content: unknown): Promise<string> {
+  const path = join(dir, `c${++files}.json`);
+  await writeFile(path, typeof content === 'string' ? content : JSON.stringify(content));
+  return path;
+}
+
+function refused(pattern: RegExp) {
+  return (e: unknown) => e instanceof ConfigError && pattern.test(e.message);
+}
+
+describe('loadConfig', () => {
+  it('runs with no file and no environment: SQLite in ./popwire-data, the API on loopback', () => {
+    const config = loadConfig({ env: {} });
+    assert.equal(config.store, 'popwire-data');
+    assert.deepEqual(config.http, { host: '127.0.0.1', port: 8080 });
+    assert.equal(config.sync.concurrency, 4);
+  });
+
+  it('takes the environment over the file', async () => {
+    const config = loadConfig({ file: await file({ http: { port: 9000 }, store: 'a' }), env: { POPWIRE_HTTP_PORT: '9100' } });
+    assert.equal(config.http.port, 9100);
+    assert.equal(config.store, 'a');
+  });
+
+  it('names the bad setting and the file it came from', async () => {
+    const path = await file({ http: { port: 70000 } });
+    assert.throws(() => loadConfig({ file: path, env: {} }), refused(new RegExp(`^http\\.port \\(from ${path}\\): must be <= 65535`)));
+  });
+
+  it('names the environment variable a bad setting came from', () => {
+    assert.throws(() => loadConfig({ env: { POPWIRE_SYNC_CONCURRENCY: '0' } }), refused(/^sync\.concurrency \(from POPWIRE_SYNC_CONCURRENCY\): must be >= 1/));
+    assert.throws(() => loadConfig({ env: { POPWIRE_HTTP_PORT: 'eighty' } }), refused(/POPWIRE_HTTP_PORT.*must be an integer/));
+  });
+
+  it('refuses an unknown setting (a typo must not be ignored)', async () => {
+    const typo = await file({ htpp: { port: 1 } });
+    assert.throws(() => loadConfig({ file: typo, env: {} }), refused(/^htpp \(unknown setting\)/));
+  });
+
+  it('lists the allowed values of a setting that has few', async () => {
+    const loud = await file({ log: { level: 'loud' } });
+    assert.throws(() => loadConfig({ file: loud, env: {} }), refused(/log\.level .*must be one of "fatal", "error"/));
+  });
+
+  it('refuses a webhook without its secret, or one that is not http(s)', async () => {
+    const noSecret = await file({ webhook: { url: 'https://x.test/hook' } });
+    assert.throws(() => loadConfig({ file: noSecret, env: {} }), refused(/webhook\.secret .*is required/));
+    assert.throws(() => loadConfig({ env: { POPWIRE_WEBHOOK_URL: 'file:///etc/passwd', POPWIRE_WEBHOOK_SECRET: 'x'.repeat(20) } }), refused(/webhook\.url \(from POPWIRE_WEBHOOK_URL\)/));
+  });
+
+  it('says when the file is missing or not JSON', async () => {
+    assert.throws(() => loadConfig({ file: join(dir, 'missing.json'), env: {} }), refused(/cannot read the configuration file/));
+    const broken = await file('{ not json');
+    assert.throws(() => loadConfig({ file: broken, env: {} }), refused(/is not valid JSON/));
+  });
+});
