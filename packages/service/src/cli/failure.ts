@@ -2,6 +2,8 @@ import { constants } from 'node:os';
 import { CommanderError } from 'commander';
 import { Pop3Error, type Pop3ErrorKind } from 'popwire';
 import { DeliveryError } from '../delivery/delivery.js';
+import { StoreError } from '../store/errors.js';
+import { SyncError } from '../sync/errors.js';
 
 /** The exit codes are part of the command line's contract: scripts branch on them. */
 export const ExitCode = {
@@ -14,6 +16,14 @@ export const ExitCode = {
   server: 5,
   /** fetch: a message could not be written where it was to go (disk full, permissions, mbox locked). */
   delivery: 6,
+  /**
+   * sync: not now, and nothing is wrong. The server asks to come back later ([IN-USE]: another
+   * session holds the maildrop; [LOGIN-DELAY]: we logged in too recently), or another popwire
+   * sync of the same account is running. A script (cron) just waits for its next turn.
+   */
+  deferred: 7,
+  /** sync, messages, show, export: the store cannot be opened, read or written (folder, disk, PostgreSQL). */
+  store: 8,
 } as const;
 
 /** 128 + the signal's number, as a shell reports a process the signal killed: 130 for SIGINT, 143 for SIGTERM. */
@@ -34,6 +44,22 @@ const EXIT_CODE_BY_KIND: Record<Pop3ErrorKind, number> = {
   authentication: ExitCode.authentication,
   server: ExitCode.server,
   protocol: ExitCode.server,
+};
+
+const EXIT_CODE_BY_SYNC_ERROR: Record<SyncError['code'], number> = {
+  SYNC_LOCKED: ExitCode.deferred,
+  SYNC_NO_IDENTITY: ExitCode.server,
+  SYNC_TOO_MANY_SESSIONS: ExitCode.server,
+  // The sync command ends a stopped run with 128 + the signal's number; nothing else stops one.
+  SYNC_ABORTED: ExitCode.internal,
+};
+
+const EXIT_CODE_BY_STORE_ERROR: Record<StoreError['code'], number> = {
+  STORE_INVALID_LOCATION: ExitCode.usage,
+  STORE_OPEN_FAILED: ExitCode.store,
+  STORE_MIGRATION_FAILED: ExitCode.store,
+  STORE_MESSAGE_NOT_FOUND: ExitCode.usage,
+  STORE_ACCOUNT_NOT_FOUND: ExitCode.usage,
 };
 
 /**
@@ -77,6 +103,9 @@ export function failureOf(error: unknown): Failure {
   // The reader of our stdout went away (`popwire retr 1 URL | head -c 10`): it has all it wanted.
   if (isBrokenPipe(error)) return { exitCode: ExitCode.ok };
   if (error instanceof DeliveryError) return { exitCode: ExitCode.delivery, message: error.message };
+  if (error instanceof SyncError) return { exitCode: EXIT_CODE_BY_SYNC_ERROR[error.code], message: error.message };
+  if (error instanceof StoreError) return { exitCode: EXIT_CODE_BY_STORE_ERROR[error.code], message: error.message };
+  if (isDatabaseError(error)) return { exitCode: ExitCode.store, message: `The store failed: ${(error as Error).message}` };
   return { exitCode: ExitCode.internal, message: error instanceof Error ? error.message : String(error) };
 }
 
@@ -101,6 +130,18 @@ function pop3Message(error: Pop3Error): string {
     default:
       return error.message;
   }
+}
+
+/**
+ * An error of the database under the store, told by its shape: the drivers are not imported
+ * here, because every popwire command loads this file (see cli/store-option.ts). better-sqlite3
+ * names its errors SqliteError; pg's DatabaseError carries a severity and a SQLSTATE code.
+ */
+function isDatabaseError(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  if (error.name === 'SqliteError') return true;
+  const { severity, code } = error as { severity?: unknown; code?: unknown };
+  return typeof severity === 'string' && typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code);
 }
 
 /** EPIPE, itself or as the cause of a failed delivery to stdout. */

@@ -23,6 +23,8 @@ export interface SpawnOptions {
   readonly env?: Readonly<Record<string, string>>;
   /** Runs `popwire ARGS` through this shell line instead of directly: `"$@"` stands for node, the bin and ARGS. */
   readonly shell?: string;
+  /** The working folder; by default the test's. */
+  readonly cwd?: string;
 }
 
 /** Starts the bin with stdin not a terminal. */
@@ -32,8 +34,8 @@ export function spawnPopwire(args: readonly string[], options: SpawnOptions = {}
   const command = [process.execPath, BIN, ...args];
   const child =
     options.shell === undefined
-      ? spawn(process.execPath, [BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] })
-      : spawn('bash', ['-c', options.shell, 'popwire', ...command], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      ? spawn(process.execPath, [BIN, ...args], { env, cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] })
+      : spawn('bash', ['-c', options.shell, 'popwire', ...command], { env, cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   return child as unknown as ChildProcessWithoutNullStreams;
 }
 

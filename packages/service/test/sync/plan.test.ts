@@ -135,7 +135,7 @@ describe('the plan, for any listing, seen UIDs and policy', () => {
     fc.assert(
       fc.property(scenario, fc.integer({ min: 0, max: 100 }), ({ listed, seen, policy }, day) => {
         const listing = disambiguate(listed.map((m, i) => ({ n: i + 1, ...m })), 'uidl').messages;
-        const committed = new Map(seen.filter((s) => s.state === 'stored').map((s) => [s.uid, { firstSeenAt: 0 }]));
+        const committed = new Map(seen.filter((s) => s.state === 'stored').map((s) => [s.uid as string, { firstSeenAt: 0 }]));
         const chosen = planDeletions(listing, committed, policy, day * DAY_MS);
         for (const m of chosen) assert.ok(committed.has(m.uid), `${m.uid} is committed`);
         if (policy.retention === 'leave') assert.equal(chosen.length, 0);
