@@ -125,6 +125,11 @@ async function migrate(db: Kysely<Database>): Promise<void> {
     throw new StoreError('STORE_OPEN_FAILED', `cannot reach the store: ${(cause as Error).message}`, { cause });
   }
   if (result.error !== undefined) {
+    // Kysely reports a database it could not reach inside the result, with no migration run.
+    if (result.results === undefined || result.results.length === 0) {
+      const reason = result.error instanceof Error ? result.error.message : String(result.error);
+      throw new StoreError('STORE_OPEN_FAILED', `cannot reach the store: ${reason}`, { cause: result.error });
+    }
     const failed = result.results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown';
     const cause = result.error;
     const reason = cause instanceof Error ? cause.message : String(cause);
