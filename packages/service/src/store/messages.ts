@@ -1,4 +1,4 @@
-import type { Kysely, Transaction } from 'kysely';
+import { sql, type Kysely, type Transaction } from 'kysely';
 import { randomUUID } from 'node:crypto';
 import { StoreError } from './errors.js';
 import type { Database, StoredMessage } from './schema.js';
@@ -35,6 +35,18 @@ export interface MessagePage {
 export interface MessageCursor {
   readonly date: number | null;
   readonly id: number;
+}
+
+export interface MessageListOptions {
+  readonly accountId?: number | undefined;
+  readonly limit?: number | undefined;
+  readonly after?: MessageCursor | null | undefined;
+  /** Dated at or after this time (ms since the epoch). */
+  readonly since?: number | undefined;
+  /** Dated before this time. */
+  readonly until?: number | undefined;
+  /** The sender's address contains this, in any case. */
+  readonly from?: string | undefined;
 }
 
 /** Raw bytes are kept in chunks of at most this size, so a large message streams out of the database. */
@@ -152,10 +164,18 @@ export class MessageStore {
   }
 
   /** Newest first; messages without a date after all dated ones, by id. */
-  async list(options: { accountId?: number | undefined; limit?: number | undefined; after?: MessageCursor | null | undefined } = {}): Promise<MessagePage> {
+  async list(options: MessageListOptions = {}): Promise<MessagePage> {
     const limit = options.limit ?? 50;
     let query = this.db.selectFrom('messages').selectAll().where('pending', '=', 0);
     if (options.accountId !== undefined) query = query.where('account_id', '=', options.accountId);
+    // A date filter leaves out the messages without a date: nothing says they are in the range.
+    if (options.since !== undefined) query = query.where('date', '>=', options.since);
+    if (options.until !== undefined) query = query.where('date', '<', options.until);
+    if (options.from !== undefined) {
+      // lower() on both sides: SQLite's LIKE ignores ASCII case, PostgreSQL's does not.
+      const pattern = `%${options.from.toLowerCase().replace(/[\\%_]/g, '\\$&')}%`;
+      query = query.where(sql<boolean>`lower(from_address) like ${pattern} escape '\\'`);
+    }
     const after = options.after;
     if (after != null) {
       query =

@@ -3,10 +3,13 @@ import { sql } from 'kysely';
 import { AccountStore } from './accounts.js';
 import { openDatabase, type StoreLocation } from './database.js';
 import type { Dialect } from './dialect.js';
+import { JobStore } from './jobs.js';
 import { MessageStore } from './messages.js';
 import { RunStore } from './runs.js';
 import type { Database } from './schema.js';
 import { SeenUidStore } from './seen-uids.js';
+import { WebhookEventStore } from './webhook-events.js';
+import { TokenStore } from './tokens.js';
 
 /** The service's storage: one database, one repository per domain. */
 export class Store implements AsyncDisposable {
@@ -14,6 +17,9 @@ export class Store implements AsyncDisposable {
   readonly messages: MessageStore;
   readonly seen: SeenUidStore;
   readonly runs: RunStore;
+  readonly jobs: JobStore;
+  readonly webhookEvents: WebhookEventStore;
+  readonly tokens: TokenStore;
 
   private constructor(
     readonly db: Kysely<Database>,
@@ -24,6 +30,9 @@ export class Store implements AsyncDisposable {
     this.messages = new MessageStore(db);
     this.seen = new SeenUidStore(db);
     this.runs = new RunStore(db);
+    this.jobs = new JobStore(db);
+    this.webhookEvents = new WebhookEventStore(db);
+    this.tokens = new TokenStore(db);
   }
 
   /** Opens (and creates, or migrates) the store. */

@@ -1,0 +1,80 @@
+import type { Account } from '../store/schema.js';
+import type { CommittedMessage } from '../sync/writer.js';
+
+/**
+ * The bodies of webhook events, as receivers see them. Times are ISO 8601 strings in UTC.
+ * Nothing secret goes in: no credentials, no webhook secret, no server reply beyond the
+ * error's own message (which the client already strips of secrets).
+ */
+export interface AccountRef {
+  readonly id: number;
+  readonly name?: string;
+}
+
+export interface MessageNewEvent {
+  readonly type: 'message.new';
+  readonly account: AccountRef;
+  readonly message: {
+    /** The stored message's id: GET /v1/messages/{id}. */
+    readonly id: number;
+    readonly uid: string;
+    readonly size: number;
+    readonly date: string | null;
+    readonly from: { readonly address: string; readonly name: string | null } | null;
+    readonly to: readonly string[];
+    readonly subject: string | null;
+    readonly messageId: string | null;
+    readonly hasAttachments: boolean;
+    /** Only the header block was kept: the message was over the account's size limit. */
+    readonly headersOnly: boolean;
+  };
+  readonly createdAt: string;
+}
+
+export interface SyncFailedEvent {
+  readonly type: 'sync.failed';
+  readonly account: AccountRef;
+  readonly run: {
+    /** GET /v1/accounts/{id}/runs; null when the run could not even be recorded (the store failed). */
+    readonly id: number | null;
+    readonly status: 'failed';
+    readonly error: { readonly code: string; readonly message: string };
+  };
+  readonly createdAt: string;
+}
+
+export type WebhookPayload = MessageNewEvent | SyncFailedEvent;
+
+export function accountRef(account: Pick<Account, 'id' | 'name'>): AccountRef {
+  return account.name === null ? { id: account.id } : { id: account.id, name: account.name };
+}
+
+export function messageNewEvent(account: Pick<Account, 'id' | 'name'>, message: CommittedMessage, now: number): MessageNewEvent {
+  const s = message.summary;
+  return {
+    type: 'message.new',
+    account: accountRef(account),
+    message: {
+      id: message.id,
+      uid: message.uid,
+      size: message.size,
+      date: s.date === null ? null : new Date(s.date).toISOString(),
+      from: s.fromAddress === null ? null : { address: s.fromAddress, name: s.fromName },
+      to: s.toAddresses === '' ? [] : s.toAddresses.split(', '),
+      subject: s.subject,
+      messageId: s.messageId,
+      hasAttachments: s.hasAttachments,
+      headersOnly: message.headersOnly,
+    },
+    createdAt: new Date(now).toISOString(),
+  };
+}
+
+export function syncFailedEvent(account: Pick<Account, 'id' | 'name'>, runId: number | null, error: { code: string; message: string }, now: number): SyncFailedEvent {
+  return {
+    type: 'sync.failed',
+    account: accountRef(account),
+    run: { id: runId, status: 'failed', error },
+    createdAt: new Date(now).toISOString(),
+  };
+}

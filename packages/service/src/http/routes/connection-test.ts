@@ -1,0 +1,41 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Pop3Client, type ConnectionTestReport, type ConnectionTestStep } from 'popwire';
+import type { AppDeps } from '../app.js';
+import { ConnectionTestReport as ReportSchema } from '../schemas/accounts.js';
+import { ERRORS, IdParams } from '../schemas/common.js';
+
+/**
+ * POST /v1/accounts/{id}/test: the client's step-by-step connection test with the account's
+ * stored settings. The report holds no secret (the client redacts commands, and the schema has
+ * no field for one); a failed login is a 200 with ok: false, since the test itself worked.
+ */
+export const connectionTestRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async (app, { deps }) => {
+  app.post(
+    '/accounts/:id/test',
+    {
+      schema: {
+        tags: ['accounts'],
+        summary: 'Test the connection and login',
+        description: 'DNS, TCP, TLS (with the certificate), greeting, CAPA, login and STAT, each timed; the failing step says why.',
+        params: IdParams,
+        response: { 200: ReportSchema, ...ERRORS },
+      },
+    },
+    async (request) => reportView(await Pop3Client.test(deps.accounts.clientOptions(await deps.accounts.row(request.params.id)))),
+  );
+};
+
+function reportView(report: ConnectionTestReport) {
+  return { ...report, steps: report.steps.map(stepView) };
+}
+
+function stepView(step: ConnectionTestStep) {
+  const { certificate, ...rest } = step;
+  if (certificate === undefined) return rest;
+  return { ...rest, certificate: { ...certificate, validFrom: isoDate(certificate.validFrom), validTo: isoDate(certificate.validTo) } };
+}
+
+/** An unreadable certificate date becomes an Invalid Date, whose toISOString() throws. */
+function isoDate(date: Date): string {
+  return Number.isNaN(date.getTime()) ? new Date(0).toISOString() : date.toISOString();
+}

@@ -1,0 +1,67 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import type { SyncRun } from '../../store/schema.js';
+import type { AppDeps } from '../app.js';
+import { ERRORS, IdParams, Limit } from '../schemas/common.js';
+import { Job, RunList } from '../schemas/jobs.js';
+
+/** Syncs on request, their jobs, and the record of past runs. */
+export const syncRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async (app, { deps }) => {
+  const { accounts, scheduler, store } = deps;
+  const tags = ['sync'];
+
+  app.post(
+    '/accounts/:id/sync',
+    {
+      schema: {
+        tags,
+        summary: 'Queue a sync now',
+        description: 'Idempotent: while a sync of the account is queued or running, that job is returned and nothing new is queued.',
+        params: IdParams,
+        response: { 202: Job, ...ERRORS },
+      },
+    },
+    async (request, reply) => {
+      await accounts.row(request.params.id);
+      return reply.code(202).send(await scheduler.enqueue(request.params.id, 'api'));
+    },
+  );
+
+  app.get('/jobs/:id', { schema: { tags, summary: 'Read a sync job', params: IdParams, response: { 200: Job, ...ERRORS } } }, async (request) =>
+    scheduler.job(request.params.id),
+  );
+
+  app.get(
+    '/accounts/:id/runs',
+    {
+      schema: {
+        tags,
+        summary: "The account's past sync runs, newest first",
+        params: IdParams,
+        querystring: Type.Object({ limit: Type.Optional(Limit(50)) }, { additionalProperties: false }),
+        response: { 200: RunList, ...ERRORS },
+      },
+    },
+    async (request) => {
+      await accounts.row(request.params.id);
+      return { runs: (await store.runs.forAccount(request.params.id, request.query.limit ?? 50)).map(runView) };
+    },
+  );
+};
+
+function runView(run: SyncRun) {
+  return {
+    id: run.id,
+    accountId: run.account_id,
+    status: run.status,
+    startedAt: run.started_at,
+    finishedAt: run.finished_at,
+    sessions: run.sessions,
+    newMessages: run.new_messages,
+    alreadyHad: run.already_had,
+    deleted: run.deleted,
+    skipped: run.skipped,
+    bytes: run.bytes,
+    error: run.error_code === null && run.error_message === null ? null : { code: run.error_code, message: run.error_message },
+  };
+}

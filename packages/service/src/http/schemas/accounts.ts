@@ -1,0 +1,168 @@
+import { Type } from 'typebox';
+import { Nullable, Time } from './common.js';
+
+const TLS_MODES = ['implicit', 'starttls', 'none'] as const;
+/** The client's mechanisms (packages/client/src/auth/select.ts); USER is USER/PASS. */
+const MECHANISMS = ['SCRAM-SHA-256', 'SCRAM-SHA-1', 'CRAM-MD5', 'PLAIN', 'LOGIN', 'APOP', 'USER', 'OAUTHBEARER', 'XOAUTH2'] as const;
+
+/**
+ * No CR, LF or NUL: the client refuses them in a command (they would end it early and smuggle
+ * another), so they are refused here, with the field named, instead of failing every sync.
+ */
+const CommandSafe = (options: { minLength: number; maxLength: number; description?: string }) => Type.String({ ...options, pattern: '^[^\\r\\n\\u0000]*$' });
+const HttpUrl = Type.String({ format: 'uri', pattern: '^https?://', maxLength: 2048 });
+
+const PasswordCredentials = Type.Object(
+  { type: Type.Literal('password'), password: CommandSafe({ minLength: 1, maxLength: 1024 }) },
+  { additionalProperties: false },
+);
+const OAuthCredentials = Type.Object(
+  {
+    type: Type.Literal('oauth2'),
+    accessToken: Type.Optional(CommandSafe({ minLength: 1, maxLength: 8192 })),
+    refreshToken: Type.Optional(Type.String({ minLength: 1, maxLength: 8192 })),
+    tokenUrl: Type.Optional(HttpUrl),
+    clientId: Type.Optional(Type.String({ minLength: 1, maxLength: 1024 })),
+    clientSecret: Type.Optional(Type.String({ minLength: 1, maxLength: 1024 })),
+  },
+  { additionalProperties: false },
+);
+
+const Policy = Type.Object(
+  {
+    retention: Type.Enum(['leave', 'delete', 'keep'], { description: 'leave messages on the server, delete them once stored, or keep them keepDays days' }),
+    keepDays: Type.Optional(Nullable(Type.Integer({ minimum: 1, maximum: 36_500 }))),
+    maxSize: Type.Optional(Nullable(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: 'octets; larger messages are not retrieved' }))),
+    oversize: Type.Optional(Type.Enum(['skip', 'headers'], { description: 'what to keep of a message over maxSize' })),
+  },
+  { additionalProperties: false },
+);
+
+const Webhook = Type.Object(
+  { url: HttpUrl, secret: Type.String({ minLength: 16, maxLength: 1024, description: 'HMAC-SHA256 key of the signature; never shown again' }) },
+  { additionalProperties: false },
+);
+
+const changeable = {
+  name: Type.String({ minLength: 1, maxLength: 200 }),
+  tls: Type.Enum(TLS_MODES, { description: 'implicit (port 995), starttls (STLS on port 110) or none; default implicit' }),
+  auth: Nullable(Type.Enum(MECHANISMS, { description: 'the login mechanism; null or absent: the strongest the server offers' })),
+  credentials: Type.Union([PasswordCredentials, OAuthCredentials], { description: 'write-only: never returned' }),
+  syncInterval: Nullable(Type.Integer({ minimum: 1, maximum: 31_536_000, description: 'seconds between syncs; null: only on request; default 300' })),
+  policy: Policy,
+  webhook: Nullable(Webhook),
+  paused: Type.Boolean(),
+  allowPlaintextAuth: Type.Boolean({ description: 'allow a password to be sent without TLS' }),
+  tlsInsecure: Type.Boolean({ description: 'accept a certificate that does not verify' }),
+};
+
+export const AccountInput = Type.Object(
+  {
+    name: changeable.name,
+    host: Type.String({ minLength: 1, maxLength: 253, pattern: '^[^\\s/@]+$' }),
+    port: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
+    tls: Type.Optional(changeable.tls),
+    username: CommandSafe({ minLength: 1, maxLength: 320 }),
+    auth: Type.Optional(changeable.auth),
+    credentials: changeable.credentials,
+    syncInterval: Type.Optional(changeable.syncInterval),
+    policy: Type.Optional(changeable.policy),
+    webhook: Type.Optional(changeable.webhook),
+    paused: Type.Optional(changeable.paused),
+    allowPlaintextAuth: Type.Optional(changeable.allowPlaintextAuth),
+    tlsInsecure: Type.Optional(changeable.tlsInsecure),
+  },
+  { additionalProperties: false },
+);
+
+/** Host, port and user name the mailbox: to change them, make a new account. */
+export const AccountChange = Type.Object(
+  {
+    name: Type.Optional(changeable.name),
+    tls: Type.Optional(changeable.tls),
+    auth: Type.Optional(changeable.auth),
+    credentials: Type.Optional(changeable.credentials),
+    syncInterval: Type.Optional(changeable.syncInterval),
+    policy: Type.Optional(changeable.policy),
+    webhook: Type.Optional(changeable.webhook),
+    paused: Type.Optional(changeable.paused),
+    allowPlaintextAuth: Type.Optional(changeable.allowPlaintextAuth),
+    tlsInsecure: Type.Optional(changeable.tlsInsecure),
+  },
+  { additionalProperties: false },
+);
+
+/** An account as returned: no secret is in this schema, so none can be serialized. */
+export const AccountView = Type.Object(
+  {
+    id: Type.Integer(),
+    name: Type.String(),
+    host: Type.String(),
+    port: Type.Integer(),
+    tls: Type.Enum(TLS_MODES),
+    username: Type.String(),
+    auth: Nullable(Type.String()),
+    credentialType: Nullable(Type.Enum(['password', 'oauth2'])),
+    syncInterval: Nullable(Type.Integer()),
+    policy: Type.Object({
+      retention: Type.Enum(['leave', 'delete', 'keep']),
+      keepDays: Nullable(Type.Integer()),
+      maxSize: Nullable(Type.Integer()),
+      oversize: Type.Enum(['skip', 'headers']),
+    }),
+    webhookUrl: Nullable(Type.String()),
+    paused: Type.Boolean(),
+    needsAttention: Type.Boolean({ description: 'the server rejected the credentials; not synced until they change' }),
+    statusNote: Nullable(Type.String()),
+    identity: Nullable(Type.String()),
+    retryAfter: Nullable(Time),
+    nextSyncAt: Nullable(Time),
+    createdAt: Time,
+    updatedAt: Time,
+  },
+  { description: 'An account, without its credentials or webhook secret' },
+);
+
+export const AccountList = Type.Object({ accounts: Type.Array(AccountView) }, { description: 'The accounts (not the deleted ones), by id' });
+
+export const DeleteQuery = Type.Object(
+  { keepMessages: Type.Boolean({ description: 'keep the stored messages readable (true) or delete them with the account (false)' }) },
+  { additionalProperties: false },
+);
+
+const TestError = Type.Object({ code: Type.String(), message: Type.String(), responseCode: Type.Optional(Type.String()) });
+const STEPS = ['dns', 'tcp', 'tls', 'greeting', 'capa', 'login', 'stat'] as const;
+
+/** Pop3Client.test's report (packages/client/src/connection-test.ts), dates as ISO 8601. */
+export const ConnectionTestReport = Type.Object(
+  {
+    ok: Type.Boolean(),
+    host: Type.String(),
+    port: Type.Integer(),
+    tls: Type.Enum(TLS_MODES),
+    steps: Type.Array(
+      Type.Object({
+        step: Type.Enum(STEPS),
+        ok: Type.Boolean(),
+        ms: Type.Number(),
+        detail: Type.Optional(Type.String()),
+        mechanism: Type.Optional(Type.String()),
+        certificate: Type.Optional(
+          Type.Object({
+            subject: Type.String(),
+            issuer: Type.String(),
+            validFrom: Type.String({ format: 'date-time' }),
+            validTo: Type.String({ format: 'date-time' }),
+            daysLeft: Type.Integer(),
+            altNames: Type.Optional(Type.String()),
+            fingerprint256: Type.String(),
+          }),
+        ),
+        error: Type.Optional(TestError),
+      }),
+    ),
+    failedStep: Type.Optional(Type.Enum(STEPS)),
+    error: Type.Optional(TestError),
+  },
+  { description: 'The connection test report; ok: false with failedStep when a step failed' },
+);

@@ -1,0 +1,45 @@
+import Sqlite from 'better-sqlite3';
+import pg from 'pg';
+import { Pop3AuthenticationError, Pop3Error } from 'popwire';
+import { StoreError } from '../store/errors.js';
+import { SyncError } from '../sync/errors.js';
+
+/**
+ * What a failed or deferred sync is counted as (the `kind` label of popwire_sync_errors_total):
+ * the client's own kind for a POP3 failure (authentication, connection, timeout, server,
+ * protocol, usage, aborted); `server` for a server that lacks what sync needs (no UIDL nor
+ * TOP, the same grouping as the CLI's exit codes); `locked` when the account's sync lock was
+ * lost mid-run; `store` when the database failed; `internal` for anything else.
+ */
+export function errorKind(error: unknown): string {
+  if (error instanceof Pop3Error) return error.kind;
+  if (error instanceof SyncError) return error.code === 'SYNC_LOCKED' ? 'locked' : error.code === 'SYNC_ABORTED' ? 'aborted' : 'server';
+  if (isStoreError(error)) return 'store';
+  return 'internal';
+}
+
+/**
+ * The error as an API reader or a webhook receiver may see it. POP3 and sync errors carry
+ * messages written for people, with secrets already redacted by the client; a database or
+ * internal error may carry anything (a query, a path), so only its kind is told.
+ */
+export function publicError(error: unknown): { code: string; message: string } {
+  if (error instanceof Pop3Error || error instanceof SyncError) return { code: error.code, message: error.message };
+  if (isStoreError(error)) return { code: 'STORE_FAILED', message: 'the store failed during the sync' };
+  return { code: 'INTERNAL', message: 'an internal error ended the sync' };
+}
+
+/**
+ * The server rejected the credentials: trying again with the same ones cannot succeed, and
+ * repeating a rejected password is how accounts get locked. Not a temporary refusal
+ * ([IN-USE], [LOGIN-DELAY], [SYS/TEMP] make the error retryable), and not a failure to find a
+ * mechanism or an OAuth token endpoint that could not be reached (those come back on their own
+ * or need a settings change, not new credentials).
+ */
+export function credentialsRejected(error: unknown): boolean {
+  return error instanceof Pop3AuthenticationError && !error.retryable && error.code === 'POP3_AUTH_FAILED';
+}
+
+function isStoreError(error: unknown): boolean {
+  return error instanceof StoreError || error instanceof Sqlite.SqliteError || error instanceof pg.DatabaseError;
+}
