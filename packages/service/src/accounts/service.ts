@@ -79,6 +79,8 @@ export interface AccountServiceOptions {
   readonly retry?: RetryPolicy | undefined;
   /** Per-reply timeout, ms. */
   readonly timeout?: number | undefined;
+  /** Seconds between syncs of an account created without its own interval. Default 300. */
+  readonly defaultInterval?: number | undefined;
   readonly now?: (() => number) | undefined;
 }
 
@@ -122,7 +124,7 @@ export class AccountService {
         oversize: policy.oversize,
         name: input.name,
         credentials: this.box.seal(JSON.stringify(input.credentials), aad(key, 'credentials')),
-        sync_interval: input.syncInterval === undefined ? 300 : input.syncInterval,
+        sync_interval: input.syncInterval === undefined ? (this.options.defaultInterval ?? 300) : input.syncInterval,
         paused: input.paused === true ? 1 : 0,
         webhook_url: input.webhook?.url ?? null,
         webhook_secret: input.webhook == null ? null : this.box.seal(input.webhook.secret, aad(key, 'webhook')),

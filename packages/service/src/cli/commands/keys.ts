@@ -1,0 +1,41 @@
+import type { CommandRegistration } from '../session-command.js';
+
+interface KeysOptions {
+  readonly config?: string;
+}
+
+/**
+ * `popwire keys generate|rotate`: the key ring that seals stored credentials. To rotate: put a
+ * new key first and keep the old one after it (POPWIRE_SECRET_KEY="NEW,OLD", or two lines in the
+ * key file), run `popwire keys rotate`, then drop the old key.
+ */
+export const keys: CommandRegistration = (program) => {
+  const group = program.command('keys').description('Make a secret key, or re-seal stored credentials with the current one');
+
+  group
+    .command('generate')
+    .description('Print a new random 256-bit key (base64), for POPWIRE_SECRET_KEY or a key file')
+    .action(async () => {
+      const { generateKey } = await import('../../accounts/secrets.js');
+      process.stdout.write(`${generateKey()}\n`);
+    });
+
+  group
+    .command('rotate')
+    .description('Re-seal every stored secret with the first key of the ring (the others only open)')
+    .option('--config <file>', 'the configuration file popwire serve uses (default: $POPWIRE_CONFIG)')
+    .action(async (options: KeysOptions) => {
+      const { loadConfig } = await import('../../config.js');
+      const { SecretBox } = await import('../../accounts/secrets.js');
+      const { resolveKeyRing } = await import('../../serve.js');
+      const { AccountService } = await import('../../accounts/service.js');
+      const { parseStoreLocation } = await import('../../store/database.js');
+      const { Store } = await import('../../store/store.js');
+      const config = loadConfig({ file: options.config ?? (process.env.POPWIRE_CONFIG || undefined) });
+      const location = parseStoreLocation(config.store);
+      const box = new SecretBox(resolveKeyRing(config, location, process.env));
+      await using store = await Store.open(location);
+      const count = await new AccountService(store, box).rotateKeys();
+      process.stderr.write(`popwire keys rotate: ${count} secret(s) re-sealed with key ${box.currentKeyId}\n`);
+    });
+};

@@ -1,0 +1,127 @@
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { AccountService } from './accounts/service.js';
+import { generateKey, loadKeyRing, parseKeyRing, SecretBox, SecretKeyError } from './accounts/secrets.js';
+import { ConfigError, type ServiceConfig } from './config.js';
+import { WebhookDispatcher } from './delivery/webhook.js';
+import { buildApp } from './http/app.js';
+import { InProcessScheduler } from './jobs/in-process.js';
+import { createLogger } from './logger.js';
+import { Metrics } from './metrics.js';
+import { describeLocation, parseStoreLocation, type StoreLocation } from './store/database.js';
+import { Store } from './store/store.js';
+
+/** The running service: the HTTP API, the scheduler and the webhook sender over one store. */
+export interface Service {
+  /** Where the API listens, e.g. `http://127.0.0.1:8080`. */
+  readonly url: string;
+  readonly app: FastifyInstance;
+  readonly store: Store;
+  readonly accounts: AccountService;
+  readonly logger: Logger;
+  /**
+   * Stops taking requests and jobs; running syncs get `sync.shutdownGrace` ms to finish cleanly
+   * (commit, DELE what is committed, QUIT), then are abandoned (dropped without QUIT: the server
+   * keeps every message). Then the webhook sender and the store close.
+   */
+  close(): Promise<void>;
+}
+
+export interface ServiceOptions {
+  readonly env?: NodeJS.ProcessEnv | undefined;
+  /** Where logs go (default stdout). */
+  readonly logDestination?: NodeJS.WritableStream | undefined;
+}
+
+/** Starts `popwire serve`: everything in this process, listening when the promise resolves. */
+export async function startService(config: ServiceConfig, options: ServiceOptions = {}): Promise<Service> {
+  const env = options.env ?? process.env;
+  const logger = createLogger(config.log.level, options.logDestination);
+  const location = parseStoreLocation(config.store);
+  const box = new SecretBox(resolveKeyRing(config, location, env, logger));
+  const ca = config.tls.caFile === undefined ? undefined : readCa(config.tls.caFile);
+  const store = await Store.open(location);
+  try {
+    const metrics = new Metrics();
+    const accounts = new AccountService(store, box, {
+      ca,
+      timeout: config.sync.timeout,
+      retry: { attempts: config.sync.connectAttempts },
+      defaultInterval: config.sync.defaultInterval,
+    });
+    const webhooks = new WebhookDispatcher(store, accounts, { defaultTarget: config.webhook, metrics, logger: logger.child({ part: 'webhooks' }) });
+    const scheduler = new InProcessScheduler({
+      store,
+      accounts,
+      metrics,
+      webhooks,
+      logger: logger.child({ part: 'scheduler' }),
+      concurrency: config.sync.concurrency,
+    });
+    const app = await buildApp({ store, accounts, scheduler, metrics, logger, tokens: store.tokens });
+    await app.listen({ host: config.http.host, port: config.http.port });
+    webhooks.start();
+    scheduler.start();
+    const address = app.server.address();
+    const port = typeof address === 'object' && address !== null ? address.port : config.http.port;
+    const host = config.http.host.includes(':') ? `[${config.http.host}]` : config.http.host;
+    const url = `http://${host}:${port}`;
+    logger.info({ url, store: describeLocation(location), concurrency: config.sync.concurrency }, 'popwire serve is listening');
+    let closing: Promise<void> | undefined;
+    const close = () =>
+      (closing ??= (async () => {
+        logger.info('shutting down');
+        await app.close();
+        await scheduler.stop(config.sync.shutdownGrace);
+        await webhooks.stop();
+        await store.close();
+        logger.info('stopped');
+      })());
+    return { url, app, store, accounts, logger, close };
+  } catch (error) {
+    await store.close().catch(() => {});
+    throw error;
+  }
+}
+
+/**
+ * The key ring: POPWIRE_SECRET_KEY, else `secretKeyFile`. With neither and the embedded SQLite
+ * store, a key is made on first start in the store's folder (mode 0600), so that `popwire serve`
+ * runs out of the box; the log says where it is and that a deployment should keep its key apart
+ * from its data. With PostgreSQL a key must be given: several machines must share it.
+ * Without a logger (a command that only reads keys) no key is made.
+ */
+export function resolveKeyRing(config: ServiceConfig, location: StoreLocation, env: NodeJS.ProcessEnv, logger?: Logger): Buffer[] {
+  const ring = loadKeyRing({ env: env.POPWIRE_SECRET_KEY, file: config.secretKeyFile });
+  if (ring.length > 0) return ring;
+  if (location.kind !== 'sqlite') {
+    throw new ConfigError('secretKeyFile: a secret key is required with a PostgreSQL store (set POPWIRE_SECRET_KEY or secretKeyFile)');
+  }
+  const file = join(location.dir, 'secret.key');
+  try {
+    return parseKeyRing(readFileSync(file, 'utf8'));
+  } catch (error) {
+    if (error instanceof SecretKeyError) throw error;
+  }
+  if (logger === undefined) return [];
+  // The store folder may not exist yet: Store.open makes it, but the key is needed first.
+  writeKeyFile(location.dir, file);
+  logger.warn({ file }, 'made a secret key for stored credentials next to the store; keep a copy, and in production set POPWIRE_SECRET_KEY or secretKeyFile instead');
+  return parseKeyRing(readFileSync(file, 'utf8'));
+}
+
+function writeKeyFile(dir: string, file: string): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  // `wx`: never overwrite a key, which would make every sealed credential unreadable.
+  writeFileSync(file, `${generateKey()}\n`, { mode: 0o600, flag: 'wx' });
+}
+
+function readCa(file: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (cause) {
+    throw new ConfigError(`tls.caFile: cannot read ${file}: ${(cause as Error).message}`, { cause });
+  }
+}
