@@ -22,6 +22,7 @@ import { Pop3AbortError, Pop3ConnectionError, Pop3Error, Pop3UsageError } from '
 import { parseMessage, type ParsedMessage, type ParseOptions } from './message.js';
 import { connectWithRetry, type RetryPolicy } from './retry.js';
 import { abortError, openTransport, upgradeToTls, type TlsSettings, type TransportOptions } from './transport.js';
+import { deadline } from './deadline.js';
 import { parsePop3Url } from './url.js';
 
 export type TlsMode = 'implicit' | 'starttls' | 'none';
@@ -148,7 +149,16 @@ export class Pop3Client implements AsyncDisposable {
     const tls = options.tls ?? 'implicit';
     const timeout = positive(options.timeout, DEFAULT_TIMEOUT, 'timeout');
     const connectTimeout = positive(options.connectTimeout, timeout, 'connectTimeout');
-    const deadline = AbortSignal.any([AbortSignal.timeout(connectTimeout), ...(options.signal ? [options.signal] : [])]);
+    const connectDeadline = deadline(connectTimeout, options.signal);
+    try {
+      return await Pop3Client.openWithin(options, tls, timeout, connectDeadline.signal);
+    } finally {
+      connectDeadline.clear();
+    }
+  }
+
+  /** `connect` within the deadline `deadlineSignal` (connect timeout and caller's signal together). */
+  private static async openWithin(options: Pop3ClientOptions, tls: TlsMode, timeout: number, deadlineSignal: AbortSignal): Promise<Pop3Client> {
     const transport: TransportOptions = {
       host: options.host,
       port: options.port ?? (tls === 'implicit' ? 995 : 110),
@@ -157,7 +167,7 @@ export class Pop3Client implements AsyncDisposable {
       insecure: options.insecure,
       servername: options.servername,
       tlsOptions: options.tlsOptions,
-      signal: deadline,
+      signal: deadlineSignal,
     };
     // Checked before connecting: a bad credential or mechanism name fails with nothing sent.
     const auth = options.auth === undefined ? undefined : parseAuthMechanism(options.auth);
@@ -184,8 +194,8 @@ export class Pop3Client implements AsyncDisposable {
       },
       options.signal,
     );
-    const onDeadline = () => engine.fail(abortError(deadline, `connect to ${transport.host}:${transport.port}`));
-    deadline.addEventListener('abort', onDeadline, { once: true });
+    const onDeadline = () => engine.fail(abortError(deadlineSignal, `connect to ${transport.host}:${transport.port}`));
+    deadlineSignal.addEventListener('abort', onDeadline, { once: true });
     try {
       await client.open();
       if (credentials !== undefined) await client.loginWith(credentials);
@@ -194,7 +204,7 @@ export class Pop3Client implements AsyncDisposable {
       client.close();
       throw error;
     } finally {
-      deadline.removeEventListener('abort', onDeadline);
+      deadlineSignal.removeEventListener('abort', onDeadline);
     }
   }
 

@@ -7,6 +7,7 @@ import type { Pop3Client, Pop3ClientOptions } from './client.js';
 import type { TraceEvent } from './engine.js';
 import { Pop3ConnectionError, Pop3Error, type Pop3ErrorCode } from './errors.js';
 import { abortError, tlsConnectionOptions, type TransportOptions } from './transport.js';
+import { deadline } from './deadline.js';
 
 /**
  * `Pop3Client.test(options)`: connect step by step and say how each step went, for a person
@@ -74,17 +75,20 @@ export async function testConnection(options: Pop3ClientOptions, connect: Connec
     const summary = error === undefined ? failed?.error : summarise(error);
     return { ok: failed === undefined && error === undefined, host: options.host, port, tls, steps, ...(failed ? { failedStep: failed.step } : {}), ...(summary ? { error: summary } : {}) };
   };
-  const deadline = AbortSignal.any([AbortSignal.timeout(options.connectTimeout ?? options.timeout ?? 30_000), ...(options.signal ? [options.signal] : [])]);
+  const limit = deadline(options.connectTimeout ?? options.timeout ?? 30_000, options.signal);
+  const signal = limit.signal;
   const { host, ca, insecure, servername } = options;
-  const transport: TransportOptions = { host, port, implicitTls: true, ca, insecure, servername, tlsOptions: options.tlsOptions, signal: deadline };
+  const transport: TransportOptions = { host, port, implicitTls: true, ca, insecure, servername, tlsOptions: options.tlsOptions, signal };
   try {
     const addresses = await timed(steps, 'dns', () => resolve(options.host), (all) => all.join(', '));
-    const { socket, address } = await timed(steps, 'tcp', () => openFirst(addresses, port, deadline), (c) => `${c.address}:${port}`);
+    const { socket, address } = await timed(steps, 'tcp', () => openFirst(addresses, port, signal), (c) => `${c.address}:${port}`);
     if (tls === 'implicit') await timed(steps, 'tls', () => probeTls(socket, transport), describeTls, (r) => ({ certificate: r.certificate }));
     socket.destroy();
     await session(options, address, steps, connect);
   } catch (error) {
     if (!(error instanceof StepFailed)) return report(asPop3Error(error));
+  } finally {
+    limit.clear();
   }
   return report();
 }

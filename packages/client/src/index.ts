@@ -34,3 +34,4 @@ export type {
   ConnectionTestError,
   CertificateInfo,
 } from './connection-test.js';
+export { deadline, type Deadline } from './deadline.js';

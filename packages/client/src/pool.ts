@@ -1,6 +1,7 @@
 import { Pop3Client, type Pop3ClientOptions } from './client.js';
 import { Pop3Error, Pop3TimeoutError, Pop3UsageError } from './errors.js';
 import { abortError } from './transport.js';
+import { deadline } from './deadline.js';
 
 /**
  * Sessions kept per mailbox, for many accounts at once.
@@ -122,7 +123,15 @@ export class Pop3Pool implements AsyncDisposable {
     if (settings.host === '' || (settings.password === undefined && settings.accessToken === undefined)) {
       throw new Pop3UsageError('A pool account needs a host, a user and a password or access token', { code: 'POP3_INVALID_ARGUMENT' });
     }
-    const signal = AbortSignal.any([AbortSignal.timeout(this.limits.acquireTimeout), ...(options.signal ? [options.signal] : [])]);
+    const limit = deadline(this.limits.acquireTimeout, options.signal);
+    try {
+      return await this.acquireWithin(settings, options, limit.signal);
+    } finally {
+      limit.clear();
+    }
+  }
+
+  private async acquireWithin(settings: Pop3ClientOptions, options: AcquireOptions, signal: AbortSignal): Promise<Pop3Client> {
     if (this.closing !== undefined) throw poolClosed();
     const mailbox = this.mailboxOf(settings);
     // Taken in the same tick as the check: a second caller arriving meanwhile must queue.

@@ -1,3 +1,4 @@
+import { deadline } from 'popwire';
 import { pino, type Logger } from 'pino';
 import type { AccountService } from '../accounts/service.js';
 import { backoffDelay, backoffWith, type Backoff } from '../jobs/backoff.js';
@@ -185,6 +186,7 @@ export class WebhookDispatcher {
     const { secret } = found;
     const timestamp = Math.floor(this.now() / 1000);
     let failure: string;
+    const limit = deadline(this.timeoutMs, stopped);
     try {
       const response = await fetch(event.url, {
         method: 'POST',
@@ -197,7 +199,9 @@ export class WebhookDispatcher {
         },
         body: event.body,
         redirect: 'manual',
-        signal: AbortSignal.any([stopped, AbortSignal.timeout(this.timeoutMs)]),
+        // Not AbortSignal.any with AbortSignal.timeout: on Node 20 the timeout can be garbage
+        // collected inside the composite and never fire (see popwire's deadline.ts).
+        signal: limit.signal,
       });
       // Nothing of the answer is needed but its status; cancelling frees the connection.
       await response.body?.cancel().catch(() => {});
@@ -210,6 +214,8 @@ export class WebhookDispatcher {
     } catch (error) {
       if (stopped.aborted) return events.release(event.id, this.now());
       failure = describeFetchError(error, this.timeoutMs);
+    } finally {
+      limit.clear();
     }
     const attempts = event.attempts + 1;
     if (attempts >= this.attempts) return this.giveUp(event, failure, true);
