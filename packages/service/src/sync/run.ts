@@ -86,6 +86,11 @@ export async function syncAccount(request: SyncRequest): Promise<SyncReport> {
   try {
     runId = await store.runs.start(account.id, started);
     await store.messages.removePending(account.id);
+    // Gmail: a run that did not end well may have stored messages in a session that died before
+    // the QUIT that would have hidden them (see SessionContext.retrievedAgain). Newest first:
+    // this run, then the one before.
+    const [, previous] = repeat ? await store.runs.forAccount(account.id, 2) : [];
+    const retrievedAgain = previous !== undefined && previous.status !== 'ok' ? new Set<string>() : undefined;
     for (let session = 1; ; session++) {
       request.onProgress?.({ phase: 'connecting', session, total: 0, done: 0, bytes: 0 });
       const client = await request.connect();
@@ -100,6 +105,7 @@ export async function syncAccount(request: SyncRequest): Promise<SyncReport> {
         stop: request.stop,
         progress: (p) => request.onProgress?.(p),
         onCommit: request.onCommit,
+        retrievedAgain,
       });
       outcomes.push(outcome);
       if (request.stop?.aborted) {
@@ -107,7 +113,7 @@ export async function syncAccount(request: SyncRequest): Promise<SyncReport> {
         failure = new SyncError('SYNC_ABORTED', 'stopped on request');
         break;
       }
-      if (!repeat || outcome.stored === 0) break;
+      if (!repeat || (outcome.stored === 0 && outcome.retrievedAgain === 0)) break;
       if (session >= maxSessions) {
         notes.push(`stopped after ${maxSessions} sessions that each found new messages; the next run goes on`);
         break;
@@ -124,7 +130,8 @@ export async function syncAccount(request: SyncRequest): Promise<SyncReport> {
   if (outcomes.some((o) => o.duplicates > 0)) notes.push(`the server listed ${Math.max(...outcomes.map((o) => o.duplicates))} repeated UID(s); each copy is kept apart`);
   if (outcomes.some((o) => o.reused > 0)) notes.push(`${sum((o) => o.reused)} known UID(s) came back with another size and were retrieved again`);
   if (sum((o) => o.unavailable) > 0) notes.push(`${sum((o) => o.unavailable)} message(s) vanished before they could be retrieved; the next run tries again`);
-  if (failure instanceof Pop3AuthenticationError) notes.push('the server rejected the credentials: the account needs attention');
+  // [IN-USE], [LOGIN-DELAY] and [SYS/TEMP] refuse the login too, but say nothing against the credentials.
+  if (failure instanceof Pop3AuthenticationError && !failure.retryable) notes.push('the server rejected the credentials: the account needs attention');
 
   const report: SyncReport = {
     runId: runId ?? 0,

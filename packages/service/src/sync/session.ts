@@ -35,6 +35,8 @@ export interface SessionOutcome {
   readonly unavailable: number;
   /** Stored UIDs not deleted by us that the server no longer lists. */
   readonly gone: number;
+  /** Known messages retrieved again, their bytes not stored again (see `retrievedAgain` below). */
+  readonly retrievedAgain: number;
 }
 
 export interface SessionContext {
@@ -49,6 +51,17 @@ export interface SessionContext {
   readonly stop?: AbortSignal | undefined;
   readonly progress: (progress: SyncProgress) => void;
   readonly onCommit?: ((messages: readonly CommittedMessage[]) => void) | undefined;
+  /**
+   * With Gmail's partial listings (run.ts `repeat`), after a run that did not end well: the UIDs
+   * retrieved again so far in this run. Gmail hides a message only after a QUIT that follows its
+   * RETR. One stored in a session that died before its QUIT stays listed and known, and a
+   * listing window full of such messages would hide the rest of the mailbox from every later
+   * session. So a session with nothing new retrieves the known messages it keeps on the server
+   * again, reads and drops their bytes, and its QUIT hides them; each UID at most once per run,
+   * so that a server that lists them again anyway (Gmail's "recent" mode) costs one extra
+   * session, not a loop.
+   */
+  readonly retrievedAgain?: Set<string> | undefined;
 }
 
 /**
@@ -69,7 +82,12 @@ export async function runSession(client: Pop3Client, ctx: SessionContext): Promi
     report('listing');
     const seen = await store.seen.forAccount(accountId);
     const known = new Map<string, number>();
-    for (const row of seen.values()) if (row.state === 'stored' && row.deleted_at === null) known.set(row.uid, row.listed_size);
+    // Only LIST's sizes expose a UID the server gave to another message (plan.ts): without them
+    // such a newcomer looks stored, and a policy that deletes would delete it unread. So the
+    // LIST-less listing (UIDL only, all known) is for runs that delete nothing.
+    if (policy.retention === 'leave') {
+      for (const row of seen.values()) if (row.state === 'stored' && row.deleted_at === null) known.set(row.uid, row.listed_size);
+    }
     const listing = await readListing(client, known);
     const plan = planSession(listing.messages, seen, policy);
     const sessionStart = now();
@@ -110,6 +128,13 @@ export async function runSession(client: Pop3Client, ctx: SessionContext): Promi
     }
     for (const m of writer.committed) if (!m.headersOnly) committed.set(m.uid, m);
     const toDelete = planDeletions(listing.messages, committed, policy, now());
+    let again: ListedMessage[] = [];
+    if (ctx.retrievedAgain !== undefined && total === 0) {
+      const deleting = new Set(toDelete.map((m) => m.uid));
+      again = plan.known.filter((m) => !deleting.has(m.uid) && !ctx.retrievedAgain!.has(m.uid));
+      for (const m of again) ctx.retrievedAgain.add(m.uid);
+      await retrieveEach(client, again, drain, ctx.stop);
+    }
     ctx.lock.check();
     report('deleting', total);
     const deleted = await deleteEach(client, toDelete);
@@ -137,6 +162,7 @@ export async function runSession(client: Pop3Client, ctx: SessionContext): Promi
       reused: plan.reused.length,
       unavailable,
       gone,
+      retrievedAgain: again.length,
     };
   } catch (error) {
     // Whatever arrived whole is kept; the failure is reported after. A second failure here (the
@@ -195,6 +221,10 @@ async function deleteEach(client: Pop3Client, messages: readonly ListedMessage[]
   const broken = replies.find((r) => r.status === 'rejected' && !(r.reason instanceof Pop3ServerError));
   if (broken !== undefined) throw (broken as PromiseRejectedResult).reason;
   return messages.filter((_, i) => replies[i]!.status === 'fulfilled').map((m) => m.uid);
+}
+
+async function drain(_message: ListedMessage, body: AsyncIterable<Buffer>): Promise<void> {
+  for await (const chunk of body) void chunk;
 }
 
 async function* oneChunk(bytes: Buffer): AsyncGenerator<Buffer> {
