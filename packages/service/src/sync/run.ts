@@ -92,7 +92,7 @@ export async function syncAccount(request: SyncRequest): Promise<SyncReport> {
     const [, previous] = repeat ? await store.runs.forAccount(account.id, 2) : [];
     const retrievedAgain = previous !== undefined && previous.status !== 'ok' ? new Set<string>() : undefined;
     for (let session = 1; ; session++) {
-      request.onProgress?.({ phase: 'connecting', session, total: 0, done: 0, bytes: 0 });
+      request.onProgress?.({ phase: 'connecting', session, total: 0, received: 0, done: 0, bytes: 0 });
       const client = await request.connect();
       const outcome = await runSession(client, {
         store,
@@ -122,6 +122,8 @@ export async function syncAccount(request: SyncRequest): Promise<SyncReport> {
   } catch (error) {
     failure = error;
     ({ status, retryAfter } = classify(error, now()));
+    // Asked to stop while connecting or listing: the abort is the stop, not a failure.
+    if (status === 'failed' && request.stop?.aborted === true && error instanceof Pop3Error && error.kind === 'aborted') status = 'stopped';
   }
 
   const last = outcomes.at(-1);

@@ -13,8 +13,9 @@ export type SyncPhase = 'connecting' | 'listing' | 'retrieving' | 'deleting' | '
 export interface SyncProgress {
   readonly phase: SyncPhase;
   readonly session: number;
-  /** Messages to retrieve in this session, and how many are stored so far. */
+  /** Messages to retrieve in this session; how many have been received whole, and how many of those are committed. */
   readonly total: number;
+  readonly received: number;
   readonly done: number;
   readonly bytes: number;
 }
@@ -77,7 +78,8 @@ export async function runSession(client: Pop3Client, ctx: SessionContext): Promi
   const { store, accountId, policy, now } = ctx;
   const writer = new MessageWriter(store, accountId, now, ctx.writer, ctx.onCommit);
   let bytes = 0;
-  const report = (phase: SyncPhase, total = 0) => ctx.progress({ phase, session: ctx.session, total, done: writer.committed.length, bytes });
+  let received = 0;
+  const report = (phase: SyncPhase, total = 0) => ctx.progress({ phase, session: ctx.session, total, received, done: writer.committed.length, bytes });
   try {
     report('listing');
     const seen = await store.seen.forAccount(accountId);
@@ -100,6 +102,7 @@ export async function runSession(client: Pop3Client, ctx: SessionContext): Promi
     const each = async (message: ListedMessage, body: AsyncIterable<Buffer>, headersOnly: boolean) => {
       bytes += await writer.write(message, firstSeen(message.uid), body, headersOnly);
       stored++;
+      received++;
       report('retrieving', total);
     };
     unavailable += await retrieveEach(client, plan.retrieve, (m, body) => each(m, body, false), ctx.stop);
@@ -187,7 +190,7 @@ async function retrieveEach(
   let index = 0;
   let unavailable = 0;
   while (index < messages.length && !stop?.aborted) {
-    const iterator = client.retrieveMany(messages.slice(index).map((m) => m.n));
+    const iterator = client.retrieveMany(untilStopped(messages.slice(index).map((m) => m.n), stop));
     try {
       for (;;) {
         let next: IteratorResult<{ n: number; body: AsyncIterable<Buffer> }>;
@@ -209,6 +212,18 @@ async function retrieveEach(
     }
   }
   return unavailable;
+}
+
+/**
+ * The message numbers, read lazily by retrieveMany as it fills its pipeline: once `stop` fires,
+ * no further RETR is asked for, so a stop waits for the messages already requested, not for the
+ * whole mailbox.
+ */
+function* untilStopped(numbers: readonly number[], stop: AbortSignal | undefined): Generator<number> {
+  for (const n of numbers) {
+    if (stop?.aborted) return;
+    yield n;
+  }
 }
 
 /**
