@@ -194,3 +194,16 @@ describe('popwire serve', () => {
     assert.equal(code, 0);
   });
 });
+
+describe('popwire serve with a bad configuration', () => {
+  it('refuses to start, naming the setting and where it came from (exit 2)', async () => {
+    const fromEnv = await popwire(['serve'], { env: { POPWIRE_HTTP_PORT: 'eighty', POPWIRE_STORE: join(dir, 'unused') } });
+    assert.equal(fromEnv.code, 2);
+    assert.match(fromEnv.stderr, /^popwire: http\.port \(from POPWIRE_HTTP_PORT\) must be an integer/);
+    const file = join(dir, 'typo.json');
+    await writeFile(file, JSON.stringify({ sync: { concurency: 8 } }));
+    const fromFile = await popwire(['serve', '--config', file]);
+    assert.equal(fromFile.code, 2);
+    assert.match(fromFile.stderr, /sync\.concurency \(unknown setting\)/);
+  });
+});

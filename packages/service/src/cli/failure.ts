@@ -106,6 +106,9 @@ export function failureOf(error: unknown): Failure {
   if (error instanceof SyncError) return { exitCode: EXIT_CODE_BY_SYNC_ERROR[error.code], message: error.message };
   if (error instanceof StoreError) return { exitCode: EXIT_CODE_BY_STORE_ERROR[error.code], message: error.message };
   if (isDatabaseError(error)) return { exitCode: ExitCode.store, message: `The store failed: ${(error as Error).message}` };
+  // A bad setting of `popwire serve` (config.ts) or a bad secret key (accounts/secrets.ts): by
+  // name, so that every command does not load the config schema's library at start-up.
+  if (error instanceof Error && (error.name === 'ConfigError' || error.name === 'SecretKeyError')) return { exitCode: ExitCode.usage, message: error.message };
   return { exitCode: ExitCode.internal, message: error instanceof Error ? error.message : String(error) };
 }
 
