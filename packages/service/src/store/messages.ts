@@ -81,14 +81,9 @@ export class MessageStore {
       const fresh = new Set(ids.keys());
       // Already stored: this very commit ran before and its outcome was lost. Mark the UID, store nothing twice.
       for (const message of batch.filter((m) => !fresh.has(m.uid))) {
-        const existing = await trx
-          .selectFrom('messages')
-          .select('id')
-          .where('account_id', '=', accountId)
-          .where('uid', '=', message.uid)
-          .where('sha256', '=', message.sha256)
-          .executeTakeFirstOrThrow();
-        ids.set(message.uid, existing.id);
+        const existing = await storedCopy(trx, accountId, message);
+        if (existing === undefined) throw new StoreError('STORE_MESSAGE_NOT_FOUND', `the message under UID ${message.uid} was neither inserted nor found`);
+        ids.set(message.uid, existing);
       }
       const chunks = batch
         .filter((m) => fresh.has(m.uid))
@@ -125,17 +120,11 @@ export class MessageStore {
 
   async finishLarge(accountId: number, messageId: number, message: Omit<MessageToCommit, 'bytes'> & { size: number }, now: number): Promise<void> {
     await this.db.transaction().execute(async (trx) => {
-      const existing = await trx
-        .selectFrom('messages')
-        .select('id')
-        .where('account_id', '=', accountId)
-        .where('uid', '=', message.uid)
-        .where('sha256', '=', message.sha256)
-        .executeTakeFirst();
+      const existing = await storedCopy(trx, accountId, message);
       if (existing !== undefined) {
         await trx.deleteFrom('message_chunks').where('message_id', '=', messageId).execute();
         await trx.deleteFrom('messages').where('id', '=', messageId).execute();
-        await markStored(trx, accountId, [{ ...message, messageId: existing.id }]);
+        await markStored(trx, accountId, [{ ...message, messageId: existing }]);
         return;
       }
       if (!message.headersOnly) await dropReplacedHeaders(trx, accountId, [message.uid]);
@@ -273,6 +262,18 @@ async function markStored(
       })),
     )
     .execute();
+}
+
+/** The id of the message already stored with this UID and content, if any (unique by the messages_unique_content index). */
+async function storedCopy(trx: Transaction<Database>, accountId: number, message: Pick<MessageToCommit, 'uid' | 'sha256'>): Promise<number | undefined> {
+  const row = await trx
+    .selectFrom('messages')
+    .select('id')
+    .where('account_id', '=', accountId)
+    .where('uid', '=', message.uid)
+    .where('sha256', '=', message.sha256)
+    .executeTakeFirst();
+  return row?.id;
 }
 
 /** Rows per INSERT: 15 columns x 200 stays far below SQLite's 32,766 and PostgreSQL's 65,535 bound parameters. */

@@ -12,6 +12,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { Pop3Client } from 'popwire';
 import { expectedRetrBytes } from '../../../../support/dovecot.ts';
+import { accountFields } from '../../../../support/stores.ts';
 import type { Store } from '../../src/store/store.ts';
 
 export function sha256(bytes: Buffer): string {
@@ -142,25 +143,5 @@ function countBy(values: readonly string[]): Map<string, number> {
 
 /** The account a test syncs: alice on 127.0.0.1, in plain text. Its policy columns are not what a run uses (the request's policy is). */
 export async function addAccount(store: Store, port: number, key = `alice@127.0.0.1:${port}`): Promise<number> {
-  const account = await store.accounts.upsert(
-    {
-      key,
-      host: '127.0.0.1',
-      port,
-      tls: 'none',
-      username: 'alice',
-      auth: null,
-      policy: 'leave',
-      keep_days: null,
-      max_size: null,
-      oversize: 'skip',
-      identity: null,
-      status_note: null,
-      retry_after: null,
-      lock_owner: null,
-      lock_expires: null,
-    },
-    Date.now(),
-  );
-  return account.id;
+  return (await store.accounts.upsert(accountFields(key, { port }), Date.now())).id;
 }
