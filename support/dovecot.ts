@@ -25,16 +25,16 @@
  * instance token so that start-up knows it reached its own server and not someone else's that
  * took the port in between.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { constants } from 'node:fs';
-import { access, chmod, chown, mkdir, mkdtemp, open, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { connect, createServer, type AddressInfo } from 'node:net';
+import { chmod, chown, mkdir, mkdtemp, open, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { promisify } from 'node:util';
+import { freePorts, hasExited, isExecutable, lookupAccount, requireRoot, spawnDaemon, terminate, type Account } from './daemon.ts';
 
 export interface DovecotUser { user: string; password: string; maildir: string }
 
@@ -145,7 +145,6 @@ function withCrBeforeBareLf(file: Buffer): Buffer {
   return Buffer.concat(parts);
 }
 
-interface Account { uid: number; gid: number }
 
 interface Layout {
   dir: string;
@@ -192,7 +191,7 @@ async function launch(
   mailAccount: Account,
 ): Promise<{ child: ChildProcess; port: number; tlsPort: number }> {
   for (let attempt = 1; ; attempt++) {
-    const [port, tlsPort] = await freePorts(2) as [number, number];
+    const [port, tlsPort] = await freePorts(HOST, 2) as [number, number];
     const token = randomBytes(6).toString('hex');
     await writeFile(layout.config, renderConfig(layout, { port, tlsPort, token, mailAccount, options }));
     // Diagnostics of a failed attempt must not make the next one look failed.
@@ -202,7 +201,7 @@ async function launch(
       await waitForGreeting(port, token, child, layout);
       return { child, port, tlsPort };
     } catch (error) {
-      await terminate(child);
+      await terminate(child, STOP_TIMEOUT_MS);
       // Another process may take a port between our probe and Dovecot's bind: try other ports.
       if (attempt < START_ATTEMPTS && (await diagnostics(layout)).includes('Address already in use')) continue;
       throw error;
@@ -282,34 +281,10 @@ ${options.extraConfig ?? ''}
 `;
 }
 
-/** Children of the test process still running; killed by PID if the test process exits without stop(). */
-const running = new Set<ChildProcess>();
-let exitHookInstalled = false;
-
-function killRunningOnExit(): void {
-  for (const child of running) child.kill('SIGTERM');
-}
-
 async function spawnDovecot(layout: Layout): Promise<ChildProcess> {
   const stderr = await open(layout.stderr, 'w');
   try {
-    // setpriv sets the parent-death signal and then execs Dovecot in place (same PID), so Dovecot
-    // also goes away when the test process is killed outright and its 'exit' handler cannot run.
-    const child = spawn('setpriv', ['--pdeathsig', 'TERM', '--', DOVECOT_BIN, '-F', '-c', layout.config], {
-      stdio: ['ignore', stderr.fd, stderr.fd],
-    });
-    if (child.pid === undefined) {
-      const [error] = await once(child, 'error');
-      throw error;
-    }
-    // A forgotten stop() must not keep the test process alive; stop() re-references it to wait.
-    child.unref();
-    running.add(child);
-    if (!exitHookInstalled) {
-      process.on('exit', killRunningOnExit);
-      exitHookInstalled = true;
-    }
-    return child;
+    return await spawnDaemon([DOVECOT_BIN, '-F', '-c', layout.config], { stopSignal: 'SIGTERM', logFd: stderr.fd });
   } finally {
     await stderr.close();
   }
@@ -347,22 +322,6 @@ async function diagnostics(layout: Layout): Promise<string> {
   const read = (path: string) => readFile(path, 'utf8').catch(() => '');
   const [stderr, log] = await Promise.all([read(layout.stderr), read(layout.log)]);
   return `${stderr}${log}`.split('\n').slice(-40).join('\n');
-}
-
-function hasExited(child: ChildProcess): boolean {
-  return child.exitCode !== null || child.signalCode !== null;
-}
-
-/** Stops Dovecot by its PID and waits for it; its master takes its own children down with it. */
-async function terminate(child: ChildProcess): Promise<void> {
-  running.delete(child);
-  if (hasExited(child)) return;
-  child.ref();
-  const exited = once(child, 'exit');
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
-  await exited;
-  clearTimeout(timer);
 }
 
 interface HandleParts {
@@ -404,7 +363,7 @@ function makeHandle(parts: HandleParts): Dovecot {
     },
     deliver: store,
     stop() {
-      stopping ??= terminate(child).then(() => rm(dir, { recursive: true, force: true, maxRetries: 5 }));
+      stopping ??= terminate(child, STOP_TIMEOUT_MS).then(() => rm(dir, { recursive: true, force: true, maxRetries: 5 }));
       return stopping;
     },
   };
@@ -484,34 +443,6 @@ async function writeTlsMaterial(layout: Layout): Promise<void> {
 
 async function openssl(args: string[]): Promise<void> {
   await execFileAsync('openssl', args);
-}
-
-async function freePorts(count: number): Promise<number[]> {
-  // All servers stay open until every port is known, so the ports are distinct.
-  const servers = Array.from({ length: count }, () => createServer());
-  await Promise.all(servers.map(async (server) => {
-    server.listen(0, HOST);
-    await once(server, 'listening');
-  }));
-  const ports = servers.map((server) => (server.address() as AddressInfo).port);
-  await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
-  return ports;
-}
-
-async function lookupAccount(name: string): Promise<Account> {
-  // Node has no getpwnam(); /etc/passwd is where Debian keeps system users.
-  const passwd = await readFile('/etc/passwd', 'utf8');
-  const fields = passwd.split('\n').map((line) => line.split(':')).find((f) => f[0] === name);
-  if (fields === undefined) throw new Error(`System user ${name} not found in /etc/passwd`);
-  return { uid: Number(fields[2]), gid: Number(fields[3]) };
-}
-
-function requireRoot(what: string): void {
-  if (process.getuid?.() !== 0) throw new Error(`Must be root to ${what}`);
-}
-
-async function isExecutable(path: string): Promise<boolean> {
-  return access(path, constants.X_OK).then(() => true, () => false);
 }
 
 async function aptGet(args: string[]): Promise<void> {

@@ -26,18 +26,17 @@
  * under /tmp cost about 1 ms there (0.03 ms under /var/tmp or /work): with TMPDIR=/var/tmp,
  * startPostgres() took 1.0-1.5 s and createDatabase() 0.16-0.36 s in the same conditions.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { constants } from 'node:fs';
-import { access, chmod, chown, mkdtemp, open, readFile, rm } from 'node:fs/promises';
-import { createServer, type AddressInfo } from 'node:net';
+import { chmod, chown, mkdtemp, open, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import pg from 'pg';
+import { freePorts, hasExited, isExecutable, isRoot, lookupAccount, requireRoot, spawnDaemon, terminate } from './daemon.ts';
 
 export interface PostgresOptions {
   /**
@@ -121,7 +120,6 @@ interface Layout {
   log: string;
 }
 
-interface Account { uid: number; gid: number }
 
 async function startIn(dir: string, options: PostgresOptions): Promise<Postgres> {
   const layout: Layout = { dir, data: join(dir, 'data'), log: join(dir, 'postgres.log') };
@@ -149,7 +147,7 @@ async function initdb(layout: Layout): Promise<void> {
 
 async function launch(layout: Layout, options: PostgresOptions): Promise<{ child: ChildProcess; port: number }> {
   for (let attempt = 1; ; attempt++) {
-    const port = await freePort();
+    const port = (await freePorts(HOST, 1))[0]!;
     // Diagnostics of a failed attempt must not make the next one look failed.
     await rm(layout.log, { force: true });
     const child = await spawnPostgres(layout, port, options);
@@ -157,20 +155,12 @@ async function launch(layout: Layout, options: PostgresOptions): Promise<{ child
       await waitUntilAccepting(port, child, layout);
       return { child, port };
     } catch (error) {
-      await terminate(child);
+      await terminate(child, STOP_TIMEOUT_MS);
       // Another process may take the port between our probe and the server's bind: try another.
       if (attempt < START_ATTEMPTS && (await logTail(layout)).includes('Address already in use')) continue;
       throw error;
     }
   }
-}
-
-/** Children of the test process still running; shut down by PID if the test process exits without stop(). */
-const running = new Set<ChildProcess>();
-let exitHookInstalled = false;
-
-function shutDownRunningOnExit(): void {
-  for (const child of running) child.kill('SIGQUIT');
 }
 
 async function spawnPostgres(layout: Layout, port: number, options: PostgresOptions): Promise<ChildProcess> {
@@ -191,22 +181,7 @@ async function spawnPostgres(layout: Layout, port: number, options: PostgresOpti
       await log.chown(account.uid, account.gid);
     }
     // SIGQUIT is the postmaster's immediate shutdown: it stops its backends, then itself.
-    const child = spawn('setpriv', [...user, '--pdeathsig', 'QUIT', '--', ...serverArgs], {
-      cwd: layout.dir,
-      stdio: ['ignore', log.fd, log.fd],
-    });
-    if (child.pid === undefined) {
-      const [error] = await once(child, 'error');
-      throw error;
-    }
-    // A forgotten stop() must not keep the test process alive; stop() re-references it to wait.
-    child.unref();
-    running.add(child);
-    if (!exitHookInstalled) {
-      process.on('exit', shutDownRunningOnExit);
-      exitHookInstalled = true;
-    }
-    return child;
+    return await spawnDaemon(serverArgs, { stopSignal: 'SIGQUIT', logFd: log.fd, cwd: layout.dir, setprivOptions: user });
   } finally {
     await log.close();
   }
@@ -257,24 +232,8 @@ function tail(text: string): string {
   return text.split('\n').slice(-40).join('\n');
 }
 
-function hasExited(child: ChildProcess): boolean {
-  return child.exitCode !== null || child.signalCode !== null;
-}
-
 function exitDescription(child: ChildProcess): string {
   return child.signalCode !== null ? `signal ${child.signalCode}` : `exit code ${child.exitCode}`;
-}
-
-/** Immediate shutdown by PID; waits for the postmaster, which exits only after its backends. */
-async function terminate(child: ChildProcess): Promise<void> {
-  running.delete(child);
-  if (hasExited(child)) return;
-  child.ref();
-  const exited = once(child, 'exit');
-  child.kill('SIGQUIT');
-  const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
-  await exited;
-  clearTimeout(timer);
 }
 
 function makeHandle(layout: Layout, child: ChildProcess, port: number): Postgres {
@@ -300,37 +259,8 @@ function makeHandle(layout: Layout, child: ChildProcess, port: number): Postgres
       return urlOf(name);
     },
     stop() {
-      stopping ??= terminate(child).then(() => rm(layout.dir, { recursive: true, force: true, maxRetries: 5 }));
+      stopping ??= terminate(child, STOP_TIMEOUT_MS).then(() => rm(layout.dir, { recursive: true, force: true, maxRetries: 5 }));
       return stopping;
     },
   };
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, HOST);
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-async function lookupAccount(name: string): Promise<Account> {
-  // Node has no getpwnam(); /etc/passwd is where Debian keeps system users.
-  const passwd = await readFile('/etc/passwd', 'utf8');
-  const fields = passwd.split('\n').map((line) => line.split(':')).find((f) => f[0] === name);
-  if (fields === undefined) throw new Error(`System user ${name} not found in /etc/passwd`);
-  return { uid: Number(fields[2]), gid: Number(fields[3]) };
-}
-
-function isRoot(): boolean {
-  return process.getuid?.() === 0;
-}
-
-function requireRoot(what: string): void {
-  if (!isRoot()) throw new Error(`Must be root to ${what}`);
-}
-
-async function isExecutable(path: string): Promise<boolean> {
-  return access(path, constants.X_OK).then(() => true, () => false);
 }
