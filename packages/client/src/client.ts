@@ -301,8 +301,11 @@ export class Pop3Client implements AsyncDisposable {
   async *retrieveMany(numbers?: Iterable<number>): AsyncGenerator<RetrievedMessage> {
     const which = numbers ?? (await this.list()).map((m) => m.n);
     // Without PIPELINING, one queued behind the one in flight is enough for the engine to send it
-    // the moment the previous reply ends.
-    yield* retrMany(this.engine, which, this.engine.pipelining ? this.engine.pipelineDepth : 2);
+    // the moment the previous reply ends. With it, the window plus an eighth: the engine refills
+    // the window an eighth at a time, in one write, which needs that eighth waiting; with only
+    // the window's worth requested, each reply freed one slot and one RETR went out per write(2).
+    const depth = this.engine.pipelineDepth;
+    yield* retrMany(this.engine, which, this.engine.pipelining ? depth + Math.ceil(depth / 8) : 2);
   }
 
   /** Headers and the first `lines` body lines of message `n` (TOP), as a stream. */
