@@ -7,19 +7,29 @@
  * Scenarios (issue 4): (a) 10,000 messages of about 4 KB, on loopback and through a proxy that
  * adds 10 ms each way; (b) 20 messages of 5 MB; (c) one message of 100 MB, where peak memory
  * is the point. Each client runs in its own process, `RUNS` times; the median is reported.
+ * Scenario (d) (issue 6): the sync engine into SQLite on the mailbox of (a), against the same
+ * baseline, and a second run with nothing new against a raw UIDL+LIST+QUIT session.
  *
- * Environment: BENCH_RUNS (default 3), BENCH_SCALE (default 1; 0.1 for a quick look).
+ * Environment: BENCH_RUNS (default 3), BENCH_SCALE (default 1; 0.1 for a quick look),
+ * BENCH_SCENARIOS (default `a,b,c,d`: which scenarios run), BENCH_STORE_DIR (where (d) makes
+ * its SQLite stores; default the system's temp folder, as the other clients' output).
  */
 import { execFileSync, spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Pop3Client } from '../packages/client/src/index.ts';
 import { startDovecot, type Dovecot } from '../support/dovecot.ts';
 import { bulkMessages, largeFixture } from '../support/fixtures.ts';
 import type { Job, Result } from './clients/common.ts';
+import type { SyncJob, SyncResult } from './clients/popwire-sync.ts';
 import { startDelayProxy } from './delay-proxy.ts';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const SCALE = Number(process.env.BENCH_SCALE ?? 1);
+const SCENARIOS = new Set((process.env.BENCH_SCENARIOS ?? 'a,b,c,d').split(',').map((id) => id.trim().toLowerCase()));
+const STORE_BASE = process.env.BENCH_STORE_DIR ?? tmpdir();
 const MiB = 2 ** 20;
 
 interface Client {
@@ -34,6 +44,8 @@ const POPWIRE: Client = { name: 'popwire library (retrieveMany)', script: 'popwi
 const FETCH: Client = { name: 'popwire fetch --mbox (STLS, fsync per message)', script: 'popwire-fetch' };
 const NODE_POP3: Client = { name: 'node-pop3 0.11 (lock-step)', script: 'node-pop3' };
 const MPOP: Client = { name: 'mpop 1.4 (C, pipelining)', script: 'mpop' };
+const LISTING: Client = { name: 'raw UIDL+LIST+QUIT session (baseline)', script: 'raw-listing' };
+const SYNC: Client = { name: 'popwire sync, first run (syncAccount into a fresh SQLite store)', script: 'popwire-sync' };
 
 function hasMpop(): boolean {
   try {
@@ -60,8 +72,13 @@ async function runClient(client: Client, job: Job): Promise<Result> {
 async function median(client: Client, job: Job, runs: number): Promise<Result> {
   const results: Result[] = [];
   for (let i = 0; i < runs; i++) results.push(await runClient(client, job));
-  results.sort((a, b) => a.seconds - b.seconds);
-  return results[Math.floor(results.length / 2)] as Result;
+  return middle(results);
+}
+
+/** The run with the median time (the upper one of an even count). */
+function middle<T extends Result>(results: T[]): T {
+  const sorted = [...results].sort((a, b) => a.seconds - b.seconds);
+  return sorted[Math.floor(sorted.length / 2)] as T;
 }
 
 interface Row {
@@ -112,6 +129,60 @@ async function scenario(title: string, dovecot: Dovecot, user: string, count: nu
   printTable(title, rows);
 }
 
+/**
+ * (d): per round, in this order against the same mailbox: the raw retrieval baseline, the raw
+ * listing session, a first sync into a fresh store, and a second sync (nothing new) on that
+ * store. Interleaved rounds, so that Dovecot's drift over the run touches each alike.
+ */
+async function syncScenario(dovecot: Dovecot, user: string, count: number): Promise<void> {
+  const job: Job = { host: dovecot.host, port: dovecot.port, user, password: dovecot.users[user]!.password, count };
+  const raw: Result[] = [];
+  const listing: Array<Result & { loginSeconds: number }> = [];
+  const first: SyncResult[] = [];
+  const again: SyncResult[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    raw.push(await runClient(BASELINE, job));
+    listing.push((await runClient(LISTING, job)) as Result & { loginSeconds: number });
+    const storeDir = await mkdtemp(join(STORE_BASE, 'popwire-bench-sync-'));
+    try {
+      const firstRun: Job & SyncJob = { ...job, storeDir, mode: 'first' };
+      const secondRun: Job & SyncJob = { ...firstRun, mode: 'again' };
+      first.push((await runClient(SYNC, firstRun)) as SyncResult);
+      again.push((await runClient(SYNC, secondRun)) as SyncResult);
+    } finally {
+      await rm(storeDir, { recursive: true, force: true });
+    }
+  }
+  const sync = middle(first);
+  const baseline = middle(raw);
+  printTable(`(d) sync of ${count} messages of about 4 KB into SQLite (store under ${STORE_BASE}), loopback`, [
+    { client: BASELINE.name, result: baseline },
+    { client: SYNC.name, result: sync },
+  ]);
+  const phase = (from: keyof SyncResult['phases'], to: keyof SyncResult['phases']) => ((sync.phases[to] ?? 0) - (sync.phases[from] ?? 0)).toFixed(2);
+  console.log(
+    `\nThe sync's whole run is timed (the baseline's login is not: a few ms). Its median run: connect and login ${phase('connecting', 'listing')} s,` +
+      ` UIDL+LIST and the diff ${phase('listing', 'retrieving')} s, retrieval and commits ${phase('retrieving', 'deleting')} s, QUIT and bookkeeping` +
+      ` ${(sync.seconds - (sync.phases.deleting ?? 0)).toFixed(2)} s (store created in ${sync.openSeconds.toFixed(2)} s, not counted).` +
+      ` Beyond the baseline: ${(sync.seconds - baseline.seconds).toFixed(2)} s, ${((1e6 * (sync.seconds - baseline.seconds)) / count).toFixed(0)} us per message.` +
+      ` CPU time of the sync process: ${sync.cpuSeconds.toFixed(2)} s, ${((1e6 * sync.cpuSeconds) / count).toFixed(0)} us per message.`,
+  );
+
+  const base = middle(listing);
+  const noop = middle(again);
+  console.log(`\n### (d) second sync of the same ${count} messages, nothing new\n`);
+  console.log('| run | seconds | time ÷ baseline | peak RSS MiB |');
+  console.log('|---|---:|---:|---:|');
+  console.log(`| ${LISTING.name}: connect to close, login ${base.loginSeconds.toFixed(3)} s | ${base.seconds.toFixed(2)} | 1.00 | ${base.peakRssMiB.toFixed(0)} |`);
+  console.log(
+    `| popwire sync, nothing new (syncAccount; store opened in ${noop.openSeconds.toFixed(2)} s before, not counted) | ${noop.seconds.toFixed(2)} | ${(noop.seconds / base.seconds).toFixed(2)} | ${noop.peakRssMiB.toFixed(0)} |`,
+  );
+  const all = (rs: Result[]) => rs.map((r) => r.seconds.toFixed(2)).join(', ');
+  const cpu = (rs: SyncResult[]) => rs.map((r) => r.cpuSeconds.toFixed(2)).join(', ');
+  console.log(`\nEvery round, seconds: raw retrieval ${all(raw)}; sync ${all(first)}; raw listing ${all(listing)}; sync with nothing new ${all(again)}.`);
+  console.log(`CPU seconds of the sync process, every round: first sync ${cpu(first)}; nothing new ${cpu(again)}.`);
+}
+
 const dovecot = await startDovecot();
 try {
   const others = hasMpop() ? [NODE_POP3, MPOP] : [NODE_POP3];
@@ -120,32 +191,43 @@ try {
   const hugeBytes = Math.round(100 * MiB * SCALE);
   console.log(`popwire benchmark: Node ${process.version}, ${RUNS} runs each, median shown; Dovecot on loopback, plain POP3.`);
 
-  await dovecot.setMailbox('alice', bulkMessages(small, 4096));
-  await warm(dovecot, 'alice');
-  await scenario(`(a) ${small} messages of about 4 KB, loopback`, dovecot, 'alice', small, [BASELINE, POPWIRE, FETCH, ...others]);
+  // (a) and (d) share this mailbox: none of (a)'s clients deletes anything.
+  if (SCENARIOS.has('a') || SCENARIOS.has('d')) {
+    await dovecot.setMailbox('alice', bulkMessages(small, 4096));
+    await warm(dovecot, 'alice');
+  }
+  if (SCENARIOS.has('a')) {
+    await scenario(`(a) ${small} messages of about 4 KB, loopback`, dovecot, 'alice', small, [BASELINE, POPWIRE, FETCH, ...others]);
 
-  const proxy = await startDelayProxy({ host: dovecot.host, port: dovecot.port }, 10);
-  try {
-    const slowCap = Math.max(20, Math.round(small / 50));
-    await scenario(
-      `(a) ${small} messages of about 4 KB, through a proxy adding 10 ms each way`,
-      dovecot,
-      'alice',
-      small,
-      [BASELINE, POPWIRE, FETCH, { ...NODE_POP3, maxMessages: slowCap }, ...(hasMpop() ? [MPOP] : [])],
-      proxy.port,
-    );
-  } finally {
-    await proxy.close();
+    const proxy = await startDelayProxy({ host: dovecot.host, port: dovecot.port }, 10);
+    try {
+      const slowCap = Math.max(20, Math.round(small / 50));
+      await scenario(
+        `(a) ${small} messages of about 4 KB, through a proxy adding 10 ms each way`,
+        dovecot,
+        'alice',
+        small,
+        [BASELINE, POPWIRE, FETCH, { ...NODE_POP3, maxMessages: slowCap }, ...(hasMpop() ? [MPOP] : [])],
+        proxy.port,
+      );
+    } finally {
+      await proxy.close();
+    }
   }
 
-  await dovecot.setMailbox('bob', bulkMessages(medium, 5 * MiB));
-  await warm(dovecot, 'bob');
-  await scenario(`(b) ${medium} messages of 5 MB, loopback`, dovecot, 'bob', medium, [BASELINE, POPWIRE, FETCH, ...others]);
+  if (SCENARIOS.has('b')) {
+    await dovecot.setMailbox('bob', bulkMessages(medium, 5 * MiB));
+    await warm(dovecot, 'bob');
+    await scenario(`(b) ${medium} messages of 5 MB, loopback`, dovecot, 'bob', medium, [BASELINE, POPWIRE, FETCH, ...others]);
+  }
 
-  await dovecot.setMailbox('carol', [largeFixture(hugeBytes).bytes]);
-  await warm(dovecot, 'carol');
-  await scenario(`(c) one message of ${(hugeBytes / MiB).toFixed(0)} MB, loopback`, dovecot, 'carol', 1, [BASELINE, POPWIRE, FETCH, ...others]);
+  if (SCENARIOS.has('c')) {
+    await dovecot.setMailbox('carol', [largeFixture(hugeBytes).bytes]);
+    await warm(dovecot, 'carol');
+    await scenario(`(c) one message of ${(hugeBytes / MiB).toFixed(0)} MB, loopback`, dovecot, 'carol', 1, [BASELINE, POPWIRE, FETCH, ...others]);
+  }
+
+  if (SCENARIOS.has('d')) await syncScenario(dovecot, 'alice', small);
 } finally {
   await dovecot.stop();
 }

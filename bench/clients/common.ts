@@ -46,7 +46,7 @@ export async function measure(retrieve: () => Promise<{ messages: number; bytes:
  * fork and exec, so a child would report its parent's peak (the bench's, which holds the 100 MB
  * fixture). VmHWM belongs to the address space that exec created.
  */
-function peakRssKiB(): number {
+export function peakRssKiB(): number {
   const status = readFileSync('/proc/self/status', 'utf8');
   const match = /^VmHWM:\s+(\d+) kB$/m.exec(status);
   return match ? Number(match[1]) : 0;
