@@ -5,9 +5,13 @@ import type { ListedMessage } from './listing.js';
 import { summarize } from './summary.js';
 
 export interface WriterOptions {
-  /** Messages committed per transaction. Default 256. */
+  /**
+   * Messages committed per transaction. Default 1,024: a commit costs an fsync (about 15 ms
+   * here), and no DELE waits on a batch (they follow the whole session's retrieval), so larger
+   * batches cost only what a crash makes the next run fetch again.
+   */
   readonly batchMessages?: number | undefined;
-  /** Octets held before a commit. Default 8 MiB. */
+  /** Octets held before a commit. Default 16 MiB. */
   readonly batchBytes?: number | undefined;
   /** A message larger than this is written chunk by chunk instead of held whole. Default 8 MiB. */
   readonly largeBytes?: number | undefined;
@@ -51,8 +55,8 @@ export class MessageWriter {
     /** Told after each commit; a listener that throws is ignored. */
     private readonly onCommit?: (messages: readonly CommittedMessage[]) => void,
   ) {
-    this.batchMessages = options.batchMessages ?? 256;
-    this.batchBytes = options.batchBytes ?? 8 * 1024 * 1024;
+    this.batchMessages = options.batchMessages ?? 1024;
+    this.batchBytes = options.batchBytes ?? 16 * 1024 * 1024;
     this.largeBytes = options.largeBytes ?? 8 * 1024 * 1024;
   }
 
