@@ -383,7 +383,9 @@ async function until(condition: () => boolean | Promise<boolean>, what: string, 
 
 describe('sync interrupted', () => {
   it('Ctrl-C stops after the message being received: what was received is committed and deleted, the rest stays; a clean run then completes the mailbox, each message once', async () => {
-    const mailbox = bulkMessages(1000, 2000);
+    // 40 MB: the writer commits every 1,024 messages or 16 MiB, so the first commit comes with
+    // more than half of the mailbox still to go.
+    const mailbox = bulkMessages(2000, 20_000);
     await dovecot.setMailbox('alice', mailbox);
     const store = freshPath('store');
     const child = spawnPopwire(['sync', aliceUrl(), '--store', store, '--ca', caFile, '--delete', '--json'], { password: PASSWORD });
