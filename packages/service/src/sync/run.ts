@@ -122,8 +122,6 @@ export async function syncAccount(request: SyncRequest): Promise<SyncReport> {
   } catch (error) {
     failure = error;
     ({ status, retryAfter } = classify(error, now()));
-    // Asked to stop while connecting or listing: the abort is the stop, not a failure.
-    if (status === 'failed' && request.stop?.aborted === true && error instanceof Pop3Error && error.kind === 'aborted') status = 'stopped';
   }
 
   const last = outcomes.at(-1);
