@@ -36,6 +36,16 @@ const Schema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    jobs: Type.Object(
+      {
+        /**
+         * What runs the background syncs: `in-process` (timers in this process, the default) or
+         * `pg-boss` (a queue in the PostgreSQL store, shared by several `popwire serve` processes).
+         */
+        engine: Type.Union([Type.Literal('in-process'), Type.Literal('pg-boss')], { default: 'in-process' }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
     tls: Type.Object(
       {
         /** Extra CA certificates (PEM) trusted for every account, added to Node's roots. */
@@ -76,6 +86,7 @@ const ENVIRONMENT: ReadonlyArray<readonly [string, string, 'string' | 'integer']
   ['POPWIRE_SECRET_KEY_FILE', 'secretKeyFile', 'string'],
   ['POPWIRE_SYNC_CONCURRENCY', 'sync.concurrency', 'integer'],
   ['POPWIRE_SYNC_INTERVAL', 'sync.defaultInterval', 'integer'],
+  ['POPWIRE_JOBS_ENGINE', 'jobs.engine', 'string'],
   ['POPWIRE_TLS_CA_FILE', 'tls.caFile', 'string'],
   ['POPWIRE_WEBHOOK_URL', 'webhook.url', 'string'],
   ['POPWIRE_WEBHOOK_SECRET', 'webhook.secret', 'string'],
@@ -113,7 +124,12 @@ export function loadConfig(options: { file?: string | undefined; env?: NodeJS.Pr
     const message = allowed.length > 0 ? `must be one of ${allowed.join(', ')}` : missing ? 'is required' : first.message;
     throw new ConfigError(`${path === '' ? 'the configuration' : path} (from ${source}): ${message}`);
   }
-  return config as ServiceConfig;
+  const valid = config as ServiceConfig;
+  // The queue lives in the store's database (store/database.ts: a postgres:// URL names one).
+  if (valid.jobs.engine === 'pg-boss' && !/^postgres(ql)?:\/\//i.test(valid.store)) {
+    throw new ConfigError('jobs.engine: pg-boss needs a PostgreSQL store (set store to a postgres:// URL)');
+  }
+  return valid;
 }
 
 function readFile(file: string): Record<string, unknown> {

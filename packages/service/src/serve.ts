@@ -8,6 +8,7 @@ import { ConfigError, type ServiceConfig } from './config.js';
 import { WebhookDispatcher } from './delivery/webhook.js';
 import { buildApp } from './http/app.js';
 import { InProcessScheduler } from './jobs/in-process.js';
+import { PgBossScheduler } from './jobs/pg-boss.js';
 import { createLogger } from './logger.js';
 import { Metrics } from './metrics.js';
 import { describeLocation, parseStoreLocation, type StoreLocation } from './store/database.js';
@@ -52,14 +53,9 @@ export async function startService(config: ServiceConfig, options: ServiceOption
       defaultInterval: config.sync.defaultInterval,
     });
     const webhooks = new WebhookDispatcher(store, accounts, { defaultTarget: config.webhook, metrics, logger: logger.child({ part: 'webhooks' }) });
-    const scheduler = new InProcessScheduler({
-      store,
-      accounts,
-      metrics,
-      webhooks,
-      logger: logger.child({ part: 'scheduler' }),
-      concurrency: config.sync.concurrency,
-    });
+    const schedulerOptions = { store, accounts, metrics, webhooks, logger: logger.child({ part: 'scheduler' }), concurrency: config.sync.concurrency };
+    // pg-boss: several serve processes on one PostgreSQL store share the queue (config.ts checks the store).
+    const scheduler = config.jobs.engine === 'pg-boss' ? new PgBossScheduler(schedulerOptions) : new InProcessScheduler(schedulerOptions);
     const app = await buildApp({ store, accounts, scheduler, metrics, logger, tokens: store.tokens });
     await app.listen({ host: config.http.host, port: config.http.port });
     webhooks.start();
@@ -68,7 +64,7 @@ export async function startService(config: ServiceConfig, options: ServiceOption
     const port = typeof address === 'object' && address !== null ? address.port : config.http.port;
     const host = config.http.host.includes(':') ? `[${config.http.host}]` : config.http.host;
     const url = `http://${host}:${port}`;
-    logger.info({ url, store: describeLocation(location), concurrency: config.sync.concurrency }, 'popwire serve is listening');
+    logger.info({ url, store: describeLocation(location), jobs: config.jobs.engine, concurrency: config.sync.concurrency }, 'popwire serve is listening');
     let closing: Promise<void> | undefined;
     const close = () =>
       (closing ??= (async () => {

@@ -71,4 +71,14 @@ describe('loadConfig', () => {
     const broken = await file('{ not json');
     assert.throws(() => loadConfig({ file: broken, env: {} }), refused(/is not valid JSON/));
   });
+
+  it('runs jobs in-process by default; pg-boss only over a PostgreSQL store', async () => {
+    assert.equal(loadConfig({ env: {} }).jobs.engine, 'in-process');
+    const pg = loadConfig({ env: { POPWIRE_JOBS_ENGINE: 'pg-boss', POPWIRE_STORE: 'postgres://db.test/popwire' } });
+    assert.deepEqual([pg.jobs.engine, pg.store], ['pg-boss', 'postgres://db.test/popwire']);
+    assert.throws(() => loadConfig({ env: { POPWIRE_JOBS_ENGINE: 'pg-boss' } }), refused(/^jobs\.engine: pg-boss needs a PostgreSQL store/));
+    const sqliteFile = await file({ jobs: { engine: 'pg-boss' }, store: 'data' });
+    assert.throws(() => loadConfig({ file: sqliteFile, env: {} }), refused(/^jobs\.engine: pg-boss needs a PostgreSQL store/));
+    assert.throws(() => loadConfig({ env: { POPWIRE_JOBS_ENGINE: 'bullmq' } }), refused(/jobs\.engine \(from POPWIRE_JOBS_ENGINE\): must be one of "in-process", "pg-boss"/));
+  });
 });

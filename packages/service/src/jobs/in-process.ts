@@ -1,12 +1,12 @@
 import { pino, type Logger } from 'pino';
 import type { AccountService } from '../accounts/service.js';
 import type { Metrics } from '../metrics.js';
-import type { SyncJob } from '../store/schema.js';
 import type { Store } from '../store/store.js';
 import { backoffWith, type Backoff } from './backoff.js';
-import { DEFAULT_SYNC_BACKOFF, nextSync, type JobOutcome } from './reschedule.js';
+import { ABANDON_WAIT_MS, loadJob, Rescheduler, within } from './common.js';
+import { DEFAULT_SYNC_BACKOFF } from './reschedule.js';
 import { JobRunner, type EventSink, type SyncFunction } from './runner.js';
-import { JobNotFoundError, type SyncJobView, type SyncScheduler } from './scheduler.js';
+import { type SyncJobView, type SyncScheduler } from './scheduler.js';
 
 export interface InProcessSchedulerOptions {
   readonly store: Store;
@@ -37,9 +37,6 @@ interface Entry {
   abandon?: AbortController;
 }
 
-/** After the grace time, abandoned syncs get this long to drop their connections and record the run. */
-const ABANDON_WAIT_MS = 5_000;
-
 /**
  * The embedded scheduler: timers and a queue in this process, the jobs' rows in the store.
  *
@@ -52,19 +49,17 @@ const ABANDON_WAIT_MS = 5_000;
  *
  * One in-process scheduler per store: at start it takes the store's queued jobs as its own and
  * fails those left running by a process that is gone. Scale-out takes a job engine that
- * implements SyncScheduler across machines.
+ * implements SyncScheduler across machines (pg-boss.ts).
  */
 export class InProcessScheduler implements SyncScheduler {
   private readonly entries = new Map<number, Entry>();
   private readonly queue: Entry[] = [];
-  /** Failed syncs in a row, by account, for the backoff. Starts again from zero after a restart. */
-  private readonly failures = new Map<number, number>();
   private readonly runner: JobRunner;
+  private readonly rescheduler: Rescheduler;
   private readonly log: Logger;
   private readonly now: () => number;
   private readonly concurrency: number;
   private readonly tickMs: number;
-  private readonly backoff: Backoff;
   private running = 0;
   private ready: Promise<void> | undefined;
   private live = false;
@@ -77,10 +72,10 @@ export class InProcessScheduler implements SyncScheduler {
     this.now = options.now ?? Date.now;
     this.concurrency = options.concurrency ?? 4;
     this.tickMs = options.tickMs ?? 1_000;
-    this.backoff = backoffWith(DEFAULT_SYNC_BACKOFF, options.backoff);
     if (!Number.isSafeInteger(this.concurrency) || this.concurrency < 1) throw new RangeError(`concurrency must be a positive integer; got ${this.concurrency}`);
     const { store, accounts, metrics, webhooks, sync } = options;
     this.runner = new JobRunner({ store, accounts, metrics, webhooks, sync, logger: this.log, now: this.now });
+    this.rescheduler = new Rescheduler(store, backoffWith(DEFAULT_SYNC_BACKOFF, options.backoff), this.log, this.now);
   }
 
   async enqueue(accountId: number, reason: string): Promise<SyncJobView> {
@@ -99,9 +94,7 @@ export class InProcessScheduler implements SyncScheduler {
   }
 
   async job(id: number): Promise<SyncJobView> {
-    const row = await this.options.store.jobs.get(id);
-    if (row === undefined) throw new JobNotFoundError(`no sync job ${id}`);
-    return jobView(row);
+    return loadJob(this.options.store, id);
   }
 
   queueDepth(): number {
@@ -154,7 +147,7 @@ export class InProcessScheduler implements SyncScheduler {
     for (const account of due) {
       if (this.stopping) return;
       if (this.entries.has(account.id)) continue;
-      await this.enqueue(account.id, this.failures.has(account.id) ? 'retry' : 'schedule').catch((error: unknown) =>
+      await this.enqueue(account.id, this.rescheduler.failing(account.id) ? 'retry' : 'schedule').catch((error: unknown) =>
         this.log.error({ err: error, account: account.id }, 'sync job could not be queued'),
       );
     }
@@ -194,25 +187,9 @@ export class InProcessScheduler implements SyncScheduler {
     const id = await entry.id;
     const outcome = await this.runner.run({ id, accountId: entry.accountId, reason: entry.reason }, { stop: entry.stop!.signal, abandon: entry.abandon!.signal });
     // Written before the entry goes, so that the next tick sees the new time.
-    await this.reschedule(entry.accountId, outcome).catch((error: unknown) =>
+    await this.rescheduler.reschedule(entry.accountId, outcome).catch((error: unknown) =>
       this.log.error({ err: error, account: entry.accountId }, 'the next sync could not be scheduled'),
     );
-  }
-
-  private async reschedule(accountId: number, outcome: JobOutcome): Promise<void> {
-    const store = this.options.store;
-    const row = await store.accounts.get(accountId).catch(() => undefined);
-    if (row === undefined) return;
-    const now = this.now();
-    const next = nextSync(outcome, row.sync_interval, this.failures.get(accountId) ?? 0, now, this.backoff);
-    if (next.failures === 0) this.failures.delete(accountId);
-    else this.failures.set(accountId, next.failures);
-    if (next.needsAttention) {
-      this.log.warn({ account: accountId }, 'the server rejected the credentials: the account needs attention and is not synced until they change');
-      await store.accounts.update(accountId, { needs_attention: 1 }, now);
-    } else if (next.nextSyncAt !== undefined) {
-      await store.accounts.update(accountId, { next_sync_at: next.nextSyncAt }, now);
-    }
   }
 
   /** Jobs an earlier process left: queued ones are ours to run, running ones ran in a process that is gone. */
@@ -232,30 +209,5 @@ export class InProcessScheduler implements SyncScheduler {
       this.entries.set(row.account_id, entry);
       this.queue.push(entry);
     }
-  }
-}
-
-function jobView(row: SyncJob): SyncJobView {
-  return {
-    id: row.id,
-    accountId: row.account_id,
-    status: row.status,
-    reason: row.reason,
-    queuedAt: row.queued_at,
-    startedAt: row.started_at,
-    finishedAt: row.finished_at,
-    runId: row.run_id,
-    error: row.error,
-  };
-}
-
-/** Whether `work` settled within `ms`. */
-async function within(work: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
-  try {
-    return await Promise.race([work.then(() => true), expired]);
-  } finally {
-    clearTimeout(timer);
   }
 }
