@@ -11,7 +11,7 @@
  * baseline, and a second run with nothing new against a raw UIDL+LIST+QUIT session.
  *
  * Environment: BENCH_RUNS (default 3), BENCH_SCALE (default 1; 0.1 for a quick look),
- * BENCH_SCENARIOS (default `a,b,c,d`: which scenarios run), BENCH_STORE_DIR (where (d) makes
+ * BENCH_SCENARIOS (default `a,b,c,d,e`: which scenarios run; (e) is bench/service.ts, popwire serve with 200 accounts), BENCH_STORE_DIR (where (d) makes
  * its SQLite stores; default the system's temp folder, as the other clients' output).
  */
 import { execFileSync, spawn } from 'node:child_process';
@@ -25,10 +25,11 @@ import { bulkMessages, largeFixture } from '../support/fixtures.ts';
 import type { Job, Result } from './clients/common.ts';
 import type { SyncJob, SyncResult } from './clients/popwire-sync.ts';
 import { startDelayProxy } from './delay-proxy.ts';
+import { benchService, printServiceResult } from './service.ts';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const SCALE = Number(process.env.BENCH_SCALE ?? 1);
-const SCENARIOS = new Set((process.env.BENCH_SCENARIOS ?? 'a,b,c,d').split(',').map((id) => id.trim().toLowerCase()));
+const SCENARIOS = new Set((process.env.BENCH_SCENARIOS ?? 'a,b,c,d,e').split(',').map((id) => id.trim().toLowerCase()));
 const STORE_BASE = process.env.BENCH_STORE_DIR ?? tmpdir();
 const MiB = 2 ** 20;
 
@@ -231,3 +232,6 @@ try {
 } finally {
   await dovecot.stop();
 }
+
+// (e) starts its own Dovecot with 200 users. One round: about seven minutes at full size.
+if (SCENARIOS.has('e')) printServiceResult(await benchService({ accounts: Math.max(2, Math.round(200 * SCALE)), messages: 50, runs: 1 }));
