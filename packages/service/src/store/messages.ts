@@ -204,7 +204,9 @@ export class MessageStore {
     for (let seq = 0; ; seq++) {
       const chunk = await this.db.selectFrom('message_chunks').select('data').where('message_id', '=', id).where('seq', '=', seq).executeTakeFirst();
       if (chunk === undefined) return;
-      yield Buffer.from(chunk.data);
+      // Both drivers hand back a Buffer; Buffer.from would copy every chunk of every download.
+      const data: Uint8Array = chunk.data;
+      yield Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     }
   }
 
