@@ -1,4 +1,4 @@
-import type { Socket } from 'node:net';
+import type { LookupFunction, Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { authenticate } from './auth/authenticate.js';
 import { readCredentials, type AccessToken, type Credentials, type LoginCredentials } from './auth/credentials.js';
@@ -63,6 +63,14 @@ export interface Pop3ClientOptions extends TlsSettings {
   readonly connectTimeout?: number | undefined;
   /** Aborts the connect and, later, whatever is in flight; the connection is then closed. */
   readonly signal?: AbortSignal | undefined;
+  /**
+   * Resolves the host before each connection, in the signature of `dns.lookup`; it is called for
+   * IP literals too (Node's own sockets skip it for them). The connection goes to the address it
+   * gives, so a lookup that checks addresses checks the one dialled. An error from it fails the
+   * connect with nothing sent: `POP3_ADDRESS_REFUSED` (not retried) when its `code` is
+   * `ADDRESS_REFUSED`, else `POP3_CONNECT_FAILED`.
+   */
+  readonly lookup?: LookupFunction | undefined;
   /** Receives every line sent (secrets as `***`) and every status line received. */
   readonly trace?: TraceFn | undefined;
   /** Use PIPELINING when the server offers it. Default true. */
@@ -167,6 +175,7 @@ export class Pop3Client implements AsyncDisposable {
       insecure: options.insecure,
       servername: options.servername,
       tlsOptions: options.tlsOptions,
+      lookup: options.lookup,
       signal: deadlineSignal,
     };
     // Checked before connecting: a bad credential or mechanism name fails with nothing sent.

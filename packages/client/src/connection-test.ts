@@ -6,7 +6,7 @@ import { checkServerIdentity, connect as tlsConnect, type ConnectionOptions, typ
 import type { Pop3Client, Pop3ClientOptions } from './client.js';
 import type { TraceEvent } from './engine.js';
 import { Pop3ConnectionError, Pop3Error, type Pop3ErrorCode } from './errors.js';
-import { abortError, tlsConnectionOptions, type TransportOptions } from './transport.js';
+import { abortError, lookupWith, tlsConnectionOptions, type TransportOptions } from './transport.js';
 import { deadline } from './deadline.js';
 
 /**
@@ -80,7 +80,7 @@ export async function testConnection(options: Pop3ClientOptions, connect: Connec
   const { host, ca, insecure, servername } = options;
   const transport: TransportOptions = { host, port, implicitTls: true, ca, insecure, servername, tlsOptions: options.tlsOptions, signal };
   try {
-    const addresses = await timed(steps, 'dns', () => resolve(options.host), (all) => all.join(', '));
+    const addresses = await timed(steps, 'dns', () => resolve(options.host, options.lookup, { port, signal }), (all) => all.join(', '));
     const { socket, address } = await timed(steps, 'tcp', () => openFirst(addresses, port, signal), (c) => `${c.address}:${port}`);
     if (tls === 'implicit') await timed(steps, 'tls', () => probeTls(socket, transport), describeTls, (r) => ({ certificate: r.certificate }));
     socket.destroy();
@@ -123,11 +123,13 @@ async function session(options: Pop3ClientOptions, address: string, steps: Conne
   } catch (error) {
     failure = asPop3Error(error);
   }
-  steps.push(...segments(events, start, performance.now()));
-  const failedAt = failure === undefined ? undefined : failingStep(failure, steps);
+  const sessionSteps = segments(events, start, performance.now());
+  steps.push(...sessionSteps);
+  const failedAt = failure === undefined ? undefined : failingStep(failure, sessionSteps);
   if (failedAt !== undefined) {
     const index = steps.findLastIndex((s) => s.step === failedAt);
-    const failed: ConnectionTestStep = { ...(steps[index] ?? { step: failedAt, ms: 0 }), ok: false, error: summarise(failure as Pop3Error) };
+    const error = failedAt === 'greeting' && failure?.code === 'POP3_BAD_REPLY' ? notPop3(failure) : summarise(failure as Pop3Error);
+    const failed: ConnectionTestStep = { ...(steps[index] ?? { step: failedAt, ms: 0 }), ok: false, error };
     if (index === -1) steps.push(failed);
     else steps.splice(index, steps.length - index, failed);
     return;
@@ -175,12 +177,24 @@ function segments(events: ReadonlyArray<TraceEvent & { at: number }>, start: num
   return out;
 }
 
-/** Which step a session failure belongs to: by its code where that says, else the step in progress. */
-function failingStep(error: Pop3Error, steps: readonly ConnectionTestStep[]): ConnectionTestStepName {
-  if (error.code === 'POP3_CONNECT_FAILED') return 'tcp';
+/**
+ * Which step a session failure belongs to: by its code where that says, else the session's step
+ * in progress; before any POP3 line was understood, that is the greeting.
+ */
+function failingStep(error: Pop3Error, sessionSteps: readonly ConnectionTestStep[]): ConnectionTestStepName {
+  if (error.code === 'POP3_CONNECT_FAILED' || error.code === 'POP3_ADDRESS_REFUSED') return 'tcp';
   if (error.code === 'POP3_TLS_FAILED' || error.code === 'POP3_TLS_UNAVAILABLE') return 'tls';
   if (error.kind === 'authentication' || error.code === 'POP3_PLAINTEXT_REFUSED') return 'login';
-  return steps[steps.length - 1]?.step ?? 'greeting';
+  return sessionSteps[sessionSteps.length - 1]?.step ?? 'greeting';
+}
+
+/**
+ * The first line was not POP3: an SSH, SMTP, database or admin port, say. Its banner is not
+ * repeated: it names the software and version of whatever listens there, which is what someone
+ * probing a network through this test would want to read.
+ */
+function notPop3(error: Pop3Error): ConnectionTestError {
+  return { code: error.code, message: 'Not a POP3 server: the first line it sent is not a POP3 greeting (not shown)', responseCode: undefined };
 }
 
 class StepFailed extends Error {}
@@ -203,7 +217,8 @@ async function timed<T>(
   }
 }
 
-async function resolve(host: string): Promise<string[]> {
+async function resolve(host: string, hook: Pop3ClientOptions['lookup'], options: { port: number; signal: AbortSignal }): Promise<string[]> {
+  if (hook !== undefined) return (await lookupWith(hook, host, options)).map((a) => a.address);
   try {
     return (await lookup(host, { all: true })).map((a) => a.address);
   } catch (error) {

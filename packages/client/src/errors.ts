@@ -42,6 +42,8 @@ export type Pop3ErrorCode =
   | 'POP3_SASL_SERVER_SIGNATURE'
   /** TCP connect failed: refused, unreachable, DNS. */
   | 'POP3_CONNECT_FAILED'
+  /** The `lookup` option refused the destination (its error's code was `ADDRESS_REFUSED`): nothing was sent. */
+  | 'POP3_ADDRESS_REFUSED'
   /** The server closed or reset the connection, or refused us in its greeting. */
   | 'POP3_CONNECTION_CLOSED'
   /** TLS handshake or certificate verification failed. */

@@ -1,4 +1,5 @@
-import { isIP, Socket, connect as netConnect } from 'node:net';
+import type { LookupAddress } from 'node:dns';
+import { isIP, Socket, connect as netConnect, type LookupFunction } from 'node:net';
 import { createHash } from 'node:crypto';
 import { connect as tlsConnect, createSecureContext, rootCertificates, type ConnectionOptions, type SecureContext, type TLSSocket } from 'node:tls';
 import { Pop3AbortError, Pop3ConnectionError, Pop3Error, Pop3TimeoutError } from './errors.js';
@@ -20,6 +21,8 @@ export interface TransportOptions extends TlsSettings {
   readonly implicitTls: boolean;
   /** Ends the attempt: the connect deadline and the caller's signal, combined. */
   readonly signal: AbortSignal;
+  /** Resolves every host, literals included; the socket dials what it returns (Pop3ClientOptions.lookup). */
+  readonly lookup?: LookupFunction | undefined;
 }
 
 /**
@@ -28,8 +31,9 @@ export interface TransportOptions extends TlsSettings {
  * handshake cannot hold us past the connect deadline.
  */
 export async function openTransport(options: TransportOptions): Promise<Socket> {
+  const address = options.lookup === undefined ? options.host : (await lookupWith(options.lookup, options.host, options))[0]!.address;
   const socket = await settle<Socket>(options.signal, `connect to ${options.host}:${options.port}`, (done, fail) => {
-    const socket = netConnect({ host: options.host, port: options.port, noDelay: true });
+    const socket = netConnect({ host: address, port: options.port, noDelay: true });
     socket.once('connect', () => done(socket));
     socket.once('error', (error) => fail(connectError(error, options)));
     return () => socket.destroy();
@@ -97,6 +101,33 @@ function sharedContext(extra: ReadonlyArray<string | Buffer>): SecureContext {
     contexts.set(key, context);
   }
   return context;
+}
+
+/**
+ * Calls the caller's `lookup` (names and literals alike, unlike net.connect, which skips it for
+ * literals) within the connect deadline. Its refusal says so in its own code: a policy decision,
+ * not a network failure, and no retry changes it.
+ */
+export function lookupWith(lookup: LookupFunction, host: string, options: Pick<TransportOptions, 'port' | 'signal'>): Promise<LookupAddress[]> {
+  const bare = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+  return settle<LookupAddress[]>(options.signal, `look up ${host}`, (done, fail) => {
+    let live = true;
+    lookup(bare, { all: true }, (error, addresses) => {
+      if (!live) return;
+      const list = typeof addresses === 'string' ? [{ address: addresses, family: isIP(addresses) }] : (addresses ?? []);
+      if (error === null && list.length > 0) return done(list);
+      const cause = error ?? new Error('no address');
+      const refused = (cause as { code?: unknown }).code === 'ADDRESS_REFUSED';
+      fail(
+        new Pop3ConnectionError(`Cannot connect to ${host}:${options.port}: ${cause.message}`, {
+          code: refused ? 'POP3_ADDRESS_REFUSED' : 'POP3_CONNECT_FAILED',
+          cause,
+          retryable: !refused && (cause as { code?: unknown }).code !== 'ENOTFOUND',
+        }),
+      );
+    });
+    return () => (live = false);
+  });
 }
 
 function connectError(error: NodeJS.ErrnoException, options: TransportOptions): Pop3ConnectionError {

@@ -79,4 +79,81 @@ describe('Pop3Client.test', () => {
     const report = await Pop3Client.test(options({ host: 'no-such-host.invalid' }));
     assert.equal(report.failedStep, 'dns');
   });
+
+  it('a lookup that refuses the address: the verdict is DNS with POP3_ADDRESS_REFUSED, and nothing is dialled', async () => {
+    let dialled = 0;
+    const server = createServer((socket) => {
+      dialled++;
+      socket.destroy();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    try {
+      const report = await Pop3Client.test(options({ host: '127.0.0.1', port, lookup: refuseAll }));
+      assert.equal(report.failedStep, 'dns');
+      assert.equal(report.error?.code, 'POP3_ADDRESS_REFUSED');
+      assert.match(report.error?.message ?? '', /loopback/);
+      assert.equal(dialled, 0);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
+  it('a lookup decides where the session goes: every connection dials the address it gives', async () => {
+    const asked: string[] = [];
+    const report = await Pop3Client.test(
+      options({
+        host: 'mail.example.invalid',
+        servername: 'localhost',
+        lookup: (host, _options, callback) => {
+          asked.push(host);
+          callback(null, [{ address: '127.0.0.1', family: 4 }]);
+        },
+      }),
+    );
+    assert.equal(report.ok, true, JSON.stringify(report, null, 2));
+    assert.equal(report.steps.find((s) => s.step === 'dns')?.detail, '127.0.0.1');
+    // The DNS step asks for the name; the session asks again for the address it was given.
+    assert.deepEqual(asked, ['mail.example.invalid', '127.0.0.1']);
+  });
+
+  it('a server that is not POP3 is named as such, and its banner is not repeated', async () => {
+    const banner = 'SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3 internal-admin';
+    const server = createServer((socket) => {
+      socket.on('error', () => {});
+      socket.write(`${banner}\r\n`);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    try {
+      const report = await Pop3Client.test(options({ host: '127.0.0.1', port, tls: 'none', allowPlaintextAuth: true }));
+      assert.equal(report.ok, false);
+      assert.equal(report.failedStep, 'greeting');
+      assert.equal(report.error?.code, 'POP3_BAD_REPLY');
+      assert.match(report.error?.message ?? '', /Not a POP3 server/);
+      const text = JSON.stringify(report);
+      for (const piece of ['SSH', 'OpenSSH', 'Debian', 'internal-admin']) assert.ok(!text.includes(piece), `${piece} in ${text}`);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+});
+
+const refuseAll: NonNullable<Pop3ClientOptions['lookup']> = (host, _options, callback) =>
+  callback(Object.assign(new Error(`${host} is a loopback address`), { code: 'ADDRESS_REFUSED' }), '', 0);
+
+describe('Pop3Client.connect with a lookup', () => {
+  it('a refusal fails the connect with POP3_ADDRESS_REFUSED, not retried, for literals too', async () => {
+    let calls = 0;
+    const lookup: NonNullable<Pop3ClientOptions['lookup']> = (host, lookupOptions, callback) => {
+      calls++;
+      refuseAll(host, lookupOptions, callback);
+    };
+    await assert.rejects(Pop3Client.connect(options({ host: '127.0.0.1', lookup, retry: { attempts: 3, baseDelay: 1 } })), (error: unknown) => {
+      assert.equal((error as { code?: string }).code, 'POP3_ADDRESS_REFUSED');
+      assert.equal((error as { retryable?: boolean }).retryable, false);
+      return true;
+    });
+    assert.equal(calls, 1);
+  });
 });
