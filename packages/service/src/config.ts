@@ -16,6 +16,18 @@ const Schema = Type.Object(
         // Loopback by default: exposing the API is a decision, not an accident.
         host: Type.String({ minLength: 1, default: '127.0.0.1' }),
         port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
+        // Bounds on what one client may hold (http/limits.ts says which attack each stops).
+        /** Milliseconds to receive a request's line and headers (a slow-drip client gets 408). */
+        headersTimeout: Type.Integer({ minimum: 100, default: 10_000 }),
+        /** Milliseconds to receive a whole request, body included. */
+        requestTimeout: Type.Integer({ minimum: 100, default: 30_000 }),
+        /** Milliseconds an idle kept-alive connection stays open. */
+        keepAliveTimeout: Type.Integer({ minimum: 100, default: 5_000 }),
+        /** Connections open at once; more are refused. */
+        maxConnections: Type.Integer({ minimum: 1, default: 1024 }),
+        /** Bad tokens one client address may send per `authWindow` seconds before it gets 429. */
+        authFailures: Type.Integer({ minimum: 1, default: 20 }),
+        authWindow: Type.Integer({ minimum: 1, default: 60 }),
       },
       { additionalProperties: false, default: {} },
     ),

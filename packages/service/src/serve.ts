@@ -56,7 +56,7 @@ export async function startService(config: ServiceConfig, options: ServiceOption
     const schedulerOptions = { store, accounts, metrics, webhooks, logger: logger.child({ part: 'scheduler' }), concurrency: config.sync.concurrency };
     // pg-boss: several serve processes on one PostgreSQL store share the queue (config.ts checks the store).
     const scheduler = config.jobs.engine === 'pg-boss' ? new PgBossScheduler(schedulerOptions) : new InProcessScheduler(schedulerOptions);
-    const app = await buildApp({ store, accounts, scheduler, metrics, logger, tokens: store.tokens });
+    const app = await buildApp({ store, accounts, scheduler, metrics, logger, tokens: store.tokens, limits: config.http });
     await app.listen({ host: config.http.host, port: config.http.port });
     webhooks.start();
     scheduler.start();

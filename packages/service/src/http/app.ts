@@ -9,6 +9,7 @@ import type { TokenStore } from '../store/tokens.js';
 import { requireToken } from './auth.js';
 import { registerDocs } from './docs.js';
 import { installErrorHandlers } from './errors.js';
+import { AuthFailureLimiter, connectionsCheckingInterval, DEFAULT_HTTP_LIMITS, type HttpLimits } from './limits.js';
 import { ErrorBody } from './schemas/common.js';
 import { requestLogger } from './logging.js';
 import { validatorCompiler } from './validation.js';
@@ -25,6 +26,8 @@ export interface AppDeps {
   readonly metrics: Metrics;
   readonly logger: Logger;
   readonly tokens: TokenStore;
+  /** Timeouts, connection and authentication-failure bounds (http/limits.ts); defaults if absent. */
+  readonly limits?: HttpLimits | undefined;
 }
 
 /**
@@ -33,13 +36,19 @@ export interface AppDeps {
  * close().
  */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const limits = deps.limits ?? DEFAULT_HTTP_LIMITS;
   const app = Fastify({
     loggerInstance: requestLogger(deps.logger),
+    // Slow clients (http/limits.ts): headers and whole request within their deadlines, idle keep-alive closed.
+    http: { headersTimeout: Math.min(limits.headersTimeout, limits.requestTimeout), requestTimeout: limits.requestTimeout, connectionsCheckingInterval: connectionsCheckingInterval(limits) },
+    requestTimeout: limits.requestTimeout,
+    keepAliveTimeout: limits.keepAliveTimeout,
     // A body is an account at most (credentials included): 64 KiB is generous and bounds what a client can make us parse.
     bodyLimit: 64 * 1024,
     // request.ip (logged) is the peer's address; an X-Forwarded-For header, which anyone can send, is not believed.
     trustProxy: false,
   }).withTypeProvider<TypeBoxTypeProvider>();
+  app.server.maxConnections = limits.maxConnections;
 
   // Bodies checked as sent, params and query strings converted from text strictly: validation.ts.
   app.setValidatorCompiler(validatorCompiler);
@@ -50,7 +59,21 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await registerDocs(app);
 
   await app.register(healthRoutes, { deps });
+  const failures = new AuthFailureLimiter(limits);
   await app.register(async (secured) => {
+    // Before the token is even looked at: an address that sent too many bad tokens waits.
+    secured.addHook('onRequest', async (request, reply) => {
+      const wait = failures.blocked(request.ip);
+      if (wait === undefined) return;
+      request.log.info({ code: 'RATE_LIMITED' }, 'too many failed authentications from this address');
+      return reply
+        .code(429)
+        .header('retry-after', String(wait))
+        .send({ error: { code: 'RATE_LIMITED', message: `too many failed authentications from this address; try again in ${wait} s` } });
+    });
+    secured.addHook('onResponse', async (request, reply) => {
+      if (reply.statusCode === 401) failures.failed(request.ip);
+    });
     secured.addHook('onRequest', requireToken(deps.tokens));
     await secured.register(metricsRoutes, { deps });
     for (const routes of [accountRoutes, connectionTestRoutes, syncRoutes, messageRoutes]) {
