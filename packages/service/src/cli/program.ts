@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module';
 import { Command } from 'commander';
 import { capa } from './commands/capa.js';
 import { dele } from './commands/dele.js';
@@ -27,7 +28,20 @@ export function buildProgram(): Command {
     // Set before the commands are added: program.command() copies these settings to each.
     .exitOverride()
     // main() prints every failure, commander's own included, as one "popwire: ..." line.
-    .configureOutput({ outputError: () => undefined });
+    .configureOutput({ outputError: () => undefined })
+    .version(versions(), '-V, --version', 'print the versions of popwire-service, the popwire library and Node.js');
   for (const register of COMMANDS) register(program);
   return program;
+}
+
+/**
+ * Both packages' versions: a bug report needs the library's too, and npm may have installed a
+ * library release other than the one the service was built against. Read from the package.json
+ * files that were installed, so that they cannot disagree with what is running.
+ */
+function versions(): string {
+  const require = createRequire(import.meta.url);
+  const service = require('../../package.json') as { version: string };
+  const library = require('popwire/package.json') as { version: string };
+  return [`popwire-service ${service.version}`, `popwire ${library.version}`, `Node.js ${process.version}`].join('\n');
 }
