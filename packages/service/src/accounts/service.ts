@@ -1,4 +1,5 @@
 import type { Pop3ClientOptions, RetryPolicy, TlsMode } from 'popwire';
+import type { AccountFilter } from '../store/account-filter.js';
 import type { Account } from '../store/schema.js';
 import type { Store } from '../store/store.js';
 import type { OversizePolicy, RetentionPolicy } from '../store/schema.js';
@@ -101,11 +102,17 @@ export class AccountService {
     this.now = options.now ?? Date.now;
   }
 
+  /** The same service over a store view restricted to an API token's accounts (Store.restrictedTo). */
+  restrictedTo(filter: AccountFilter): AccountService {
+    if (filter.kind === 'all' && this.store.filter.kind === 'all') return this;
+    return new AccountService(this.store.restrictedTo(filter), this.box, this.options);
+  }
+
   async create(input: AccountInput): Promise<AccountView> {
     const tls = input.tls ?? 'implicit';
     const port = input.port ?? DEFAULT_PORTS[tls];
     const key = mailboxKey(input.username, input.host, port);
-    if ((await this.store.accounts.findByKey(key)) !== undefined) {
+    if (await this.store.accounts.keyInUse(key)) {
       throw new AccountError('ACCOUNT_EXISTS', `an account for ${key} exists already`, 'username');
     }
     const policy = readPolicy(input.policy);

@@ -6,6 +6,7 @@ import type { SyncScheduler } from '../jobs/scheduler.js';
 import type { Metrics } from '../metrics.js';
 import type { Store } from '../store/store.js';
 import type { TokenStore } from '../store/tokens.js';
+import { authorize } from './access.js';
 import { requireToken } from './auth.js';
 import { registerDocs } from './docs.js';
 import { installErrorHandlers } from './errors.js';
@@ -29,6 +30,9 @@ export interface AppDeps {
   /** Timeouts, connection and authentication-failure bounds (http/limits.ts); defaults if absent. */
   readonly limits?: HttpLimits | undefined;
 }
+
+/** What the token-checked routes get: no store, no account service (they read through request.scoped, http/access.ts). */
+export type RouteDeps = Omit<AppDeps, 'store' | 'accounts' | 'tokens'>;
 
 /**
  * The HTTP API: /v1 (JSON, bearer token), /metrics (bearer token), /health, /openapi.json and
@@ -75,9 +79,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       if (reply.statusCode === 401) failures.failed(request.ip);
     });
     secured.addHook('onRequest', requireToken(deps.tokens));
-    await secured.register(metricsRoutes, { deps });
+    // Then the scope each route declares, and the token's view of the data (http/access.ts).
+    authorize(secured, { store: deps.store, accounts: deps.accounts });
+    // The routes get no store of their own: they read through request.scoped, restricted to the token's accounts.
+    const { store: _store, accounts: _accounts, tokens: _tokens, ...routeDeps } = deps;
+    await secured.register(metricsRoutes, { deps: routeDeps });
     for (const routes of [accountRoutes, connectionTestRoutes, syncRoutes, messageRoutes]) {
-      await secured.register(routes, { deps, prefix: '/v1' });
+      await secured.register(routes, { deps: routeDeps, prefix: '/v1' });
     }
   });
   return app;

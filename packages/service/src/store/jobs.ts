@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely';
+import { accountCondition, EVERY_ACCOUNT, type AccountFilter } from './account-filter.js';
 import type { Account, Database, SyncJob } from './schema.js';
 
 /**
@@ -7,14 +8,20 @@ import type { Account, Database, SyncJob } from './schema.js';
  * memory; these rows are what the API shows and what survives a restart.
  */
 export class JobStore {
-  constructor(private readonly db: Kysely<Database>) {}
+  /** `filter` limits what get sees (Store.restrictedTo). */
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly filter: AccountFilter = EVERY_ACCOUNT,
+  ) {}
 
   async insert(accountId: number, reason: string, now: number): Promise<SyncJob> {
     return this.db.insertInto('sync_jobs').values({ account_id: accountId, status: 'queued', reason, queued_at: now }).returningAll().executeTakeFirstOrThrow();
   }
 
   async get(id: number): Promise<SyncJob | undefined> {
-    return this.db.selectFrom('sync_jobs').selectAll().where('id', '=', id).executeTakeFirst();
+    const condition = accountCondition('sync_jobs.account_id', this.filter);
+    const query = this.db.selectFrom('sync_jobs').selectAll().where('id', '=', id);
+    return (condition === undefined ? query : query.where(condition)).executeTakeFirst();
   }
 
   /** The account's job that is queued or running, if any (the newest, should there be several). */

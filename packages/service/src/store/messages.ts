@@ -1,5 +1,6 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
 import { randomUUID } from 'node:crypto';
+import { accountCondition, EVERY_ACCOUNT, type AccountFilter } from './account-filter.js';
 import { StoreError } from './errors.js';
 import type { Database, StoredMessage } from './schema.js';
 
@@ -57,9 +58,22 @@ export const CHUNK_BYTES = 1024 * 1024;
  * `stored`), in one transaction: a UID is never marked stored without its bytes, and its bytes
  * never exist without the UID (except the `pending` rows of a large message being written,
  * which the next run removes).
+ *
+ * `filter` limits what get, raw, list and count see (Store.restrictedTo): a message of an
+ * account outside it is not found.
  */
 export class MessageStore {
-  constructor(private readonly db: Kysely<Database>) {}
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly filter: AccountFilter = EVERY_ACCOUNT,
+  ) {}
+
+  /** The rows of visible messages: committed, of an account the filter lets through. */
+  private visible() {
+    const query = this.db.selectFrom('messages').where('pending', '=', 0);
+    const condition = accountCondition('messages.account_id', this.filter);
+    return condition === undefined ? query : query.where(condition);
+  }
 
   /** Commits the batch: one transaction, so one fsync of the log for all of them. */
   async commit(accountId: number, batch: readonly MessageToCommit[], now: number): Promise<number[]> {
@@ -147,7 +161,7 @@ export class MessageStore {
   }
 
   async get(id: number): Promise<StoredMessage> {
-    const row = await this.db.selectFrom('messages').selectAll().where('id', '=', id).where('pending', '=', 0).executeTakeFirst();
+    const row = await this.visible().selectAll().where('id', '=', id).executeTakeFirst();
     if (row === undefined) throw new StoreError('STORE_MESSAGE_NOT_FOUND', `no stored message has id ${id}`);
     return row;
   }
@@ -155,7 +169,7 @@ export class MessageStore {
   /** Newest first; messages without a date after all dated ones, by id. */
   async list(options: MessageListOptions = {}): Promise<MessagePage> {
     const limit = options.limit ?? 50;
-    let query = this.db.selectFrom('messages').selectAll().where('pending', '=', 0);
+    let query = this.visible().selectAll();
     if (options.accountId !== undefined) query = query.where('account_id', '=', options.accountId);
     // A date filter leaves out the messages without a date: nothing says they are in the range.
     if (options.since !== undefined) query = query.where('date', '>=', options.since);
@@ -187,7 +201,7 @@ export class MessageStore {
   }
 
   async count(accountId?: number): Promise<number> {
-    let query = this.db.selectFrom('messages').select((eb) => eb.fn.countAll<number | string>().as('n')).where('pending', '=', 0);
+    let query = this.visible().select((eb) => eb.fn.countAll<number | string>().as('n'));
     if (accountId !== undefined) query = query.where('account_id', '=', accountId);
     // PostgreSQL's count(*) is int8, which database.ts reads as a number; SQLite's is already one.
     return Number((await query.executeTakeFirstOrThrow()).n);

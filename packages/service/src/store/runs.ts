@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely';
+import { accountCondition, EVERY_ACCOUNT, type AccountFilter } from './account-filter.js';
 import type { Database, RunStatus, SyncRun } from './schema.js';
 
 export interface RunCounts {
@@ -16,9 +17,12 @@ export interface RunEnd extends RunCounts {
   readonly errorMessage?: string | undefined;
 }
 
-/** One row per sync run: when, what it did, how it ended. */
+/** One row per sync run: when, what it did, how it ended. `filter` limits what forAccount sees (Store.restrictedTo). */
 export class RunStore {
-  constructor(private readonly db: Kysely<Database>) {}
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly filter: AccountFilter = EVERY_ACCOUNT,
+  ) {}
 
   async start(accountId: number, now: number): Promise<number> {
     const { id } = await this.db
@@ -50,6 +54,8 @@ export class RunStore {
 
   /** Newest first. */
   async forAccount(accountId: number, limit = 50): Promise<SyncRun[]> {
-    return this.db.selectFrom('sync_runs').selectAll().where('account_id', '=', accountId).orderBy('id', 'desc').limit(limit).execute();
+    const condition = accountCondition('sync_runs.account_id', this.filter);
+    const query = this.db.selectFrom('sync_runs').selectAll().where('account_id', '=', accountId);
+    return (condition === undefined ? query : query.where(condition)).orderBy('id', 'desc').limit(limit).execute();
   }
 }

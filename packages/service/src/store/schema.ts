@@ -13,6 +13,7 @@ export interface Database {
   message_chunks: MessageChunkTable;
   sync_runs: SyncRunTable;
   api_tokens: ApiTokenTable;
+  api_token_accounts: ApiTokenAccountTable;
   sync_jobs: SyncJobTable;
   webhook_events: WebhookEventTable;
 }
@@ -143,6 +144,18 @@ export interface ApiTokenTable {
   token_hash: string;
   created_at: number;
   last_used_at: number | null;
+  /** Comma separated: `admin`, `read`, `write`, `metrics` (http/access.ts). Tokens made before scopes existed are `admin`. */
+  scopes: Generated<string>;
+  /** 1: every account; 0: only those in api_token_accounts (none, once they are all deleted). */
+  all_accounts: Generated<number>;
+  /** Refused from this time on; null: never expires. */
+  expires_at: number | null;
+}
+
+/** The accounts a token restricted to some accounts may reach. */
+export interface ApiTokenAccountTable {
+  token_id: number;
+  account_id: number;
 }
 
 export type JobStatus = 'queued' | 'running' | 'done' | 'failed';

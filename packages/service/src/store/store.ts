@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 import { sql } from 'kysely';
+import { EVERY_ACCOUNT, type AccountFilter } from './account-filter.js';
 import { AccountStore } from './accounts.js';
 import { openDatabase, type StoreLocation } from './database.js';
 import type { Dialect } from './dialect.js';
@@ -25,12 +26,14 @@ export class Store implements AsyncDisposable {
     readonly db: Kysely<Database>,
     readonly dialect: Dialect,
     readonly location: StoreLocation,
+    /** Which accounts this view's reads may reach (restrictedTo). */
+    readonly filter: AccountFilter = EVERY_ACCOUNT,
   ) {
-    this.accounts = new AccountStore(db);
-    this.messages = new MessageStore(db);
+    this.accounts = new AccountStore(db, filter);
+    this.messages = new MessageStore(db, filter);
     this.seen = new SeenUidStore(db);
-    this.runs = new RunStore(db);
-    this.jobs = new JobStore(db);
+    this.runs = new RunStore(db, filter);
+    this.jobs = new JobStore(db, filter);
     this.webhookEvents = new WebhookEventStore(db);
     this.tokens = new TokenStore(db);
   }
@@ -39,6 +42,17 @@ export class Store implements AsyncDisposable {
   static async open(location: StoreLocation): Promise<Store> {
     const { db, dialect } = await openDatabase(location);
     return new Store(db, dialect, location);
+  }
+
+  /**
+   * The same store seen through an API token's account restriction: its accounts, messages,
+   * runs and jobs outside the filter are not found, and an account it creates is granted to the
+   * token. What the HTTP API reads goes through such a view (http/access.ts). Closing it closes
+   * nothing: the database belongs to the store it came from.
+   */
+  restrictedTo(filter: AccountFilter): Store {
+    if (filter.kind === 'all' && this.filter.kind === 'all') return this;
+    return new Store(this.db, this.dialect, this.location, filter);
   }
 
   /** Whether the database answers (for health checks). */

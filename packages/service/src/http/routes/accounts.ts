@@ -1,30 +1,30 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { AppDeps } from '../app.js';
+import type { RouteDeps } from '../app.js';
 import { AccountChange, AccountInput, AccountList, AccountView, DeleteQuery } from '../schemas/accounts.js';
 import { ERRORS, IdParams } from '../schemas/common.js';
 
 /** Accounts: create, list, read, change, pause and resume, delete. Credentials go in, never out. */
-export const accountRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async (app, { deps }) => {
-  const { accounts } = deps;
+export const accountRoutes: FastifyPluginAsyncTypebox<{ deps: RouteDeps }> = async (app) => {
   const tags = ['accounts'];
 
   app.post(
     '/accounts',
-    { schema: { tags, summary: 'Create an account', body: AccountInput, response: { 201: AccountView, ...ERRORS } } },
-    async (request, reply) => reply.code(201).send(await accounts.create(request.body)),
+    { config: { scope: 'write' }, schema: { tags, summary: 'Create an account', description: 'A token restricted to some accounts gets the new one added to them.', body: AccountInput, response: { 201: AccountView, ...ERRORS } } },
+    async (request, reply) => reply.code(201).send(await request.scoped.accounts.create(request.body)),
   );
 
-  app.get('/accounts', { schema: { tags, summary: 'List the accounts', response: { 200: AccountList, ...ERRORS } } }, async () => ({
-    accounts: await accounts.list(),
+  app.get('/accounts', { config: { scope: 'read' }, schema: { tags, summary: 'List the accounts', response: { 200: AccountList, ...ERRORS } } }, async (request) => ({
+    accounts: await request.scoped.accounts.list(),
   }));
 
-  app.get('/accounts/:id', { schema: { tags, summary: 'Read an account', params: IdParams, response: { 200: AccountView, ...ERRORS } } }, async (request) =>
-    accounts.get(request.params.id),
+  app.get('/accounts/:id', { config: { scope: 'read' }, schema: { tags, summary: 'Read an account', params: IdParams, response: { 200: AccountView, ...ERRORS } } }, async (request) =>
+    request.scoped.accounts.get(request.params.id),
   );
 
   app.patch(
     '/accounts/:id',
     {
+      config: { scope: 'write' },
       schema: {
         tags,
         summary: 'Change an account',
@@ -34,12 +34,13 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async
         response: { 200: AccountView, ...ERRORS },
       },
     },
-    async (request) => accounts.update(request.params.id, request.body),
+    async (request) => request.scoped.accounts.update(request.params.id, request.body),
   );
 
   app.delete(
     '/accounts/:id',
     {
+      config: { scope: 'write' },
       schema: {
         tags,
         summary: 'Delete an account',
@@ -50,7 +51,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async
       },
     },
     async (request, reply) => {
-      await accounts.remove(request.params.id, { keepMessages: request.query.keepMessages });
+      await request.scoped.accounts.remove(request.params.id, { keepMessages: request.query.keepMessages });
       return reply.code(204).send(null);
     },
   );
@@ -59,6 +60,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async
     app.post(
       `/accounts/:id/${action}`,
       {
+        config: { scope: 'write' },
         schema: {
           tags,
           summary: paused ? 'Pause scheduled syncs' : 'Resume scheduled syncs',
@@ -67,7 +69,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async
           response: { 200: AccountView, ...ERRORS },
         },
       },
-      async (request) => accounts.update(request.params.id, { paused }),
+      async (request) => request.scoped.accounts.update(request.params.id, { paused }),
     );
   }
 };

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Pop3Client, type ConnectionTestReport, type ConnectionTestStep } from 'popwire';
-import type { AppDeps } from '../app.js';
+import type { RouteDeps } from '../app.js';
 import { ConnectionTestReport as ReportSchema } from '../schemas/accounts.js';
 import { ERRORS, IdParams } from '../schemas/common.js';
 
@@ -9,10 +9,11 @@ import { ERRORS, IdParams } from '../schemas/common.js';
  * stored settings. The report holds no secret (the client redacts commands, and the schema has
  * no field for one); a failed login is a 200 with ok: false, since the test itself worked.
  */
-export const connectionTestRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async (app, { deps }) => {
+export const connectionTestRoutes: FastifyPluginAsyncTypebox<{ deps: RouteDeps }> = async (app) => {
   app.post(
     '/accounts/:id/test',
     {
+      config: { scope: 'write' },
       schema: {
         tags: ['accounts'],
         summary: 'Test the connection and login',
@@ -21,7 +22,10 @@ export const connectionTestRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> 
         response: { 200: ReportSchema, ...ERRORS },
       },
     },
-    async (request) => reportView(await Pop3Client.test(deps.accounts.clientOptions(await deps.accounts.row(request.params.id)))),
+    async (request) => {
+      const { accounts } = request.scoped;
+      return reportView(await Pop3Client.test(accounts.clientOptions(await accounts.row(request.params.id))));
+    },
   );
 };
 

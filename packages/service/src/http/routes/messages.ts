@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Readable } from 'node:stream';
 import { parseMessage } from 'popwire';
-import type { AppDeps } from '../app.js';
+import type { RouteDeps } from '../app.js';
 import { contentDisposition, safeContentType } from '../content-disposition.js';
 import { decodeCursor, encodeCursor, parseTime } from '../cursor.js';
 import { ApiError } from '../errors.js';
@@ -14,13 +14,14 @@ import { AttachmentParams, MessageListQuery, MessagePage, ParsedMessage } from '
  * one attachment's decoded bytes. An account deleted with its messages kept is hidden from
  * the account routes, but its messages stay listed here.
  */
-export const messageRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async (app, { deps }) => {
-  const { store } = deps;
+export const messageRoutes: FastifyPluginAsyncTypebox<{ deps: RouteDeps }> = async (app) => {
   const tags = ['messages'];
+  const config = { scope: 'read' } as const;
 
   app.get(
     '/accounts/:id/messages',
     {
+      config,
       schema: {
         tags,
         summary: "The account's stored messages, newest first",
@@ -32,6 +33,7 @@ export const messageRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async
     },
     async (request) => {
       const { limit, cursor, since, until, from } = request.query;
+      const { store } = request.scoped;
       await store.accounts.get(request.params.id);
       const page = await store.messages.list({
         accountId: request.params.id,
@@ -47,8 +49,9 @@ export const messageRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async
 
   app.get(
     '/messages/:id',
-    { schema: { tags, summary: 'A message, parsed', params: IdParams, response: { 200: ParsedMessage, ...ERRORS } } },
+    { config, schema: { tags, summary: 'A message, parsed', params: IdParams, response: { 200: ParsedMessage, ...ERRORS } } },
     async (request) => {
+      const { store } = request.scoped;
       const row = await store.messages.get(request.params.id);
       await using parsed = await parseMessage(store.messages.raw(row.id));
       return parsedView(row, parsed);
@@ -58,6 +61,7 @@ export const messageRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async
   app.get(
     '/messages/:id/raw',
     {
+      config,
       schema: {
         tags,
         summary: 'A message as it was retrieved',
@@ -67,6 +71,7 @@ export const messageRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async
       },
     },
     async (request, reply) => {
+      const { store } = request.scoped;
       // Looked up first, so that a missing message is a 404 before any header of the 200 is sent.
       const row = await store.messages.get(request.params.id);
       return reply
@@ -81,6 +86,7 @@ export const messageRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async
   app.get(
     '/messages/:id/attachments/:n',
     {
+      config,
       schema: {
         tags,
         summary: "An attachment's decoded bytes",
@@ -90,6 +96,7 @@ export const messageRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async
       },
     },
     async (request, reply) => {
+      const { store } = request.scoped;
       const row = await store.messages.get(request.params.id);
       const parsed = await parseMessage(store.messages.raw(row.id));
       const attachment = parsed.attachments[request.params.n - 1];

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import type { AppDeps } from '../app.js';
+import type { AppDeps, RouteDeps } from '../app.js';
 import { bytes, ERRORS } from '../schemas/common.js';
 
 const HEALTH_TIMEOUT_MS = 5_000;
@@ -27,11 +27,11 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async 
 };
 
 /** GET /metrics (token required): Prometheus text, the queue depth read at scrape time. */
-export const metricsRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async (app, { deps }) => {
+export const metricsRoutes: FastifyPluginAsyncTypebox<{ deps: RouteDeps }> = async (app, { deps }) => {
   const { metrics, scheduler } = deps;
   app.get(
     '/metrics',
-    { schema: { tags: ['service'], summary: 'Prometheus metrics', response: { 200: bytes('Prometheus text exposition format', 'text/plain'), ...ERRORS } } },
+    { config: { scope: 'metrics' }, schema: { tags: ['service'], summary: 'Prometheus metrics', response: { 200: bytes('Prometheus text exposition format', 'text/plain'), ...ERRORS } } },
     async (_request, reply) => {
       metrics.queueDepth.set(scheduler.queueDepth());
       return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());

@@ -1,18 +1,20 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { SyncRun } from '../../store/schema.js';
-import type { AppDeps } from '../app.js';
+import type { RouteDeps } from '../app.js';
+import { visibleJob } from '../access.js';
 import { ERRORS, IdParams, Limit } from '../schemas/common.js';
 import { Job, RunList } from '../schemas/jobs.js';
 
 /** Syncs on request, their jobs, and the record of past runs. */
-export const syncRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async (app, { deps }) => {
-  const { accounts, scheduler, store } = deps;
+export const syncRoutes: FastifyPluginAsyncTypebox<{ deps: RouteDeps }> = async (app, { deps }) => {
+  const { scheduler } = deps;
   const tags = ['sync'];
 
   app.post(
     '/accounts/:id/sync',
     {
+      config: { scope: 'write' },
       schema: {
         tags,
         summary: 'Queue a sync now',
@@ -22,18 +24,19 @@ export const syncRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async (a
       },
     },
     async (request, reply) => {
-      await accounts.row(request.params.id);
+      await request.scoped.accounts.row(request.params.id);
       return reply.code(202).send(await scheduler.enqueue(request.params.id, 'api'));
     },
   );
 
-  app.get('/jobs/:id', { schema: { tags, summary: 'Read a sync job', params: IdParams, response: { 200: Job, ...ERRORS } } }, async (request) =>
-    scheduler.job(request.params.id),
+  app.get('/jobs/:id', { config: { scope: 'read' }, schema: { tags, summary: 'Read a sync job', params: IdParams, response: { 200: Job, ...ERRORS } } }, async (request) =>
+    visibleJob(request, scheduler, request.params.id),
   );
 
   app.get(
     '/accounts/:id/runs',
     {
+      config: { scope: 'read' },
       schema: {
         tags,
         summary: "The account's past sync runs, newest first",
@@ -43,6 +46,7 @@ export const syncRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async (a
       },
     },
     async (request) => {
+      const { accounts, store } = request.scoped;
       await accounts.row(request.params.id);
       return { runs: (await store.runs.forAccount(request.params.id, request.query.limit ?? 50)).map(runView) };
     },
