@@ -250,7 +250,7 @@ async function serveRound(env: BenchEnv, concurrency: number | undefined): Promi
   const configFile = join(dir, 'popwire.json');
   await writeFile(
     configFile,
-    JSON.stringify({ store, http: { port: 0 }, tls: { caFile: env.caFile }, ...(concurrency === undefined ? {} : { sync: { concurrency } }) }),
+    JSON.stringify({ store, http: { port: 0 }, tls: { caFile: env.caFile }, network: { allow: ['127.0.0.1'] }, ...(concurrency === undefined ? {} : { sync: { concurrency } }) }),
   );
   const token = (await runPopwire(['token', 'create', '--name', 'bench', '--store', store])).stdout.trim();
   const execArgv = env.profileDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', resolve(env.profileDir), '--cpu-prof-name', `serve-${concurrency ?? 'default'}-${Date.now()}.cpuprofile`];

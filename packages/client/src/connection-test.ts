@@ -111,7 +111,9 @@ async function session(options: Pop3ClientOptions, address: string, steps: Conne
   try {
     client = await connect({
       ...options,
-      host: address,
+      // Pinned to the address the DNS step found (and a caller's lookup approved, for this
+      // name): the session goes where the probe went, and the name still selects the certificate.
+      lookup: (_host, _options, callback) => callback(null, [{ address, family: isIP(address) }]),
       servername: options.servername ?? (isIP(options.host) === 0 ? options.host : undefined),
       tlsOptions,
       retry: undefined,

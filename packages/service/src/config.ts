@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Type, type Static } from 'typebox';
 import { Value } from 'typebox/value';
+import { parseAllowEntry } from './net/guard.js';
 
 /**
  * `popwire serve`'s configuration: one typed object from a JSON file and the environment
@@ -62,6 +63,18 @@ const Schema = Type.Object(
       {
         /** Extra CA certificates (PEM) trusted for every account, added to Node's roots. */
         caFile: Type.Optional(Type.String({ minLength: 1 })),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    /**
+     * Where the service may connect for callers of its API (accounts' POP3 hosts, webhooks, OAuth
+     * token endpoints): loopback, private, link-local and other special addresses are refused
+     * unless listed here (net/guard.ts). The config's own `webhook` and CLI commands are trusted.
+     */
+    network: Type.Object(
+      {
+        /** CIDR blocks (`10.1.0.0/16`), addresses, host names (`pop.internal`) or `*.suffix`. */
+        allow: Type.Array(Type.String({ minLength: 1 }), { default: [] }),
       },
       { additionalProperties: false, default: {} },
     ),
@@ -137,6 +150,11 @@ export function loadConfig(options: { file?: string | undefined; env?: NodeJS.Pr
     throw new ConfigError(`${path === '' ? 'the configuration' : path} (from ${source}): ${message}`);
   }
   const valid = config as ServiceConfig;
+  for (const [index, entry] of valid.network.allow.entries()) {
+    if (parseAllowEntry(entry) === undefined) {
+      throw new ConfigError(`network.allow[${index}] (from ${options.file ?? 'defaults'}): ${JSON.stringify(entry)} is neither an address, a CIDR block nor a host name`);
+    }
+  }
   // The queue lives in the store's database (store/database.ts: a postgres:// URL names one).
   if (valid.jobs.engine === 'pg-boss' && !/^postgres(ql)?:\/\//i.test(valid.store)) {
     throw new ConfigError('jobs.engine: pg-boss needs a PostgreSQL store (set store to a postgres:// URL)');

@@ -6,6 +6,7 @@ import { AccountService } from './accounts/service.js';
 import { generateKey, loadKeyRing, parseKeyRing, SecretBox, SecretKeyError } from './accounts/secrets.js';
 import { ConfigError, type ServiceConfig } from './config.js';
 import { WebhookDispatcher } from './delivery/webhook.js';
+import { AddressGuard } from './net/guard.js';
 import { buildApp } from './http/app.js';
 import { InProcessScheduler } from './jobs/in-process.js';
 import { PgBossScheduler } from './jobs/pg-boss.js';
@@ -46,13 +47,16 @@ export async function startService(config: ServiceConfig, options: ServiceOption
   const store = await Store.open(location);
   try {
     const metrics = new Metrics();
+    // Where callers of the API may make the service connect; the config's own webhook is trusted.
+    const network = new AddressGuard({ allow: config.network.allow });
     const accounts = new AccountService(store, box, {
       ca,
       timeout: config.sync.timeout,
       retry: { attempts: config.sync.connectAttempts },
       defaultInterval: config.sync.defaultInterval,
+      network,
     });
-    const webhooks = new WebhookDispatcher(store, accounts, { defaultTarget: config.webhook, metrics, logger: logger.child({ part: 'webhooks' }) });
+    const webhooks = new WebhookDispatcher(store, accounts, { defaultTarget: config.webhook, network, metrics, logger: logger.child({ part: 'webhooks' }) });
     const schedulerOptions = { store, accounts, metrics, webhooks, logger: logger.child({ part: 'scheduler' }), concurrency: config.sync.concurrency };
     // pg-boss: several serve processes on one PostgreSQL store share the queue (config.ts checks the store).
     const scheduler = config.jobs.engine === 'pg-boss' ? new PgBossScheduler(schedulerOptions) : new InProcessScheduler(schedulerOptions);

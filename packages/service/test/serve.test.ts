@@ -36,7 +36,7 @@ before(async () => {
   const caFile = join(dir, 'ca.pem');
   await writeFile(caFile, dovecot.ca);
   const configFile = join(dir, 'popwire.json');
-  await writeFile(configFile, JSON.stringify({ store: join(dir, 'data'), http: { port: 0 }, tls: { caFile }, log: { level: 'debug' } }));
+  await writeFile(configFile, JSON.stringify({ store: join(dir, 'data'), http: { port: 0 }, tls: { caFile }, network: { allow: ['127.0.0.1'] }, log: { level: 'debug' } }));
   token = succeeded(await popwire(['token', 'create', '--name', 'test', '--store', join(dir, 'data')])).stdout.toString().trim();
   server = spawnPopwire(['serve', '--config', configFile]);
   server.stdout.on('data', (chunk: Buffer) => (logs += chunk.toString()));

@@ -4,6 +4,7 @@ import type { Account } from '../store/schema.js';
 import type { Store } from '../store/store.js';
 import type { OversizePolicy, RetentionPolicy } from '../store/schema.js';
 import type { SyncPolicy } from '../sync/policy.js';
+import type { AddressGuard } from '../net/guard.js';
 import { tokenSource, type OAuthSettings } from './oauth.js';
 import type { SecretBox } from './secrets.js';
 
@@ -82,6 +83,11 @@ export interface AccountServiceOptions {
   readonly timeout?: number | undefined;
   /** Seconds between syncs of an account created without its own interval. Default 300. */
   readonly defaultInterval?: number | undefined;
+  /**
+   * The outbound address policy (config `network`): where accounts' POP3 hosts and token
+   * endpoints may be. Without it (`popwire` CLI commands, run by the operator) anything goes.
+   */
+  readonly network?: AddressGuard | undefined;
   readonly now?: (() => number) | undefined;
 }
 
@@ -162,6 +168,7 @@ export class AccountService {
 
   async update(id: number, change: AccountChange): Promise<AccountView> {
     const row = await this.row(id);
+    requireCredentialsToWeaken(row, change);
     const changes: Parameters<Store['accounts']['update']>[1] = {};
     if (change.name !== undefined) changes.name = change.name;
     if (change.tls !== undefined) changes.tls = change.tls;
@@ -212,12 +219,14 @@ export class AccountService {
       user: row.username,
       auth: (row.auth ?? undefined) as Pop3ClientOptions['auth'],
       password: credentials?.type === 'password' ? credentials.password : undefined,
-      accessToken: credentials?.type === 'oauth2' ? tokenSource(credentials) : undefined,
+      accessToken: credentials?.type === 'oauth2' ? tokenSource(credentials, { network: this.options.network }) : undefined,
       allowPlaintextAuth: row.allow_plaintext_auth === 1,
       insecure: row.tls_insecure === 1,
       ca: this.options.ca,
       retry: this.options.retry,
       timeout: this.options.timeout,
+      // Checked where the socket is opened, on the address it is opened to (net/guard.ts).
+      lookup: this.options.network?.lookupFunction(),
     };
   }
 
@@ -268,7 +277,27 @@ export function mailboxKey(username: string, host: string, port: number): string
   return `${username}@${host.toLowerCase()}:${port}`;
 }
 
+/**
+ * A change that makes the stored secret easier to steal in transit must come with the secret
+ * itself: otherwise a stolen API token could turn TLS off (or verification, or pick a plaintext
+ * mechanism) and have the next sync send the stored password in clear to whoever listens. With
+ * `credentials` in the same request the caller shows it knows the secret already.
+ */
+function requireCredentialsToWeaken(row: Account, change: AccountChange & { host?: unknown }): void {
+  if (change.credentials !== undefined) return;
+  const weakened: Array<[field: string, why: string]> = [];
+  if (change.tls === 'none' && row.tls !== 'none') weakened.push(['tls', 'turning TLS off']);
+  if (change.allowPlaintextAuth === true && row.allow_plaintext_auth !== 1) weakened.push(['allowPlaintextAuth', 'allowing a login without TLS']);
+  if (change.tlsInsecure === true && row.tls_insecure !== 1) weakened.push(['tlsInsecure', 'accepting any certificate']);
+  if (change.auth !== undefined && (change.auth ?? null) !== row.auth) weakened.push(['auth', 'changing the login mechanism']);
+  if (typeof change.host === 'string' && change.host.toLowerCase() !== row.host.toLowerCase()) weakened.push(['host', 'changing the server']);
+  const [first] = weakened;
+  if (first === undefined) return;
+  throw new AccountError('ACCOUNT_INVALID', `${first[1]} (${weakened.map(([field]) => field).join(', ')}) needs the credentials again in the same request`, 'credentials');
+}
+
 function aad(key: string, field: string): string {
+
   return `popwire:account:${key}:${field}`;
 }
 

@@ -8,6 +8,8 @@ import type { Account, WebhookEvent } from '../store/schema.js';
 import type { Store } from '../store/store.js';
 import type { WebhookPayload } from './events.js';
 import { signatureHeader, SIGNATURE_HEADER } from './signature.js';
+import type { AddressGuard } from '../net/guard.js';
+import { addressRefusal, guardedDispatcher } from '../net/http.js';
 
 export { verifySignature, signatureHeader, SIGNATURE_HEADER, DEFAULT_TOLERANCE_SECONDS } from './signature.js';
 
@@ -32,6 +34,12 @@ export interface WebhookDispatcherOptions {
   /** Requests in flight at once. Default 8. */
   readonly concurrency?: number | undefined;
   readonly now?: (() => number) | undefined;
+  /**
+   * The outbound address policy for accounts' own webhooks, which callers of the API choose
+   * (net/guard.ts). The default target, from the operator's config file, is trusted and sent
+   * to directly.
+   */
+  readonly network?: AddressGuard | undefined;
 }
 
 /** 30 s, 1 min, 2, 4, 8, 16, 32 min, then 1 h: ten attempts span about three hours. */
@@ -84,6 +92,13 @@ export class WebhookDispatcher {
     for (const [name, value] of [['attempts', this.attempts], ['concurrency', this.concurrency]] as const) {
       if (!Number.isSafeInteger(value) || value < 1) throw new RangeError(`webhook ${name} must be a positive integer; got ${value}`);
     }
+  }
+
+  private guardedAgent: ReturnType<typeof guardedDispatcher> | undefined;
+
+  /** One dispatcher (one connection pool) for every account webhook, connecting only where the policy allows. */
+  private guarded(network: AddressGuard): ReturnType<typeof guardedDispatcher> {
+    return (this.guardedAgent ??= guardedDispatcher(network));
   }
 
   /** The URLs the account's events go to: its own webhook and the default one (once, if they are the same). */
@@ -199,6 +214,7 @@ export class WebhookDispatcher {
         },
         body: event.body,
         redirect: 'manual',
+        ...(this.options.network === undefined || event.url === this.defaultTarget?.url ? {} : { dispatcher: this.guarded(this.options.network) }),
         // Not AbortSignal.any with AbortSignal.timeout: on Node 20 the timeout can be garbage
         // collected inside the composite and never fire (see popwire's deadline.ts).
         signal: limit.signal,
@@ -280,6 +296,8 @@ export function redactUrl(text: string): string {
 function describeFetchError(error: unknown, timeoutMs: number): string {
   const name = (error as { name?: unknown } | null)?.name;
   if (name === 'TimeoutError') return `no answer within ${timeoutMs} ms`;
+  const refused = addressRefusal(error);
+  if (refused !== undefined) return refused.message;
   // undici puts the socket's error (ECONNREFUSED, ENOTFOUND...) in `cause`.
   const cause = (error as { cause?: { code?: unknown; message?: unknown } } | null)?.cause;
   if (typeof cause?.code === 'string') return `request failed: ${cause.code}`;

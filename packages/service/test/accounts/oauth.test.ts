@@ -9,6 +9,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { OAuthRefreshError, tokenSource } from '../../src/accounts/oauth.ts';
+import { AddressGuard, AddressRefusedError } from '../../src/net/guard.ts';
 
 let server: Server;
 let url: string;
@@ -67,5 +68,47 @@ describe('tokenSource', () => {
 
   it('fails clearly with neither a token nor refresh settings', async () => {
     await assert.rejects(tokenSource({})(), OAuthRefreshError);
+  });
+});
+
+describe('tokenSource under the outbound address policy', () => {
+  it('does not call an http token endpoint on loopback: nothing is sent, and the error names the refusal', async () => {
+    requests.length = 0;
+    const source = tokenSource({ refreshToken: 'r-1', tokenUrl: url, clientSecret: 'shh' }, { network: new AddressGuard() });
+    await assert.rejects(source(), (e: unknown) => {
+      assert.ok(e instanceof OAuthRefreshError);
+      assert.match(e.message, /127\.0\.0\.1 is a loopback address.*ADDRESS_REFUSED/);
+      assert.ok(e.cause instanceof AddressRefusedError);
+      return true;
+    });
+    assert.equal(requests.length, 0);
+  });
+
+  it('refuses plain http even to an address the policy would allow over https, unless the host is listed', async () => {
+    requests.length = 0;
+    const guard = new AddressGuard({ resolve: async () => [{ address: '93.184.216.34', family: 4 }] });
+    await assert.rejects(tokenSource({ refreshToken: 'r', tokenUrl: 'http://idp.example/token' }, { network: guard })(), /plain http.*ADDRESS_REFUSED/);
+    await assert.rejects(tokenSource({ refreshToken: 'r', tokenUrl: 'file:///etc/passwd' }, { network: guard })(), /must be an https URL/);
+  });
+
+  it('calls an http endpoint the operator allows', async () => {
+    requests.length = 0;
+    answer = (n) => ({ status: 200, body: { access_token: `allowed-${n}`, expires_in: 3600 } });
+    const source = tokenSource({ refreshToken: 'r', tokenUrl: url }, { network: new AddressGuard({ allow: ['127.0.0.1'] }) });
+    assert.equal(await source(), 'allowed-1');
+  });
+
+  it('does not follow a redirect, which would carry the client secret elsewhere', async () => {
+    const redirecting = createServer((_req, res) => res.writeHead(307, { location: url }).end()).listen(0, '127.0.0.1');
+    await once(redirecting, 'listening');
+    try {
+      requests.length = 0;
+      const from = `http://127.0.0.1:${(redirecting.address() as AddressInfo).port}/token`;
+      const source = tokenSource({ refreshToken: 'r', tokenUrl: from, clientSecret: 'shh' }, { network: new AddressGuard({ allow: ['127.0.0.1'] }) });
+      await assert.rejects(source(), /redirect \(HTTP 307\), which is not followed/);
+      assert.equal(requests.length, 0);
+    } finally {
+      redirecting.close();
+    }
   });
 });

@@ -12,6 +12,7 @@ import { Pop3Client } from 'popwire';
 import { AccountService, type AccountInput } from '../../src/accounts/service.ts';
 import { SecretBox } from '../../src/accounts/secrets.ts';
 import { buildApp } from '../../src/http/app.ts';
+import { AddressGuard } from '../../src/net/guard.ts';
 import { JobNotFoundError, type SyncJobView, type SyncScheduler } from '../../src/jobs/scheduler.ts';
 import { createLogger } from '../../src/logger.ts';
 import { Metrics } from '../../src/metrics.ts';
@@ -56,12 +57,18 @@ export interface AppOptions {
   /** The CA of the test's Dovecot, for the accounts' TLS. */
   readonly ca?: Buffer;
   readonly scheduler?: FakeScheduler;
+  /** The outbound address policy; default: loopback allowed, as the tests' Dovecot listens there. */
+  readonly network?: AddressGuard;
   /** Serializers the service's logger comes with (to check that the API's own win). */
   readonly serializers?: LoggerOptions['serializers'];
 }
 
+/** What the tests' own servers need: `network.allow` for loopback, as a deployment's config would say. */
+export const LOOPBACK = ['127.0.0.0/8', '::1'];
+
 export async function startApp(store: Store, options: AppOptions = {}): Promise<TestApp> {
-  const accounts = new AccountService(store, new SecretBox([randomBytes(32)]), { ca: options.ca, timeout: 10_000 });
+  const network = options.network ?? new AddressGuard({ allow: LOOPBACK });
+  const accounts = new AccountService(store, new SecretBox([randomBytes(32)]), { ca: options.ca, timeout: 10_000, network });
   const scheduler = options.scheduler ?? new FakeScheduler();
   const metrics = new Metrics();
   const lines: string[] = [];
