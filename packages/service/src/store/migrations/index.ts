@@ -2,7 +2,6 @@ import type { Migration, MigrationProvider } from 'kysely';
 import * as initial from './0001-initial.js';
 import * as service from './0002-service.js';
 import * as tokenScopes from './0004-token-scopes.js';
-import * as tokenScopes from './0004-token-scopes.js';
 
 /**
  * Every migration, in order. Listed here rather than found on disk, so that the same set runs
@@ -12,7 +11,6 @@ import * as tokenScopes from './0004-token-scopes.js';
 const migrations: Record<string, Migration> = {
   '0001-initial': initial,
   '0002-service': service,
-  '0004-token-scopes': tokenScopes,
   '0004-token-scopes': tokenScopes,
 };
 
