@@ -57,8 +57,9 @@ async function serveDemo(store: string, ca: string, port: number, password: stri
   console.log(`\n$ popwire token create --store ${store}`);
   const token = spawnSync(process.execPath, [bin, 'token', 'create', '--store', store], { encoding: 'utf8' }).stdout.trim();
   console.log(token);
-  console.log(`\n$ POPWIRE_STORE=${store} POPWIRE_HTTP_PORT=0 POPWIRE_TLS_CA_FILE=${ca} POPWIRE_LOG_LEVEL=warn popwire serve &`);
-  const env = { ...process.env, POPWIRE_STORE: store, POPWIRE_HTTP_PORT: '0', POPWIRE_TLS_CA_FILE: ca, POPWIRE_LOG_LEVEL: 'warn' };
+  // The demo's Dovecot is on loopback, which the service refuses for API callers unless allowed.
+  console.log(`\n$ POPWIRE_STORE=${store} POPWIRE_HTTP_PORT=0 POPWIRE_TLS_CA_FILE=${ca} POPWIRE_NETWORK_ALLOW=127.0.0.1 POPWIRE_LOG_LEVEL=warn popwire serve &`);
+  const env = { ...process.env, POPWIRE_STORE: store, POPWIRE_HTTP_PORT: '0', POPWIRE_TLS_CA_FILE: ca, POPWIRE_NETWORK_ALLOW: '127.0.0.1', POPWIRE_LOG_LEVEL: 'warn' };
   const server = spawn(process.execPath, [bin, 'serve'], { env, stdio: ['ignore', 'inherit', 'pipe'] });
   try {
     let stderr = '';

@@ -137,6 +137,12 @@ export function loadConfig(options: { file?: string | undefined; env?: NodeJS.Pr
     setPath(raw, path, value);
     sources.set(path, variable);
   }
+  // A list, comma-separated in its variable; like the others, it wins over the file.
+  const allow = env.POPWIRE_NETWORK_ALLOW;
+  if (allow !== undefined && allow.trim() !== '') {
+    setPath(raw, 'network.allow', allow.split(',').map((entry) => entry.trim()).filter((entry) => entry !== ''));
+    sources.set('network.allow', 'POPWIRE_NETWORK_ALLOW');
+  }
   const config = Value.Default(Schema, raw) as unknown;
   const errors = [...Value.Errors(Schema, config)].filter((e) => e.keyword !== 'boolean');
   const first = errors[0];
@@ -152,7 +158,7 @@ export function loadConfig(options: { file?: string | undefined; env?: NodeJS.Pr
   const valid = config as ServiceConfig;
   for (const [index, entry] of valid.network.allow.entries()) {
     if (parseAllowEntry(entry) === undefined) {
-      throw new ConfigError(`network.allow[${index}] (from ${options.file ?? 'defaults'}): ${JSON.stringify(entry)} is neither an address, a CIDR block nor a host name`);
+      throw new ConfigError(`network.allow[${index}] (from ${sources.get('network.allow') ?? options.file ?? 'defaults'}): ${JSON.stringify(entry)} is neither an address, a CIDR block nor a host name`);
     }
   }
   // The queue lives in the store's database (store/database.ts: a postgres:// URL names one).

@@ -82,3 +82,17 @@ describe('loadConfig', () => {
     assert.throws(() => loadConfig({ env: { POPWIRE_JOBS_ENGINE: 'bullmq' } }), refused(/jobs\.engine \(from POPWIRE_JOBS_ENGINE\): must be one of "in-process", "pg-boss"/));
   });
 });
+
+describe('loadConfig: network', () => {
+  it('allows nothing special by default, and reads network.allow from the file or POPWIRE_NETWORK_ALLOW', async () => {
+    assert.deepEqual(loadConfig({ env: {} }).network, { allow: [] });
+    assert.deepEqual(loadConfig({ file: await file({ network: { allow: ['10.0.0.0/8', 'pop.internal'] } }), env: {} }).network.allow, ['10.0.0.0/8', 'pop.internal']);
+    assert.deepEqual(loadConfig({ env: { POPWIRE_NETWORK_ALLOW: ' 127.0.0.1, fd00::/8 ,*.corp.example' } }).network.allow, ['127.0.0.1', 'fd00::/8', '*.corp.example']);
+  });
+
+  it('refuses an entry that is neither an address, a CIDR block nor a host name, naming it and its source', async () => {
+    const bad = await file({ network: { allow: ['10.0.0.0/8', '10.0.0.0/40'] } });
+    assert.throws(() => loadConfig({ file: bad, env: {} }), refused(/^network\.allow\[1\] \(from .*\.json\): "10\.0\.0\.0\/40" is neither/));
+    assert.throws(() => loadConfig({ env: { POPWIRE_NETWORK_ALLOW: 'not a host' } }), refused(/^network\.allow\[0\] \(from POPWIRE_NETWORK_ALLOW\)/));
+  });
+});
