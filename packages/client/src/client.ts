@@ -18,7 +18,7 @@ import { topBuffer, topStream } from './commands/top.js';
 import { uidlAll, uidlOne, type MessageUid } from './commands/uidl.js';
 import { Engine, type SessionState, type TraceFn } from './engine.js';
 import { testConnection, type ConnectionTestReport } from './connection-test.js';
-import { Pop3AbortError, Pop3ConnectionError, Pop3Error, Pop3UsageError } from './errors.js';
+import { Pop3AbortError, Pop3ConnectionError, Pop3Error, Pop3TimeoutError, Pop3UsageError } from './errors.js';
 import { parseMessage, type ParsedMessage, type ParseOptions } from './message.js';
 import { connectWithRetry, type RetryPolicy } from './retry.js';
 import { abortError, openTransport, upgradeToTls, type TlsSettings, type TransportOptions } from './transport.js';
@@ -417,7 +417,9 @@ export class Pop3Client implements AsyncDisposable {
   }
 
   private async open(): Promise<void> {
-    const greeting = await readGreeting(this.engine);
+    const greeting = await readGreeting(this.engine).catch((error: unknown) => {
+      throw this.settings.tls === 'implicit' ? error : noGreetingHint(error, this.settings.transport);
+    });
     this.greetingText = greeting.text;
     await this.capa();
     if (this.settings.tls !== 'starttls') return;
@@ -465,11 +467,37 @@ export class Pop3Client implements AsyncDisposable {
     return { ...rest, auth: auth === undefined ? undefined : parseAuthMechanism(auth) };
   }
 
-  /** The credentials to log in with during connect, if a secret was given. */
+  /**
+   * The credentials to log in with during connect: none when neither a user nor a secret is given.
+   * A user without a secret is refused rather than taken as "do not log in": it is what an unset
+   * environment variable (`password: process.env.POP3_PASSWORD`) looks like, and connecting
+   * without a login would only fail later, at the first command, with POP3_INVALID_STATE.
+   */
   private static connectCredentials(options: Pop3ClientOptions, auth: AuthMechanism | undefined): Credentials | undefined {
-    if (options.password === undefined && options.accessToken === undefined) return undefined;
+    if (options.password === undefined && options.accessToken === undefined) {
+      if (options.user === undefined) return undefined;
+      throw new Pop3UsageError(
+        `A user (${JSON.stringify(options.user)}) was given without a password or an accessToken: both password and accessToken are undefined. ` +
+          'Give one of them to log in (is an environment variable unset?), or leave out the user to connect without logging in.',
+        { code: 'POP3_INVALID_ARGUMENT' },
+      );
+    }
     return readCredentials({ user: options.user ?? '', password: options.password, accessToken: options.accessToken, auth });
   }
+}
+
+/**
+ * An implicit-TLS server (port 995) waits for the client's TLS hello and says nothing, and a
+ * clear-text client waits for a greeting: the timeout was all one saw. No greeting at all is the
+ * sign, so the timeout says what it probably means and what to do.
+ */
+function noGreetingHint(error: unknown, transport: TransportOptions): unknown {
+  if (!(error instanceof Pop3TimeoutError)) return error;
+  return new Pop3TimeoutError(
+    `${error.message}: no greeting from ${transport.host}:${transport.port}: is it an implicit-TLS port? ` +
+      "Try pop3s:// (tls: 'implicit'), or the clear-text port (usually 110) with pop3://",
+    { cause: error },
+  );
 }
 
 function positive(value: number | undefined, fallback: number, name: string): number {

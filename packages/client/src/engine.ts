@@ -46,6 +46,12 @@ export interface Exchange {
    */
   readonly maxLineLength?: number;
   /**
+   * The server's continuation lines (`+ ...`) carry SASL data, traced as `+ ***`: a challenge can
+   * be replayed or reveal the user (LOGIN's challenges, SCRAM's salt and nonce, the OAuth error
+   * document), and the trace promises every SASL line is `***` in both directions.
+   */
+  readonly secretContinuations?: boolean;
+  /**
    * The status line arrived. `block`: a multi-line body follows; `more`: a SASL exchange goes on
    * (the exchange wrote its response); `done`: this reply is complete.
    */
@@ -305,7 +311,7 @@ export class Engine {
       if (end === -1) return;
       offset = end;
       const status = parseStatusLine(this.lines.take());
-      this.options.trace?.({ direction: 'server', line: traceStatus(status) });
+      this.options.trace?.({ direction: 'server', line: traceStatus(status, exchange.secretContinuations === true) });
       if (exchange.handsOverConnection && status.status === 'ok' && offset < chunk.length) throw stlsInjection();
       switch (exchange.onStatus(status)) {
         case 'block':
@@ -380,7 +386,8 @@ function stlsInjection(): Pop3ProtocolError {
   });
 }
 
-function traceStatus(status: StatusLine): string {
+function traceStatus(status: StatusLine, secretContinuation: boolean): string {
+  if (status.status === 'continue' && secretContinuation) return '+ ***';
   const head = status.status === 'ok' ? '+OK' : status.status === 'err' ? '-ERR' : '+';
   const code = status.code === undefined ? '' : ` [${status.code}]`;
   return `${head}${code}${status.text ? ` ${status.text}` : ''}`;

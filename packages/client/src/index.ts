@@ -20,7 +20,7 @@ export {
   type Pop3ErrorKind,
   type ResponseCode,
 } from './errors.js';
-export { parsePop3Url, type Pop3Url } from './url.js';
+export { parsePop3Url, schemePortWarning, type Pop3Url } from './url.js';
 export { DotDecoder } from './protocol/dot-decoder.js';
 export { LineReader } from './protocol/line-reader.js';
 export { parseMessage, parseHeaders, DEFAULT_MAX_IN_MEMORY_BYTES, type ParsedMessage, type ParsedHeaders, type ParseOptions, type MessageSource } from './message.js';

@@ -92,7 +92,7 @@ export function connectWithRetry(
   const once = { ...options, retry: undefined };
   let announced: Promise<number | undefined> | undefined;
   const probe = async () => {
-    const client = await connect({ ...once, password: undefined, accessToken: undefined });
+    const client = await connect({ ...once, user: undefined, password: undefined, accessToken: undefined });
     const seconds = client.capabilities().loginDelay;
     await client.quit().catch(() => client.close());
     return seconds;

@@ -49,7 +49,7 @@ export function upgradeToTls(socket: Socket, options: TransportOptions): Promise
     secure.once('secureConnect', () => done(secure));
     secure.once('error', (error) =>
       fail(
-        new Pop3ConnectionError(`TLS with ${options.host}:${options.port} failed: ${error.message}`, {
+        new Pop3ConnectionError(`TLS with ${options.host}:${options.port} failed: ${error.message}${plainTextHint(error, options)}`, {
           code: 'POP3_TLS_FAILED',
           cause: error,
           // A certificate that does not verify will not verify on the next attempt either.
@@ -59,6 +59,21 @@ export function upgradeToTls(socket: Socket, options: TransportOptions): Promise
     );
     return () => secure.destroy();
   });
+}
+
+/**
+ * OpenSSL's errors when the first bytes back are not a TLS record: a clear-text POP3 server's
+ * greeting (`+OK ...`) read as a record header. The usual cause is pop3s:// (implicit TLS) to a
+ * clear-text port such as 110; OpenSSL says only "wrong version number".
+ */
+const NOT_TLS_ERRORS = new Set(['ERR_SSL_WRONG_VERSION_NUMBER', 'ERR_SSL_PACKET_LENGTH_TOO_LONG', 'ERR_SSL_UNKNOWN_PROTOCOL', 'ERR_SSL_HTTP_REQUEST']);
+
+function plainTextHint(error: NodeJS.ErrnoException, options: TransportOptions): string {
+  if (!options.implicitTls || error.code === undefined || !NOT_TLS_ERRORS.has(error.code)) return '';
+  return (
+    ` (the server answered in clear text, not TLS: port ${options.port} is probably a clear-text POP3 port. ` +
+    'Use pop3:// (port 110, upgraded with STLS), or the TLS port, usually 995)'
+  );
 }
 
 export function tlsConnectionOptions(options: TransportOptions): ConnectionOptions {

@@ -56,3 +56,20 @@ function invalid(text: string, reason: string): Pop3UsageError {
     code: 'POP3_INVALID_ARGUMENT',
   });
 }
+
+/**
+ * A warning for a scheme and port that do not go together: pop3:// (clear text, STLS) to 995,
+ * the implicit-TLS port, waits for a greeting that never comes; pop3s:// to 110 fails the TLS
+ * handshake. Either can be right on an odd server, so it is a warning, not a refusal. The library
+ * never prints: a caller that has somewhere to say it (the CLI's stderr) asks.
+ */
+export function schemePortWarning(target: { readonly port?: number | undefined; readonly tls?: 'implicit' | 'starttls' | 'none' | undefined }): string | undefined {
+  const implicit = (target.tls ?? 'implicit') === 'implicit';
+  if (!implicit && target.port === 995) {
+    return 'port 995 is the implicit-TLS port, but pop3:// speaks clear text first; did you mean pop3s://HOST:995 (or pop3://HOST:110)?';
+  }
+  if (implicit && target.port === 110) {
+    return 'port 110 is the clear-text POP3 port, but pop3s:// starts with TLS; did you mean pop3://HOST:110 (STLS) (or pop3s://HOST:995)?';
+  }
+  return undefined;
+}

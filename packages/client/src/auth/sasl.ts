@@ -74,6 +74,7 @@ export function escapeSaslName(name: string): string {
 class SaslExchange implements Exchange {
   readonly barrier = true;
   readonly maxLineLength = MAX_CHALLENGE_LINE;
+  readonly secretContinuations = true;
   readonly promise: Promise<void>;
   private resolve!: () => void;
   private reject!: (error: Pop3Error) => void;
