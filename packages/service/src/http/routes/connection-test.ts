@@ -17,7 +17,10 @@ export const connectionTestRoutes: FastifyPluginAsyncTypebox<{ deps: RouteDeps }
       schema: {
         tags: ['accounts'],
         summary: 'Test the connection and login',
-        description: 'DNS, TCP, TLS (with the certificate), greeting, CAPA, login and STAT, each timed; the failing step says why.',
+        description:
+          'DNS, TCP, TLS (with the certificate), greeting, CAPA, login and STAT, each timed; the failing step says why. ' +
+          'A host the network policy refuses (loopback, private... unless in network.allow) fails at DNS with POP3_ADDRESS_REFUSED; ' +
+          'a server that is not POP3 fails at the greeting, its banner not shown.',
         params: IdParams,
         response: { 200: ReportSchema, ...ERRORS },
       },
