@@ -125,9 +125,9 @@ describe('the packages, installed from their tarballs into an empty folder', () 
     assert.doesNotMatch(install.stderr, /EBADENGINE/);
   });
 
-  it('ship the LICENSE, the bin, the compiled code and its types, and no tests', () => {
-    for (const file of ['LICENSE', 'package.json', 'dist/index.js', 'dist/index.d.ts']) assert.ok(packed.client.files.includes(file), `popwire: ${file}`);
-    for (const file of ['LICENSE', 'package.json', 'bin/popwire.js', 'dist/cli/main.js', 'dist/webhooks.js', 'dist/webhooks.d.ts']) {
+  it('ship the LICENSE, the README, the bin, the compiled code and its types, and no tests', () => {
+    for (const file of ['LICENSE', 'README.md', 'package.json', 'dist/index.js', 'dist/index.d.ts']) assert.ok(packed.client.files.includes(file), `popwire: ${file}`);
+    for (const file of ['LICENSE', 'README.md', 'package.json', 'bin/popwire.js', 'dist/cli/main.js', 'dist/webhooks.js', 'dist/webhooks.d.ts']) {
       assert.ok(packed.service.files.includes(file), `popwire-service: ${file}`);
     }
     for (const { name, files } of [packed.client, packed.service]) {
