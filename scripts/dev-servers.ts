@@ -149,14 +149,14 @@ function print({ dovecot, postgres, databaseUrl, ca, store, messages, pids }: St
     '',
     'The service on the SQLite store above (a token first; it makes a secret key next to the store):',
     `  popwire token create --store ${store}`,
-    `  POPWIRE_STORE=${store} POPWIRE_TLS_CA_FILE=${ca} popwire serve`,
+    `  POPWIRE_STORE=${store} POPWIRE_TLS_CA_FILE=${ca} POPWIRE_NETWORK_ALLOW=127.0.0.1 popwire serve   (these servers are on loopback, refused unless allowed)`,
   );
   if (databaseUrl !== undefined) {
     lines.push(
       'or on PostgreSQL (a PostgreSQL store needs a secret key):',
       `  export POPWIRE_SECRET_KEY=$(popwire keys generate)`,
       `  POPWIRE_STORE=${databaseUrl} popwire token create`,
-      `  POPWIRE_STORE=${databaseUrl} POPWIRE_TLS_CA_FILE=${ca} popwire serve`,
+      `  POPWIRE_STORE=${databaseUrl} POPWIRE_TLS_CA_FILE=${ca} POPWIRE_NETWORK_ALLOW=127.0.0.1 popwire serve`,
     );
   }
   lines.push('', 'Ready. Ctrl-C stops the servers and removes their files.');
