@@ -54,7 +54,7 @@ export function tokenSource(settings: OAuthSettings, options: TokenSourceOptions
         redirect: 'manual',
         signal: AbortSignal.timeout(REFRESH_TIMEOUT_MS),
         ...(options.network === undefined ? {} : { dispatcher: dispatcherFor(options.network, settings.tokenUrl) }),
-      } as RequestInit);
+      });
     } catch (cause) {
       const refused = addressRefusal(cause);
       throw new OAuthRefreshError(`the token endpoint could not be reached: ${refused?.message ?? (cause as Error).message}`, { cause: refused ?? cause });
