@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs, from Debian's packages, the servers and tools the tests and benchmarks run for real:
-# Dovecot's POP3 server, openssl (the test Dovecot's certificate) and PostgreSQL 15 (the binaries
+# Dovecot's POP3 server, openssl (the test Dovecot's certificate), PostgreSQL 15 (the binaries
 # support/postgres.ts runs as private throw-away servers; the package's own "main" cluster is not
-# used). Idempotent; needs root.
+# used) and systemd (only its systemd-analyze, for the deployment unit). Idempotent; needs root.
 # The test harness would install them on demand too, but parallel test files must not race for
 # dpkg's lock, so CI and newcomers run this once first.
 set -euo pipefail
@@ -11,6 +11,8 @@ need=()
 [ -x /usr/sbin/dovecot ] || need+=(dovecot-pop3d)
 command -v openssl >/dev/null || need+=(openssl)
 [ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql)
+# systemd-analyze checks the unit in docs/deploy/ (packages/service/test/deploy.test.ts).
+command -v systemd-analyze >/dev/null || need+=(systemd)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then
