@@ -31,7 +31,7 @@ export class AddressRefusedError extends Error {
     readonly category: Exclude<AddressCategory, 'public'> | 'not-allowed',
     detail: string,
   ) {
-    super(`${describeHost(host, address)} is ${detail}; not allowed by the network policy (add it to network.allow to permit it) [ADDRESS_REFUSED]`);
+    super(`${describeHost(host, address)} ${detail}; not allowed by the network policy (add it to network.allow to permit it) [ADDRESS_REFUSED]`);
   }
 }
 
@@ -80,10 +80,10 @@ export class AddressGuard {
   /** Throws AddressRefusedError unless `address` (what `host` resolved to, or the literal itself) may be dialled. */
   check(host: string, address: string, options: CheckOptions = {}): Classification {
     const found = classify(address);
-    if (found === undefined) throw new AddressRefusedError(host, address, 'reserved', 'not an IP address');
+    if (found === undefined) throw new AddressRefusedError(host, address, 'reserved', 'an unreadable address');
     if (this.allowsName(host) || this.allowsAddress(found)) return found;
     if (found.category !== 'public') throw new AddressRefusedError(host, found.address, found.category, describeCategory(found));
-    if (options.onlyAllowed === true) throw new AddressRefusedError(host, found.address, 'not-allowed', 'reached over plain http, which is only allowed to hosts the operator lists');
+    if (options.onlyAllowed === true) throw new AddressRefusedError(host, found.address, 'not-allowed', 'a public address, but plain http is only allowed to hosts the operator lists');
     return found;
   }
 
@@ -168,7 +168,7 @@ const CATEGORY_WORDS: Record<Exclude<AddressCategory, 'public'>, string> = {
   'unique-local': 'a unique local IPv6 address (fc00::/7)',
   multicast: 'a multicast address',
   unspecified: 'the unspecified address',
-  'this-network': 'in 0.0.0.0/8 ("this network")',
+  'this-network': 'an address in 0.0.0.0/8 ("this network")',
   broadcast: 'the broadcast address',
   'ipv4-mapped': 'an IPv4-mapped IPv6 address',
   reserved: 'a reserved or special-purpose address',
@@ -179,8 +179,14 @@ function describeCategory(found: Classification): string {
   return found.embedded === undefined ? words : `${words}, carried as ${found.embedded.via} ${found.embedded.address}`;
 }
 
+/**
+ * A literal is shown with the address it means; a name without what it resolved to, so that
+ * refusals cannot be used to read the internal DNS (the address is on the error, for logs).
+ */
 function describeHost(host: string, address: string): string {
-  return host === address ? address : `${host} (${address})`;
+  if (host === address) return `${address} is`;
+  if (parseAddress(host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host) !== undefined) return `${host} (${address}) is`;
+  return `${host} resolves to`;
 }
 
 const systemResolver: Resolver = (host) =>

@@ -68,6 +68,17 @@ describe('AddressGuard', () => {
     await assert.rejects(guard.resolve('0x7f.1'), /^AddressRefusedError: 0x7f\.1 \(127\.0\.0\.1\) is a loopback address; not allowed by the network policy/);
   });
 
+  it('names the kind of address a name resolved to, but not the address: refusals do not read out the internal DNS', async () => {
+    const guard = new AddressGuard({ resolve: scripted({ 'intranet.corp': [['10.1.2.3']] }) });
+    await assert.rejects(guard.resolve('intranet.corp'), (error: unknown) => {
+      assert.ok(error instanceof AddressRefusedError);
+      assert.match(error.message, /^intranet\.corp resolves to a private address \(RFC 1918\); not allowed/);
+      assert.ok(!error.message.includes('10.1.2.3'));
+      assert.equal(error.address, '10.1.2.3');
+      return true;
+    });
+  });
+
   it('allows what the operator lists: CIDR blocks, single addresses, names and *.suffix', async () => {
     const guard = new AddressGuard({
       allow: ['10.20.0.0/16', '127.0.0.1', 'fd00::/8', 'pop.internal', '*.corp.example'],
