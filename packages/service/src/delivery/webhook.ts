@@ -6,6 +6,7 @@ import type { Metrics } from '../metrics.js';
 import { StoreError } from '../store/errors.js';
 import type { Account, WebhookEvent } from '../store/schema.js';
 import type { Store } from '../store/store.js';
+import type { NewWebhookEvent } from '../store/webhook-events.js';
 import type { WebhookPayload } from './events.js';
 import { signatureHeader, SIGNATURE_HEADER } from './signature.js';
 import type { AddressGuard } from '../net/guard.js';
@@ -33,6 +34,16 @@ export interface WebhookDispatcherOptions {
   readonly pollMs?: number | undefined;
   /** Requests in flight at once. Default 8. */
   readonly concurrency?: number | undefined;
+  /**
+   * Requests in flight at once to one URL. Default half of `concurrency` (4): a receiver that
+   * accepts and never answers holds that many, and the others keep the rest. (Each delivery
+   * costs a commit, so one receiver's throughput grows with it: about 70 events/s per slot here.)
+   */
+  readonly perReceiver?: number | undefined;
+  /** The circuit breaker per URL: after this many failed attempts in a row it opens. Default 3. */
+  readonly breakerFailures?: number | undefined;
+  /** How long it stays open the first time, doubling each time a trial fails, up to 10 minutes. Default 30,000 ms. */
+  readonly breakerCooldownMs?: number | undefined;
   readonly now?: (() => number) | undefined;
   /**
    * The outbound address policy for accounts' own webhooks, which callers of the API choose
@@ -46,6 +57,31 @@ export interface WebhookDispatcherOptions {
 export const DEFAULT_BACKOFF: Backoff = { baseMs: 30_000, maxMs: 3_600_000, jitter: 0.5 };
 const DEFAULT_ATTEMPTS = 10;
 const DEFAULT_TIMEOUT_MS = 10_000;
+const DEFAULT_BREAKER_FAILURES = 3;
+const DEFAULT_BREAKER_COOLDOWN_MS = 30_000;
+const MAX_BREAKER_COOLDOWN_MS = 600_000;
+/** A secret whose key left the ring: looked at again this much later (the operator may put the key back). */
+const KEY_RETRY_MS = 3_600_000;
+
+/**
+ * One receiver URL as the dispatcher sees it. The circuit breaker: closed (sending, up to
+ * `perReceiver` at once); open after `breakerFailures` failed attempts in a row (nothing is
+ * sent, and its events wait uncounted in the outbox) until `openUntil`; then half-open (one
+ * trial request): a success closes it, a failure opens it again for twice as long.
+ */
+interface ReceiverState {
+  inFlight: number;
+  failures: number;
+  openUntil: number;
+  trips: number;
+}
+
+export interface ReceiverView {
+  readonly url: string;
+  readonly state: 'closed' | 'open' | 'half-open';
+  readonly inFlight: number;
+  readonly failures: number;
+}
 
 /**
  * Sends webhook events from the outbox (store/webhook-events.ts). A sync only calls enqueue(),
@@ -69,6 +105,10 @@ export class WebhookDispatcher {
   private readonly timeoutMs: number;
   private readonly pollMs: number;
   private readonly concurrency: number;
+  private readonly perReceiver: number;
+  private readonly breakerFailures: number;
+  private readonly breakerCooldownMs: number;
+  private readonly receivers = new Map<string, ReceiverState>();
   private readonly now: () => number;
   private readonly inFlight = new Map<number, { done: Promise<void>; abort: AbortController }>();
   private timer: NodeJS.Timeout | undefined;
@@ -88,8 +128,11 @@ export class WebhookDispatcher {
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.pollMs = options.pollMs ?? 1_000;
     this.concurrency = options.concurrency ?? 8;
+    this.perReceiver = options.perReceiver ?? Math.max(1, Math.floor(this.concurrency / 2));
+    this.breakerFailures = options.breakerFailures ?? DEFAULT_BREAKER_FAILURES;
+    this.breakerCooldownMs = options.breakerCooldownMs ?? DEFAULT_BREAKER_COOLDOWN_MS;
     this.now = options.now ?? Date.now;
-    for (const [name, value] of [['attempts', this.attempts], ['concurrency', this.concurrency]] as const) {
+    for (const [name, value] of [['attempts', this.attempts], ['concurrency', this.concurrency], ['perReceiver', this.perReceiver], ['breakerFailures', this.breakerFailures]] as const) {
       if (!Number.isSafeInteger(value) || value < 1) throw new RangeError(`webhook ${name} must be a positive integer; got ${value}`);
     }
   }
@@ -118,15 +161,32 @@ export class WebhookDispatcher {
    * ids. Sending starts at once if the dispatcher runs; nothing here waits for a receiver.
    */
   async enqueue(account: Pick<Account, 'id' | 'webhook_url' | 'webhook_secret'>, events: readonly WebhookPayload[]): Promise<number[]> {
-    const urls = this.urlsFor(account);
-    if (urls.length === 0 || events.length === 0) return [];
-    const rows = events.flatMap((event) => {
-      const body = JSON.stringify(event);
-      return urls.map((url) => ({ accountId: account.id, url, type: event.type, body }));
-    });
+    const rows = this.rowsFor(account, events);
+    if (rows.length === 0) return [];
     const ids = await this.store.webhookEvents.add(rows, this.now());
     this.kick();
     return ids;
+  }
+
+  /** The outbox rows for the events (one per event and URL), for a caller that writes them in its own transaction; then wake(). */
+  rowsFor(account: Pick<Account, 'id' | 'webhook_url' | 'webhook_secret'>, events: readonly WebhookPayload[]): NewWebhookEvent[] {
+    const urls = this.urlsFor(account);
+    if (urls.length === 0 || events.length === 0) return [];
+    return events.flatMap((event) => {
+      const body = JSON.stringify(event);
+      return urls.map((url) => ({ accountId: account.id, url, type: event.type, body }));
+    });
+  }
+
+  /** Rows were written to the outbox by someone else: send them now rather than at the next poll. */
+  wake(): void {
+    this.kick();
+  }
+
+  /** Each receiver URL this process has sent to, and its circuit breaker's state. */
+  receiverStates(): ReceiverView[] {
+    const now = this.now();
+    return [...this.receivers].map(([url, r]) => ({ url, state: r.openUntil === 0 ? 'closed' : r.openUntil > now ? 'open' : 'half-open', inFlight: r.inFlight, failures: r.failures }));
   }
 
   start(): void {
@@ -167,7 +227,7 @@ export class WebhookDispatcher {
     if (room <= 0) return;
     const now = this.now();
     this.claiming = this.store.webhookEvents
-      .claimDue(now, room, now + this.timeoutMs + CLAIM_MARGIN_MS)
+      .claimDue(now, room, now + this.timeoutMs + CLAIM_MARGIN_MS, (url) => this.roomFor(url, now))
       .then((events) => {
         for (const event of events) this.send(event);
       })
@@ -181,11 +241,47 @@ export class WebhookDispatcher {
       });
   }
 
+  /** How many more requests this URL may have: per-receiver bound, and none while its breaker is open, one while it is half-open. */
+  private roomFor(url: string, now: number): number {
+    const r = this.receivers.get(url);
+    if (r === undefined) return this.perReceiver;
+    if (r.openUntil > now) return 0;
+    return Math.max(0, (r.openUntil === 0 ? this.perReceiver : 1) - r.inFlight);
+  }
+
+  private receiver(url: string): ReceiverState {
+    let r = this.receivers.get(url);
+    if (r === undefined) this.receivers.set(url, (r = { inFlight: 0, failures: 0, openUntil: 0, trips: 0 }));
+    return r;
+  }
+
+  private succeeded(url: string): void {
+    const r = this.receiver(url);
+    if (r.openUntil !== 0) this.log.info({ url: redactUrl(url) }, 'webhook receiver answers again: circuit closed');
+    Object.assign(r, { failures: 0, openUntil: 0, trips: 0 });
+  }
+
+  private failed(url: string): void {
+    const r = this.receiver(url);
+    r.failures++;
+    const now = this.now();
+    // Already open: a request that was in flight when it opened ended. Closed: open only after enough failures in a row.
+    if (r.openUntil > now || (r.openUntil === 0 && r.failures < this.breakerFailures)) return;
+    // Too many failures in a row, or the half-open trial failed: open, for longer each time.
+    const cooldown = Math.min(this.breakerCooldownMs * 2 ** r.trips, MAX_BREAKER_COOLDOWN_MS);
+    r.openUntil = now + cooldown;
+    r.trips++;
+    this.log.warn({ url: redactUrl(url), failures: r.failures, cooldownMs: cooldown }, 'webhook receiver keeps failing: circuit open, its events wait');
+  }
+
   private send(event: WebhookEvent): void {
     const abort = new AbortController();
+    const receiver = this.receiver(event.url);
+    receiver.inFlight++;
     const done = this.attempt(event, abort.signal)
       .catch((error: unknown) => this.log.error({ err: error, event: event.id }, 'webhook attempt could not be made or recorded; retried when its claim runs out'))
       .finally(() => {
+        receiver.inFlight--;
         this.inFlight.delete(event.id);
         this.kick();
       });
@@ -197,6 +293,7 @@ export class WebhookDispatcher {
     if (!isHttpUrl(event.url)) return this.giveUp(event, 'the URL is not http(s)', false);
     // A store failure here propagates: the event stays claimed and is tried again when the claim runs out.
     const found = await this.secretFor(event);
+    if ('keyMissing' in found) return this.postpone(event, found.keyMissing);
     if ('problem' in found) return this.giveUp(event, found.problem, false);
     const { secret } = found;
     const timestamp = Math.floor(this.now() / 1000);
@@ -223,6 +320,7 @@ export class WebhookDispatcher {
       await response.body?.cancel().catch(() => {});
       if (response.status >= 200 && response.status < 300) {
         await events.markDelivered(event.id, this.now());
+        this.succeeded(event.url);
         this.options.metrics?.webhooks.inc({ outcome: 'delivered' });
         return;
       }
@@ -233,10 +331,18 @@ export class WebhookDispatcher {
     } finally {
       limit.clear();
     }
+    this.failed(event.url);
     const attempts = event.attempts + 1;
     if (attempts >= this.attempts) return this.giveUp(event, failure, true);
     await events.scheduleRetry(event.id, this.now() + backoffDelay(attempts, this.backoff), failure);
     this.options.metrics?.webhooks.inc({ outcome: 'failed' });
+  }
+
+  /** Not an attempt: the secret cannot be opened (its key left the ring). Never given up for that; looked at again later. */
+  private async postpone(event: WebhookEvent, reason: string): Promise<void> {
+    await this.store.webhookEvents.postpone(event.id, this.now() + KEY_RETRY_MS, reason);
+    this.options.metrics?.webhooks.inc({ outcome: 'failed' });
+    this.log.warn({ event: event.id, type: event.type, url: redactUrl(event.url), reason }, 'webhook event postponed');
   }
 
   private async giveUp(event: WebhookEvent, reason: string, countAttempt: boolean): Promise<void> {
@@ -250,7 +356,7 @@ export class WebhookDispatcher {
    * The account's own secret if the event goes to its webhook, else the default target's if that
    * is where it goes; else why there is none.
    */
-  private async secretFor(event: WebhookEvent): Promise<{ secret: string } | { problem: string }> {
+  private async secretFor(event: WebhookEvent): Promise<{ secret: string } | { problem: string } | { keyMissing: string }> {
     if (event.account_id !== null) {
       const row = await this.store.accounts.get(event.account_id).catch((error: unknown) => {
         if (error instanceof StoreError && error.code === 'STORE_ACCOUNT_NOT_FOUND') return undefined;
@@ -261,8 +367,8 @@ export class WebhookDispatcher {
           const own = this.accounts.webhook(row);
           if (own !== undefined) return { secret: own.secret };
         } catch {
-          // Its key left the ring, say: no retry will open it. The error stays out of the log.
-          return { problem: 'the webhook secret cannot be opened' };
+          // Its key left the ring, say: the event waits for the key to come back, never given up for it. The error stays out of the log.
+          return { keyMissing: 'the webhook secret cannot be opened: its key is not in the key ring' };
         }
       }
     }

@@ -5,13 +5,19 @@ import { messageNewEvent, syncFailedEvent, type WebhookPayload } from '../delive
 import type { Metrics } from '../metrics.js';
 import type { Account } from '../store/schema.js';
 import type { Store } from '../store/store.js';
+import type { NewWebhookEvent } from '../store/webhook-events.js';
 import { SyncError, syncAccount, type CommittedMessage, type SyncReport, type SyncRequest } from '../sync/index.js';
+import type { SyncOutbox } from '../sync/run.js';
 import { errorKind, publicError } from './failure.js';
 import type { JobOutcome } from './reschedule.js';
 
 /** Where events go: the webhook outbox (delivery/webhook.ts). Writing must not wait for any receiver. */
 export interface EventSink {
   enqueue(account: Account, events: readonly WebhookPayload[]): Promise<unknown>;
+  /** The outbox rows for these events, for a caller that writes them in its own transaction. */
+  rowsFor(account: Account, events: readonly WebhookPayload[]): NewWebhookEvent[];
+  /** Rows were written: send them now rather than at the next poll. */
+  wake(): void;
 }
 
 export type SyncFunction = (request: SyncRequest) => Promise<SyncReport>;
@@ -105,7 +111,8 @@ export class JobRunner {
           // The run's row exists from the first progress report on, and our lock makes it the account's newest.
           events.track(this.attachRun(job.id, row.id));
         },
-        onCommit: (messages) => this.committed(row, messages, events),
+        onCommit: (messages) => this.committed(messages),
+        outbox: this.outbox(row, control),
       });
       outcome = { kind: 'report', report, abandoned: control.abandon.aborted };
     } catch (error) {
@@ -124,7 +131,8 @@ export class JobRunner {
       if (status === 'failed' || status === 'deferred') metrics.errors.inc({ kind: errorKind(error) });
       // A sync cut off at shutdown is not the account's failure: no event for it.
       if (status === 'failed' && !control.abandon.aborted) {
-        events.add([syncFailedEvent(row, report?.runId || null, publicError(error), this.now())]);
+        // A recorded run wrote its sync.failed with its end (outbox below); one that could not be recorded gets it here.
+        if (!report?.runId) events.add([syncFailedEvent(row, null, publicError(error), this.now())]);
         this.log.warn({ account: row.id, job: job.id, code: publicError(error).code }, 'sync failed');
       }
     }
@@ -133,13 +141,30 @@ export class JobRunner {
     return outcome;
   }
 
-  /** Messages and bytes counted as each commit returns, and a message.new event per message. */
-  private committed(row: Account, messages: readonly CommittedMessage[], events: EventQueue): void {
+  /** Messages and bytes counted as each commit returns; its message.new rows, written with it, are sent. */
+  private committed(messages: readonly CommittedMessage[]): void {
     const { metrics } = this.options;
     metrics.messages.inc(messages.length);
     metrics.bytes.inc(messages.reduce((n, m) => n + m.size, 0));
-    const now = this.now();
-    events.add(messages.map((m) => messageNewEvent(row, m, now)));
+    this.options.webhooks?.wake();
+  }
+
+  /**
+   * The run's webhook rows, written by the sync in the transactions they belong to: a
+   * message.new per stored message with its commit, a sync.failed with the run's failed end
+   * (not for a sync cut off at shutdown, which is not the account's failure).
+   */
+  private outbox(row: Account, control: RunControl): SyncOutbox | undefined {
+    const sink = this.options.webhooks;
+    if (sink === undefined) return undefined;
+    return {
+      committed: (messages) => {
+        const now = this.now();
+        return sink.rowsFor(row, messages.map((m) => messageNewEvent(row, m, now)));
+      },
+      ended: ({ runId, status, error }) =>
+        status === 'failed' && !control.abandon.aborted ? sink.rowsFor(row, [syncFailedEvent(row, runId, publicError(error), this.now())]) : [],
+    };
   }
 
   private async attachRun(jobId: number, accountId: number): Promise<void> {

@@ -2,6 +2,7 @@ import { sql, type Kysely, type Transaction } from 'kysely';
 import { randomUUID } from 'node:crypto';
 import { accountCondition, EVERY_ACCOUNT, type AccountFilter } from './account-filter.js';
 import { StoreError } from './errors.js';
+import { insertWebhookEvents, type NewWebhookEvent } from './webhook-events.js';
 import type { Database, StoredMessage } from './schema.js';
 
 /** What a list view shows of a message, read from its headers at store time. */
@@ -25,6 +26,23 @@ export interface MessageToCommit {
   readonly headersOnly: boolean;
   readonly summary: MessageSummary;
 }
+
+/** A message that a commit has just stored: what its `message.new` event tells. */
+export interface NewlyStored {
+  readonly id: number;
+  readonly uid: string;
+  readonly size: number;
+  readonly headersOnly: boolean;
+  readonly summary: MessageSummary;
+}
+
+/**
+ * The outbox rows for messages a commit stores for the first time, written in the same
+ * transaction: a message is never stored without its `message.new` (nor the event sent for a
+ * message that was rolled back). A message that was already stored (a commit whose outcome was
+ * lost, run again) has its rows already and gets none: repeats keep one Popwire-Delivery.
+ */
+export type OutboxRows = (messages: readonly NewlyStored[]) => readonly NewWebhookEvent[];
 
 /** A page of an account's messages, newest first; `next` continues it. */
 export interface MessagePage {
@@ -76,7 +94,7 @@ export class MessageStore {
   }
 
   /** Commits the batch: one transaction, so one fsync of the log for all of them. */
-  async commit(accountId: number, batch: readonly MessageToCommit[], now: number): Promise<number[]> {
+  async commit(accountId: number, batch: readonly MessageToCommit[], now: number, outbox?: OutboxRows): Promise<number[]> {
     if (batch.length === 0) return [];
     // A handful of statements per batch, not per message: each statement through the query
     // builder costs far more than SQLite's own work on a 4 KB row.
@@ -110,6 +128,10 @@ export class MessageStore {
           rows.map((m) => ({ ...m, messageId: ids.get(m.uid)! })),
         );
       }
+      if (outbox !== undefined) {
+        const stored = batch.filter((m) => fresh.has(m.uid)).map((m) => ({ id: ids.get(m.uid)!, uid: m.uid, size: m.bytes.length, headersOnly: m.headersOnly, summary: m.summary }));
+        if (stored.length > 0) await insertWebhookEvents(trx, outbox(stored), now);
+      }
       return batch.map((m) => ids.get(m.uid)!);
     });
   }
@@ -132,19 +154,22 @@ export class MessageStore {
     await this.db.insertInto('message_chunks').values({ message_id: messageId, seq, data }).execute();
   }
 
-  async finishLarge(accountId: number, messageId: number, message: Omit<MessageToCommit, 'bytes'> & { size: number }, now: number): Promise<void> {
-    await this.db.transaction().execute(async (trx) => {
+  /** Returns the stored message's id: this row's, or the copy's that was already stored. */
+  async finishLarge(accountId: number, messageId: number, message: Omit<MessageToCommit, 'bytes'> & { size: number }, now: number, outbox?: OutboxRows): Promise<number> {
+    return this.db.transaction().execute(async (trx) => {
       const existing = await storedCopy(trx, accountId, message);
       if (existing !== undefined) {
         await trx.deleteFrom('message_chunks').where('message_id', '=', messageId).execute();
         await trx.deleteFrom('messages').where('id', '=', messageId).execute();
         await markStored(trx, accountId, [{ ...message, messageId: existing }]);
-        return;
+        return existing;
       }
       if (!message.headersOnly) await dropReplacedHeaders(trx, accountId, [message.uid]);
       const row = messageRow(accountId, { ...message, bytes: Buffer.alloc(0) }, now, 0);
       await trx.updateTable('messages').set({ ...row, size: message.size }).where('id', '=', messageId).execute();
       await markStored(trx, accountId, [{ ...message, messageId }]);
+      if (outbox !== undefined) await insertWebhookEvents(trx, outbox([{ id: messageId, uid: message.uid, size: message.size, headersOnly: message.headersOnly, summary: message.summary }]), now);
+      return messageId;
     });
   }
 

@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely';
+import { insertWebhookEvents, type NewWebhookEvent } from './webhook-events.js';
 import { accountCondition, EVERY_ACCOUNT, type AccountFilter } from './account-filter.js';
 import type { Database, RunStatus, SyncRun } from './schema.js';
 
@@ -33,8 +34,19 @@ export class RunStore {
     return id;
   }
 
-  async finish(runId: number, end: RunEnd, now: number): Promise<void> {
-    await this.db
+  /**
+   * Records the run's end, and its events (`sync.failed`) in the same transaction: a run is
+   * never recorded failed without its event, whatever moment a crash picks.
+   */
+  async finish(runId: number, end: RunEnd, now: number, events: readonly NewWebhookEvent[] = []): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      await this.recordEnd(trx, runId, end, now);
+      if (events.length > 0) await insertWebhookEvents(trx, events, now);
+    });
+  }
+
+  private async recordEnd(db: Kysely<Database>, runId: number, end: RunEnd, now: number): Promise<void> {
+    await db
       .updateTable('sync_runs')
       .set({
         finished_at: now,

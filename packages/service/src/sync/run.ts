@@ -1,5 +1,7 @@
 import { Pop3AuthenticationError, Pop3Error, type Pop3Client } from 'popwire';
+import type { OutboxRows } from '../store/messages.js';
 import type { RunStatus } from '../store/schema.js';
+import type { NewWebhookEvent } from '../store/webhook-events.js';
 import type { Store } from '../store/store.js';
 import { SyncError } from './errors.js';
 import type { ListedMessage } from './listing.js';
@@ -32,6 +34,18 @@ export interface SyncRequest {
    * Synchronous and must not throw: a sync does not wait for its listeners.
    */
   readonly onCommit?: ((messages: readonly CommittedMessage[]) => void) | undefined;
+  /** Webhook events written in the same transactions as what they tell of. */
+  readonly outbox?: SyncOutbox | undefined;
+}
+
+/**
+ * The webhook rows of a run: `message.new` rows in each commit's transaction, `sync.failed` in
+ * the one that records the run's end. No crash can store a message, or fail a run, without its
+ * event; the dispatcher sends what is in the outbox after any restart.
+ */
+export interface SyncOutbox {
+  readonly committed: OutboxRows;
+  ended(run: { readonly runId: number; readonly status: Exclude<RunStatus, 'running'>; readonly error: unknown }): readonly NewWebhookEvent[];
 }
 
 export interface SyncReport {
@@ -101,7 +115,7 @@ export async function syncAccount(request: SyncRequest): Promise<SyncReport> {
         lock,
         session,
         now,
-        writer: request.writer,
+        writer: request.outbox === undefined ? request.writer : { ...request.writer, outbox: request.outbox.committed },
         stop: request.stop,
         progress: (p) => request.onProgress?.(p),
         onCommit: request.onCommit,
@@ -167,6 +181,7 @@ export async function syncAccount(request: SyncRequest): Promise<SyncReport> {
           errorMessage: failure === undefined ? undefined : errorMessage(failure),
         },
         now(),
+        request.outbox?.ended({ runId, status, error: failure }),
       );
     }
     await store.accounts.update(account.id, { identity: report.identity, status_note: notes.length > 0 ? notes.join('; ') : null, retry_after: retryAfter }, now());

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { CHUNK_BYTES, type MessageSummary, type MessageToCommit } from '../store/messages.js';
+import { CHUNK_BYTES, type MessageSummary, type MessageToCommit, type OutboxRows } from '../store/messages.js';
 import type { Store } from '../store/store.js';
 import type { ListedMessage } from './listing.js';
 import { summarize } from './summary.js';
@@ -15,6 +15,8 @@ export interface WriterOptions {
   readonly batchBytes?: number | undefined;
   /** A message larger than this is written chunk by chunk instead of held whole. Default 8 MiB. */
   readonly largeBytes?: number | undefined;
+  /** Webhook outbox rows for the messages each commit stores, written in that commit's transaction. */
+  readonly outbox?: OutboxRows | undefined;
 }
 
 /** A message just committed: what a `message.new` event tells. */
@@ -46,6 +48,7 @@ export class MessageWriter {
   private readonly batchMessages: number;
   private readonly batchBytes: number;
   private readonly largeBytes: number;
+  private readonly outbox: OutboxRows | undefined;
 
   constructor(
     private readonly store: Store,
@@ -58,6 +61,7 @@ export class MessageWriter {
     this.batchMessages = options.batchMessages ?? 1024;
     this.batchBytes = options.batchBytes ?? 16 * 1024 * 1024;
     this.largeBytes = options.largeBytes ?? 8 * 1024 * 1024;
+    this.outbox = options.outbox;
   }
 
   /** Messages whose commit has returned, in the order written. */
@@ -90,7 +94,7 @@ export class MessageWriter {
     const batch = this.batch;
     this.batch = [];
     this.batchSize = 0;
-    const ids = await this.store.messages.commit(this.accountId, batch, this.now());
+    const ids = await this.store.messages.commit(this.accountId, batch, this.now(), this.outbox);
     for (const m of batch) this.done.push({ uid: m.uid, size: m.bytes.length, firstSeenAt: m.firstSeenAt, headersOnly: m.headersOnly });
     this.tell(batch.map((m, i) => ({ id: ids[i]!, uid: m.uid, size: m.bytes.length, headersOnly: m.headersOnly, summary: m.summary })));
   }
@@ -144,9 +148,10 @@ export class MessageWriter {
     await writeChunks(true);
     const summary = await summarize(messages.chunks(id));
     const sha256 = hash.digest('hex');
-    await messages.finishLarge(this.accountId, id, { uid: message.uid, listedSize: message.size, firstSeenAt, sha256, headersOnly, summary, size }, this.now());
+    const stored = await messages.finishLarge(this.accountId, id, { uid: message.uid, listedSize: message.size, firstSeenAt, sha256, headersOnly, summary, size }, this.now(), this.outbox);
     this.done.push({ uid: message.uid, size, firstSeenAt, headersOnly });
-    this.tell([{ id, uid: message.uid, size, headersOnly, summary }]);
+    // `stored`, not `id`: when a copy was already stored, the pending row `id` is gone.
+    this.tell([{ id: stored, uid: message.uid, size, headersOnly, summary }]);
     return size;
   }
 }

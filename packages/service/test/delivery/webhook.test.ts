@@ -102,7 +102,11 @@ describe('webhooks', () => {
             [event.message.uid, event.message.size, event.message.subject, event.message.messageId, event.message.from?.address, event.message.hasAttachments],
             [message.uid, message.size, message.subject, message.message_id_header, message.from_address, false],
           );
-          assert.ok(!Number.isNaN(Date.parse(event.createdAt)) && event.message.date !== null);
+          // The one shape of the API and the CLI's --json: {name, address}, ISO 8601 UTC with milliseconds.
+          assert.deepEqual(event.message.from, { name: 'Alice Example', address: 'alice@example.test' });
+          assert.deepEqual(event.message.to, [{ name: 'Bob Example', address: 'bob@example.test' }]);
+          assert.equal(event.message.date, '2025-11-25T10:00:00.000Z');
+          assert.match(event.createdAt, /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/);
         }
       }
       const outbox = await store.db.selectFrom('webhook_events').selectAll().execute();
@@ -200,6 +204,90 @@ describe('webhooks', () => {
       assert.ok(events.every((e) => e.attempts === 0 && e.delivered_at === null && e.next_attempt_at <= Date.now()), JSON.stringify(events));
     } finally {
       await stop();
+    }
+  });
+
+  it('a dead receiver (accepts, never answers) holds only its share of requests; a healthy one gets every event meanwhile', async () => {
+    const dead = await receiver(() => 'hang');
+    const healthy = await receiver();
+    await using store = await stores.open('sqlite');
+    const accounts = accountService(store);
+    // No timeout runs out during the test: the healthy receiver is served while the dead one still holds its requests.
+    const webhooks = new WebhookDispatcher(store, accounts, { ...FAST, timeoutMs: 600_000, defaultTarget: { url: healthy.url, secret: DEPLOYMENT_SECRET } });
+    webhooks.start();
+    try {
+      const { id } = await hookedAccount(accounts, dead.url);
+      const row = await store.accounts.get(id);
+      const events = Array.from({ length: 20 }, (_, i) => syncFailedEvent(row, i + 1, { code: 'POP3_TIMEOUT', message: 'x' }, Date.now()));
+      await webhooks.enqueue(row, events);
+      await until(async () => healthy.received.length === 20, 'the healthy receiver gets all 20 events');
+      assert.equal(dead.hanging(), 4, 'the dead receiver holds its four requests (half of 8), no more');
+      assert.equal(dead.received.length, 4);
+    } finally {
+      await webhooks.stop(100);
+    }
+  });
+
+  it('a receiver that keeps failing trips its circuit breaker: nothing sent while open, one trial after the cool-down, all sent once it answers', async () => {
+    let answer: number = 500;
+    const flaky = await receiver(() => answer);
+    await using store = await stores.open('sqlite');
+    const accounts = accountService(store);
+    let clock = Date.now();
+    const webhooks = new WebhookDispatcher(store, accounts, { ...FAST, now: () => clock, breakerCooldownMs: 30_000 });
+    webhooks.start();
+    const state = () => webhooks.receiverStates().find((r) => r.url === flaky.url)?.state;
+    try {
+      const { id } = await hookedAccount(accounts, flaky.url);
+      const row = await store.accounts.get(id);
+      await webhooks.enqueue(row, Array.from({ length: 10 }, (_, i) => syncFailedEvent(row, i + 1, { code: 'X', message: 'x' }, clock)));
+      await until(async () => state() === 'open', 'the circuit opens');
+      // The clock stands still, so no retry is due: without the breaker each of the 10 events would be tried once.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const whenOpened = flaky.received.length;
+      assert.ok(whenOpened >= 3 && whenOpened <= 6, `3 failures open it (three more may have been in flight); got ${whenOpened} requests`);
+      clock += 30_001;
+      await until(async () => flaky.received.length === whenOpened + 1 && state() === 'open', 'one trial fails and opens the circuit again');
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.equal(flaky.received.length, whenOpened + 1, 'one trial while half-open, then nothing');
+      answer = 200;
+      clock += 60_001;
+      await until(async () => (await store.db.selectFrom('webhook_events').select('id').where('delivered_at', 'is not', null).execute()).length === 10, 'every event delivered once the receiver answers');
+      assert.equal(state(), 'closed');
+    } finally {
+      await webhooks.stop(100);
+    }
+  });
+
+  it('never gives an event up because its secret cannot be opened: it waits, uncounted, for the key to come back', async () => {
+    const hook = await receiver();
+    await using store = await stores.open('sqlite');
+    const withKey = accountService(store);
+    const { id } = await hookedAccount(withKey, hook.url);
+    const row = await store.accounts.get(id);
+    // Another key ring: the account's sealed webhook secret does not open with it.
+    const withoutKey = new WebhookDispatcher(store, accountService(store), FAST);
+    withoutKey.start();
+    let eventId: number | undefined;
+    try {
+      [eventId] = await withoutKey.enqueue(row, [syncFailedEvent(row, 1, { code: 'X', message: 'x' }, Date.now())]);
+      await until(async () => (await store.webhookEvents.get(eventId!))?.last_error != null, 'the attempt is recorded');
+    } finally {
+      await withoutKey.stop(100);
+    }
+    const waiting = await store.webhookEvents.get(eventId!);
+    assert.equal(waiting?.attempts, 0, 'not counted as an attempt');
+    assert.notEqual(waiting?.next_attempt_at, GAVE_UP);
+    assert.match(waiting?.last_error ?? '', /key ring/);
+    assert.equal(hook.received.length, 0);
+    // The key is back (the same ring as at sealing), and the hour has passed.
+    const later = new WebhookDispatcher(store, withKey, { ...FAST, now: () => Date.now() + 3_600_001 });
+    later.start();
+    try {
+      await until(async () => (await store.webhookEvents.get(eventId!))?.delivered_at != null, 'the event is delivered');
+      assert.equal(hook.received.length, 1);
+    } finally {
+      await later.stop(100);
     }
   });
 
