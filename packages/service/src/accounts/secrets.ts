@@ -25,7 +25,7 @@ export class SecretBox {
 
   seal(plaintext: string, aad: string): string {
     const iv = randomBytes(12);
-    const cipher = createCipheriv('aes-256-gcm', this.keys.get(this.currentKeyId)!, iv);
+    const cipher = createCipheriv('aes-256-gcm', this.keys.get(this.currentKeyId)!, iv, { authTagLength: TAG_BYTES });
     cipher.setAAD(Buffer.from(aad, 'utf8'));
     const ciphertext = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
     return ['v1', this.currentKeyId, iv.toString('base64url'), cipher.getAuthTag().toString('base64url'), ciphertext.toString('base64url')].join('.');
@@ -37,15 +37,24 @@ export class SecretBox {
       throw new SecretKeyError('a stored secret is not in a form this version can read');
     }
     const key = this.keys.get(id);
-    if (key === undefined) throw new SecretKeyError(`a stored secret was sealed with key ${id}, which is not in the key ring`);
+    if (key === undefined) throw new SecretKeyError(`a stored secret was sealed with key ${id}, which is not in the key ring`, { keyId: id });
+    const authTag = Buffer.from(tag, 'base64url');
+    // Node accepts GCM tags of 4 to 16 bytes unless told the length: a forger who may shorten
+    // the tag to 4 bytes needs about 2^32 tries instead of 2^128. Ours are always 16.
+    if (authTag.length !== TAG_BYTES) throw new SecretKeyError('a stored secret failed its integrity check (wrong key, or changed)');
     try {
-      const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(iv, 'base64url'));
+      const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(iv, 'base64url'), { authTagLength: TAG_BYTES });
       decipher.setAAD(Buffer.from(aad, 'utf8'));
-      decipher.setAuthTag(Buffer.from(tag, 'base64url'));
+      decipher.setAuthTag(authTag);
       return Buffer.concat([decipher.update(Buffer.from(ciphertext, 'base64url')), decipher.final()]).toString('utf8');
     } catch (cause) {
       throw new SecretKeyError('a stored secret failed its integrity check (wrong key, or changed)', { cause });
     }
+  }
+
+  /** Whether a key of the ring has this id. */
+  has(id: string): boolean {
+    return this.keys.has(id);
   }
 
   /** Whether the current key sealed this (else rotation re-seals it). */
@@ -57,7 +66,22 @@ export class SecretBox {
 export class SecretKeyError extends Error {
   override readonly name = 'SecretKeyError';
   readonly code = 'SECRET_KEY_INVALID';
+  /** The id of the key a secret was sealed with, when that key is not in the ring. */
+  readonly keyId: string | undefined;
+  constructor(message: string, options: ErrorOptions & { keyId?: string } = {}) {
+    super(message, options);
+    this.keyId = options.keyId;
+  }
 }
+
+/** The id of the key that sealed this value (`v1.<key id>.…`), or undefined if it is not sealed text. */
+export function sealedKeyId(sealed: string): string | undefined {
+  const [version, id] = sealed.split('.');
+  return version === 'v1' && id !== undefined && /^[0-9a-f]{8}$/.test(id) ? id : undefined;
+}
+
+/** GCM's full 128-bit tag (NIST SP 800-38D): never a shorter one. */
+const TAG_BYTES = 16;
 
 export function keyId(key: Buffer): string {
   return createHash('sha256').update(key).digest('hex').slice(0, 8);

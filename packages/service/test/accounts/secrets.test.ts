@@ -34,6 +34,17 @@ describe('SecretBox', () => {
     assert.throws(() => box.open(parts.join('.'), 'c'), isKeyError);
   });
 
+  it('refuses a sealed value whose tag was cut short, though the short tag is a true prefix (GCM truncation)', () => {
+    const box = new SecretBox([key]);
+    const parts = box.seal('secret', 'c').split('.');
+    for (const bytes of [4, 8, 12, 15]) {
+      const short = [...parts];
+      short[3] = Buffer.from(parts[3]!, 'base64url').subarray(0, bytes).toString('base64url');
+      assert.throws(() => box.open(short.join('.'), 'c'), isKeyError, `a ${bytes}-byte tag`);
+    }
+    assert.equal(Buffer.from(parts[3]!, 'base64url').length, 16, 'seals with a 16-byte tag');
+  });
+
   it('opens with an older key of the ring, seals with the first, and says which need re-sealing', () => {
     const old = new SecretBox([key]);
     const sealed = old.seal('secret', 'c');
