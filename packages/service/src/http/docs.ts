@@ -21,8 +21,9 @@ export async function registerDocs(app: FastifyInstance): Promise<void> {
         description: [
           'Accounts, sync jobs and the stored messages of a popwire service.',
           'Every /v1 route and /metrics need `Authorization: Bearer <token>` (`popwire token create`). Times are milliseconds since the epoch.',
+          'A token has scopes (admin, read, write, metrics; each route names the one it needs in its security) and may be restricted to some accounts: any other account, message, run or job is not found (404) to it.',
           'Every error is `{"error": {"code", "message", "field"?}}`. Codes: INVALID_REQUEST (400, with `field`: `body.port`, `params.id`, `querystring.cursor`),',
-          'UNAUTHORIZED (401), NOT_FOUND, ACCOUNT_NOT_FOUND, MESSAGE_NOT_FOUND, ATTACHMENT_NOT_FOUND, JOB_NOT_FOUND (404), ACCOUNT_EXISTS (409),',
+          'UNAUTHORIZED (401), FORBIDDEN (403: the token lacks the scope the route names in its security), NOT_FOUND, ACCOUNT_NOT_FOUND, MESSAGE_NOT_FOUND, ATTACHMENT_NOT_FOUND, JOB_NOT_FOUND (404), ACCOUNT_EXISTS (409),',
           'PAYLOAD_TOO_LARGE (413), UNSUPPORTED_MEDIA_TYPE (415), INTERNAL (500: details only in the log).',
         ].join('\n'),
       },
