@@ -1,6 +1,6 @@
 import Sqlite from 'better-sqlite3';
-import { Kysely, Migrator, PostgresDialect, SqliteDialect } from 'kysely';
-import { mkdirSync } from 'node:fs';
+import { Kysely, Migrator, PostgresDialect, SqliteAdapter, type DialectAdapter, type MigrationProvider, SqliteDialect } from 'kysely';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import pg from 'pg';
 import type { Dialect } from './dialect.js';
@@ -53,11 +53,16 @@ export async function openDatabase(location: StoreLocation): Promise<OpenDatabas
   return opened;
 }
 
-function openSqlite(dir: string): OpenDatabase {
+/** Opens (or makes) the SQLite file, unmigrated: openDatabase migrates it. */
+export function openSqlite(dir: string): OpenDatabase {
   let database: Sqlite.Database;
   try {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
-    database = new Sqlite(join(dir, SQLITE_FILE));
+    const file = join(dir, SQLITE_FILE);
+    // Every message and every sealed credential is in this file: made 0600, never with the
+    // umask's usual 0644. SQLite gives its -wal and -shm files the main file's mode.
+    closeSync(openSync(file, 'a', 0o600));
+    database = new Sqlite(file);
     // WAL: readers (the API, `popwire messages`) do not wait for a sync's writes, and a commit
     // is one append to the log. synchronous=FULL: the log is fsynced at every commit, so a
     // committed message survives a power cut, which is what allows its DELE; NORMAL would keep
@@ -70,7 +75,25 @@ function openSqlite(dir: string): OpenDatabase {
   } catch (cause) {
     throw new StoreError('STORE_OPEN_FAILED', `cannot open the SQLite store in ${dir}: ${(cause as Error).message}`, { cause });
   }
-  return { db: new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(database) }) }), dialect: 'sqlite' };
+  return { db: new Kysely<Database>({ dialect: new TransactionalSqliteDialect({ database: withStatementCache(database) }) }), dialect: 'sqlite' };
+}
+
+/**
+ * SQLite runs DDL inside transactions, but Kysely's adapter says it does not, so its Migrator
+ * ran each statement on its own: a crash (or a failed statement) halfway through a migration
+ * left half a schema that no later start could migrate. Saying so makes the Migrator run all
+ * pending migrations in one transaction: after any crash the old schema is intact.
+ */
+class TransactionalSqliteDialect extends SqliteDialect {
+  override createAdapter(): DialectAdapter {
+    return new TransactionalSqliteAdapter();
+  }
+}
+
+class TransactionalSqliteAdapter extends SqliteAdapter {
+  override get supportsTransactionalDdl(): boolean {
+    return true;
+  }
 }
 
 const STATEMENT_CACHE = 200;
@@ -117,10 +140,11 @@ function openPostgres(url: string): OpenDatabase {
   return { db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), dialect: 'postgres' };
 }
 
-async function migrate(db: Kysely<Database>): Promise<void> {
+/** Brings the schema up to date; `provider` is for tests (a migration that fails halfway). */
+export async function migrate(db: Kysely<Database>, provider: MigrationProvider = migrationProvider): Promise<void> {
   let result;
   try {
-    result = await new Migrator({ db, provider: migrationProvider }).migrateToLatest();
+    result = await new Migrator({ db, provider }).migrateToLatest();
   } catch (cause) {
     throw new StoreError('STORE_OPEN_FAILED', `cannot reach the store: ${(cause as Error).message}`, { cause });
   }
