@@ -147,9 +147,10 @@ function print({ dovecot, postgres, databaseUrl, ca, store, messages, pids }: St
   if (databaseUrl !== undefined) lines.push(`  popwire sync --ca ${ca} --store ${databaseUrl} ${pop3s}`);
   lines.push(
     '',
-    'The service on the SQLite store above (a token first; it makes a secret key next to the store):',
+    'The service on the SQLite store above (a token first; it makes a secret key next to the store;',
+    'these servers are on loopback, which serve refuses for accounts unless POPWIRE_NETWORK_ALLOW lists it):',
     `  popwire token create --store ${store}`,
-    `  POPWIRE_STORE=${store} POPWIRE_TLS_CA_FILE=${ca} POPWIRE_NETWORK_ALLOW=127.0.0.1 popwire serve   (these servers are on loopback, refused unless allowed)`,
+    `  POPWIRE_STORE=${store} POPWIRE_TLS_CA_FILE=${ca} POPWIRE_NETWORK_ALLOW=127.0.0.1 popwire serve`,
   );
   if (databaseUrl !== undefined) {
     lines.push(

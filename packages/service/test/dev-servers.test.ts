@@ -152,6 +152,13 @@ describe('npm run dev:servers -- --postgres', { timeout: 180_000 }, () => {
     assert.match(run.stdout, /^synced .* into postgres:\/\/postgres@127\.0\.0\.1:\d+\/popwire$/m);
   });
 
+  it('prints the serve commands as lines a shell can run as they are', () => {
+    const lines = printed.text.split('\n').filter((line) => /^ {2}(POPWIRE_\w+=\S+ )*popwire (token|serve)|^ {2}export /.test(line));
+    assert.ok(lines.length >= 5, printed.text);
+    const check = spawnSync('bash', ['-n', '-c', lines.map((line) => line.trim()).join('\n')], { encoding: 'utf8' });
+    assert.equal(check.status, 0, check.stderr);
+  });
+
   it('stops both servers on SIGINT and leaves no process, open port or temp folder behind', async () => {
     // The servers and everything below them (tsx's esbuild service, also below the script, ends
     // on its own once the script has exited).
