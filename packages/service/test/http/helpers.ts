@@ -12,6 +12,7 @@ import { Pop3Client } from 'popwire';
 import { AccountService, type AccountInput } from '../../src/accounts/service.ts';
 import { SecretBox } from '../../src/accounts/secrets.ts';
 import { buildApp } from '../../src/http/app.ts';
+import { DEFAULT_HTTP_LIMITS, type HttpLimits } from '../../src/http/limits.ts';
 import { AddressGuard } from '../../src/net/guard.ts';
 import { JobNotFoundError, type SyncJobView, type SyncScheduler } from '../../src/jobs/scheduler.ts';
 import { createLogger } from '../../src/logger.ts';
@@ -61,6 +62,8 @@ export interface AppOptions {
   readonly network?: AddressGuard;
   /** Serializers the service's logger comes with (to check that the API's own win). */
   readonly serializers?: LoggerOptions['serializers'];
+  /** Default: the service's, but bad tokens never rate-limited (tests send many from 127.0.0.1; limits.test.ts tests the limit). */
+  readonly limits?: HttpLimits;
 }
 
 /** What the tests' own servers need: `network.allow` for loopback, as a deployment's config would say. */
@@ -80,7 +83,8 @@ export async function startApp(store: Store, options: AppOptions = {}): Promise<
   });
   const base = createLogger('trace', sink);
   const logger = options.serializers === undefined ? base : base.child({}, { serializers: options.serializers });
-  const app = await buildApp({ store, accounts, scheduler, metrics, logger, tokens: store.tokens });
+  const limits = options.limits ?? { ...DEFAULT_HTTP_LIMITS, authFailures: Number.MAX_SAFE_INTEGER };
+  const app = await buildApp({ store, accounts, scheduler, metrics, logger, tokens: store.tokens, limits });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
   const { token } = await store.tokens.create('test');
