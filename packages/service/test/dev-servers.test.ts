@@ -159,6 +159,53 @@ describe('npm run dev:servers -- --postgres', { timeout: 180_000 }, () => {
     assert.equal(check.status, 0, check.stderr);
   });
 
+  it('prints serve commands that sync a mailbox through the API on the servers it started', { timeout: 60_000 }, async () => {
+    const lines = printed.text.split('\n').map((line) => line.trim());
+    const tokenLine = lines.find((line) => /^popwire token create --store /.test(line))!;
+    const serveLine = lines.find((line) => /^(POPWIRE_\w+=\S+ )+popwire serve$/.test(line) && !line.includes('postgres://'))!;
+    const bin = match(printed.tryIt, /^popwire\(\) \{ node (\S+) "\$@"; \}$/m);
+    const tokenRun = spawnSync(process.execPath, [bin, ...tokenLine.split(' ').slice(1)], { encoding: 'utf8' });
+    assert.equal(tokenRun.status, 0, tokenRun.stderr);
+    const token = tokenRun.stdout.trim();
+    // The line's own variables, and a free port instead of 8080, which another program may hold.
+    const variables = Object.fromEntries(serveLine.split(' ').filter((w) => w.includes('=')).map((w) => [w.slice(0, w.indexOf('=')), w.slice(w.indexOf('=') + 1)]));
+    const { POPWIRE_PASSWORD: _password, ...inherited } = process.env;
+    const serve = spawn(process.execPath, [bin, 'serve'], { env: { ...inherited, ...variables, POPWIRE_HTTP_PORT: '0', POPWIRE_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'ignore', 'pipe'] });
+    try {
+      let stderr = '';
+      while (!/listening on (http:\S+)/.test(stderr)) {
+        const [event, chunk] = await Promise.race([once(serve.stderr, 'data').then(([c]) => ['data', c as Buffer] as const), once(serve, 'exit').then(() => ['exit', undefined] as const)]);
+        if (event === 'exit') assert.fail(`serve exited: ${stderr}`);
+        stderr += chunk!.toString();
+      }
+      const base = /listening on (http:\S+)/.exec(stderr)![1]!;
+      const call = async (method: string, path: string, body?: unknown) => {
+        const response = await fetch(`${base}${path}`, {
+          method,
+          headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+          body: body === undefined ? undefined : JSON.stringify(body),
+        });
+        return { status: response.status, json: (await response.json()) as Record<string, unknown> };
+      };
+      const account = await call('POST', '/v1/accounts', {
+        // bob: alice's mailbox is in this store already, from the pasted sync.
+        name: 'Bob', host: '127.0.0.1', port: printed.pop3sPort, username: 'bob',
+        credentials: { type: 'password', password: 'bob-secret' }, syncInterval: null,
+      });
+      assert.equal(account.status, 201, JSON.stringify(account.json));
+      let job = await call('POST', `/v1/accounts/${String(account.json.id)}/sync`);
+      while (job.json.status === 'queued' || job.json.status === 'running') {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        job = await call('GET', `/v1/jobs/${String(job.json.id)}`);
+      }
+      assert.equal(job.json.status, 'done', JSON.stringify(job.json));
+    } finally {
+      const exited = once(serve, 'exit');
+      serve.kill('SIGTERM');
+      await exited;
+    }
+  });
+
   it('stops both servers on SIGINT and leaves no process, open port or temp folder behind', async () => {
     // The servers and everything below them (tsx's esbuild service, also below the script, ends
     // on its own once the script has exited).
