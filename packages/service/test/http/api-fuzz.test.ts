@@ -104,7 +104,7 @@ describe('the API, fuzzed from its OpenAPI document', () => {
       JSON.stringify({
         store: join(dir, 'data'),
         http: { port: 0, authFailures: 1_000_000 },
-        sync: { timeout: 1000, connectAttempts: 1, shutdownGrace: 0, concurrency: 2, minInterval: 1 },
+        sync: { timeout: 1000, connectAttempts: 1, shutdownGrace: 0, concurrency: 2 },
         network: { allow: ['127.0.0.0/8', '::1', 'localhost'] },
         log: { level: 'info' },
       }),
