@@ -33,7 +33,9 @@ export function mailboxScript(options: MailboxScriptOptions = {}): { script: Scr
     const deleted = new Set<number>();
     try {
       for (;;) {
-        const line = await conn.line();
+        // A drop is as good an end as QUIT here: the log says which it was.
+        const line = await conn.lineOrClose();
+        if (line === undefined) return;
         const [verb = '', arg = ''] = line.split(' ');
         switch (verb.toUpperCase()) {
           case 'CAPA': caps(); break;

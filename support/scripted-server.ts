@@ -8,7 +8,9 @@ import { TLSSocket } from 'node:tls';
  *
  * Each accepted connection runs `script(conn)`. A script that throws (an `expect` that did not
  * match, say) is recorded and rethrown by `close()`, so a test cannot pass while the client sent
- * something the script did not expect.
+ * something the script did not expect. So is a script cut short: one still waiting for a line
+ * when the client closed the connection (or when `close()` did), since the exchange it describes
+ * did not happen. A script that expects the client to close says so with `await conn.closed()`.
  */
 export interface ScriptedConnection {
   readonly socket: Socket;
@@ -16,8 +18,16 @@ export interface ScriptedConnection {
   send(data: string | Buffer): void;
   /** Writes `line` + CRLF. */
   reply(line: string): void;
-  /** Next line from the client, without its line ending; rejects if the client closes first. */
+  /**
+   * Next line from the client, without its line ending. Rejects if the client closes first, and
+   * that fails the test at `close()`: the script did not run to its end.
+   */
   line(): Promise<string>;
+  /**
+   * Next line, or undefined if the client closes first: for a script to which a close is as
+   * good an end as any command (a mailbox serving whatever comes, until QUIT or a drop).
+   */
+  lineOrClose(): Promise<string | undefined>;
   /** Reads a line and checks it; returns it. */
   expect(expected: string | RegExp): Promise<string>;
   /** Resolves when the client closes the connection. */
@@ -70,7 +80,7 @@ export async function startScriptedServer(script: Script): Promise<ScriptedServe
     const conn = new Connection(socket, received);
     const run = script(conn)
       .catch((error: unknown) => {
-        if (!(error instanceof ClientClosed)) errors.push(error);
+        errors.push(error);
       })
       .finally(() => running.delete(run));
     running.add(run);
@@ -103,6 +113,7 @@ class Connection implements ScriptedConnection {
   private buffer = '';
   private waiters: Array<() => void> = [];
   private ended = false;
+  private lastLine: string | undefined;
 
   constructor(
     socket: Socket,
@@ -120,22 +131,42 @@ class Connection implements ScriptedConnection {
     this.send(`${line}\r\n`);
   }
 
-  async line(): Promise<string> {
+  line(): Promise<string> {
+    return this.read('a line');
+  }
+
+  async lineOrClose(): Promise<string | undefined> {
+    try {
+      return await this.read('a line');
+    } catch (error) {
+      if (error instanceof ClientClosed) return undefined;
+      throw error;
+    }
+  }
+
+  private async read(waitingFor: string): Promise<string> {
     for (;;) {
       const lf = this.buffer.indexOf('\n');
       if (lf !== -1) {
         const line = this.buffer.slice(0, lf).replace(/\r$/, '');
         this.buffer = this.buffer.slice(lf + 1);
         this.received.push(line);
+        this.lastLine = line;
         return line;
       }
-      if (this.ended) throw new ClientClosed('the client closed the connection');
+      if (this.ended) {
+        const last = this.lastLine;
+        throw new ClientClosed(
+          `scripted server: the connection closed while the script waited for ${waitingFor} (last line received: ${last === undefined ? 'none' : JSON.stringify(last)}); ` +
+            'the script did not run to its end (end it with `await conn.closed()` if the client is meant to close)',
+        );
+      }
       await new Promise<void>((resolve) => this.waiters.push(resolve));
     }
   }
 
   async expect(expected: string | RegExp): Promise<string> {
-    const line = await this.line();
+    const line = await this.read(String(expected));
     const ok = typeof expected === 'string' ? line === expected : expected.test(line);
     if (!ok) throw new Error(`scripted server expected ${String(expected)}, got ${JSON.stringify(line)}`);
     return line;

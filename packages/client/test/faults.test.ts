@@ -65,15 +65,24 @@ describe('a server that breaks the protocol', () => {
     await assert.rejects(client.uidl(), isError(Pop3ProtocolError, 'POP3_BAD_REPLY'));
   });
 
-  it('sends data that answers no command: a protocol error', async () => {
+  it('sends data that answers no command: a protocol error that closes the connection', async () => {
+    let closedByClient!: () => void;
+    const clientClosed = new Promise<void>((resolve) => (closedByClient = resolve));
     const srv = await serve(async (conn) => {
       await login(conn);
       conn.reply('+OK nobody asked');
       await conn.closed();
+      closedByClient();
     });
     const client = await Pop3Client.connect(options(srv));
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    await assert.rejects(client.noop(), isError(Pop3UsageError, 'POP3_CLOSED'));
+    // The client hangs up on its own, with no command of ours in flight to report it.
+    await clientClosed;
+    assert.equal(client.state, 'closed');
+    await assert.rejects(client.noop(), (error: unknown) => {
+      isError(Pop3UsageError, 'POP3_CLOSED')(error);
+      isError(Pop3ProtocolError, 'POP3_BAD_REPLY')((error as Error).cause);
+      return true;
+    });
   });
 });
 

@@ -123,8 +123,8 @@ describe('reuse', () => {
     const srv = await serve(script);
     await using pool = new Pop3Pool({ idleTimeout: 30 });
     await pool.use(account(srv.port, 'alice'), (c) => c.noop());
-    await until(() => log.sessions[0]?.ended === 'quit');
-    assert.equal(pool.stats().sessions, 0);
+    // The server logs the QUIT on receipt; the pool forgets the session once its +OK is back.
+    await until(() => log.sessions[0]?.ended === 'quit' && pool.stats().sessions === 0);
     await pool.use(account(srv.port, 'alice'), (c) => c.noop());
     assert.equal(log.sessions.length, 2);
   });
@@ -232,16 +232,19 @@ describe('close()', () => {
 });
 
 describe('the maildrop lock', () => {
-  it('a raw second login to a locked mailbox gets -ERR [IN-USE]; the pool never makes one', async () => {
+  it('a raw second login to a locked mailbox gets -ERR [IN-USE]; two pool users of that mailbox share one session and never meet it', async () => {
     // What a server with RFC 2449 codes answers while another session holds the maildrop
     // (Dovecot with pop3_lock_session does the same after a 12 s wait; see below for the real one).
     let holders = 0;
-    const { script } = mailboxScript({
+    let refused = 0;
+    const { script, log } = mailboxScript({
       onConnect: (conn) => {
         if (holders === 0) {
           holders += 1;
+          void conn.closed().then(() => (holders -= 1));
           return true;
         }
+        refused += 1;
         conn.reply('+OK ready');
         void (async () => {
           await conn.expect('CAPA');
@@ -263,6 +266,18 @@ describe('the maildrop lock', () => {
       return true;
     });
     await first.quit();
+    await until(() => holders === 0);
+    assert.equal(refused, 1);
+
+    await using pool = new Pop3Pool();
+    const counts = await Promise.all([1, 2].map(() => pool.use(account(srv.port, 'alice'), async (c) => {
+      const { count } = await c.stat();
+      await delay(20);
+      return count;
+    })));
+    assert.deepEqual(counts, [2, 2], 'both users got the mailbox');
+    assert.equal(refused, 1, 'the pool never made a second login while its session held the mailbox');
+    assert.equal(log.sessions.length, 3, 'the raw session, the refused one, and one pool session');
   });
 
   describe('against Dovecot with pop3_lock_session', () => {

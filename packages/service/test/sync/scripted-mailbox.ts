@@ -92,7 +92,9 @@ async function serve(
   };
   conn.reply('+OK scripted maildrop ready');
   for (;;) {
-    const line = await conn.line();
+    // A drop is as good an end as QUIT for a maildrop: the log says which it was.
+    const line = await conn.lineOrClose();
+    if (line === undefined) return;
     log.commands.push(line);
     if (options.dropAt?.(line, session) === true) {
       conn.socket.end();
