@@ -2,6 +2,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import { checkKeyRing } from './accounts/key-check.js';
 import { AccountService } from './accounts/service.js';
 import { generateKey, loadKeyRing, parseKeyRing, SecretBox, SecretKeyError } from './accounts/secrets.js';
 import { ConfigError, type ServiceConfig } from './config.js';
@@ -46,6 +47,8 @@ export async function startService(config: ServiceConfig, options: ServiceOption
   const ca = config.tls.caFile === undefined ? undefined : readCa(config.tls.caFile);
   const store = await Store.open(location);
   try {
+    // Refuses to start on secrets that no key of the ring opens (accounts/key-check.ts says why).
+    await checkKeyRing(store, box);
     const metrics = new Metrics();
     // Where callers of the API may make the service connect; the config's own webhook is trusted.
     const network = new AddressGuard({ allow: config.network.allow });

@@ -137,6 +137,7 @@ export class AccountService {
         oversize: policy.oversize,
         name: input.name,
         credentials: this.box.seal(JSON.stringify(input.credentials), aad(key, 'credentials')),
+        credential_type: input.credentials.type,
         sync_interval: input.syncInterval === undefined ? (this.options.defaultInterval ?? 300) : input.syncInterval,
         paused: input.paused === true ? 1 : 0,
         webhook_url: input.webhook?.url ?? null,
@@ -175,6 +176,7 @@ export class AccountService {
     if (change.auth !== undefined) changes.auth = change.auth;
     if (change.credentials !== undefined) {
       changes.credentials = this.box.seal(JSON.stringify(change.credentials), aad(row.key, 'credentials'));
+      changes.credential_type = change.credentials.type;
       // New credentials are the attention the account needed.
       changes.needs_attention = 0;
       changes.next_sync_at = this.now();
@@ -262,8 +264,8 @@ export class AccountService {
   }
 
   private view(row: Account): AccountView {
-    // The type is not secret, but it is inside the sealed JSON.
-    return view(row, this.credentials(row)?.type ?? null);
+    // In clear beside the sealed JSON (migration 0005): a list opens no secret, and one whose key is missing does not fail it.
+    return view(row, (row.credential_type as Credentials['type'] | null) ?? null);
   }
 
   private credentials(row: Account): Credentials | undefined {
@@ -296,7 +298,8 @@ function requireCredentialsToWeaken(row: Account, change: AccountChange & { host
   throw new AccountError('ACCOUNT_INVALID', `${first[1]} (${weakened.map(([field]) => field).join(', ')}) needs the credentials again in the same request`, 'credentials');
 }
 
-function aad(key: string, field: string): string {
+/** Binds a sealed value to its account and field (accounts/key-check.ts opens with it too). */
+export function aad(key: string, field: string): string {
 
   return `popwire:account:${key}:${field}`;
 }

@@ -1,6 +1,7 @@
 import Sqlite from 'better-sqlite3';
 import pg from 'pg';
 import { Pop3AuthenticationError, Pop3Error } from 'popwire';
+import { SecretKeyError } from '../accounts/secrets.js';
 import { StoreError } from '../store/errors.js';
 import { SyncError } from '../sync/errors.js';
 
@@ -26,6 +27,8 @@ export function errorKind(error: unknown): string {
 export function publicError(error: unknown): { code: string; message: string } {
   if (error instanceof Pop3Error || error instanceof SyncError) return { code: error.code, message: error.message };
   if (isStoreError(error)) return { code: 'STORE_FAILED', message: 'the store failed during the sync' };
+  // Which key is missing is for the operator's log and the start-up check, not for API readers.
+  if (error instanceof SecretKeyError) return { code: 'SECRET_KEY_MISSING', message: "the account's stored secret cannot be opened with the service's key ring" };
   return { code: 'INTERNAL', message: 'an internal error ended the sync' };
 }
 

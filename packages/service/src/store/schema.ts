@@ -52,6 +52,8 @@ export interface AccountTable {
   name: string | null;
   /** The password or OAuth settings, sealed by accounts/secrets.ts (AES-256-GCM); null for accounts made by `popwire sync`. */
   credentials: string | null;
+  /** The credentials' kind (`password`, `oauth2`...), in clear so that listing accounts opens no secret. Migration 0005. */
+  credential_type: string | null;
   /** Seconds between scheduled syncs; null: not scheduled (only synced on request). */
   sync_interval: number | null;
   paused: Generated<number>;

@@ -3,6 +3,7 @@ import type { OutboxRows } from '../store/messages.js';
 import type { RunStatus } from '../store/schema.js';
 import type { NewWebhookEvent } from '../store/webhook-events.js';
 import type { Store } from '../store/store.js';
+import { publicError } from '../jobs/failure.js';
 import { SyncError } from './errors.js';
 import type { ListedMessage } from './listing.js';
 import { AccountLock } from './lock.js';
@@ -202,12 +203,14 @@ function classify(error: unknown, now: number): { status: SyncReport['status']; 
   return { status: 'failed', retryAfter: null };
 }
 
+/**
+ * What the run's row keeps of its error goes through the public-error filter: the row is read
+ * by the API (/runs), and a database error or a key error may carry a query, a path or a key id.
+ */
 function errorCode(error: unknown): string {
-  if (error instanceof Pop3Error || error instanceof SyncError) return error.code;
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'string' ? code : 'INTERNAL';
+  return publicError(error).code;
 }
 
 function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+  return publicError(error).message;
 }

@@ -1,7 +1,8 @@
 /**
- * No event is lost (issue 12), end to end: the built `popwire serve` syncs a Dovecot mailbox of
- * 1,000 messages with a webhook receiver, and is killed with SIGKILL at random moments, then
- * started again, until a sync completes. Then every stored message's `message.new` has reached
+ * No event is lost (issue 12), end to end: the built `popwire serve` syncs a Dovecot mailbox that
+ * grows to 1,000 messages (300, then 60 more before each round's sync) with a webhook receiver,
+ * and is killed with SIGKILL at random moments in each round, then started again, until a sync
+ * of the whole mailbox completes and its events are sent. Then every stored message's `message.new` has reached
  * the receiver at least once, and every repeat carried the same Popwire-Delivery.
  *
  * What makes it hold: a message's outbox row is written in the transaction that stores it
@@ -29,11 +30,19 @@ import { startReceiver, type Receiver } from './receiver.ts';
 const SEED = Number(process.env.POPWIRE_KILL_SEED ?? 0x6b11_0012);
 const MESSAGES = 1000;
 /** Kills at most; the runs after them finish. */
-const MAX_KILLS = Number(process.env.POPWIRE_KILL_COUNT ?? 12);
+const MAX_KILLS = Number(process.env.POPWIRE_KILL_COUNT ?? 14);
 /** Kill moments are drawn in [0, this) ms after the sync is asked for: it covers the retrieval, the commit and the sending. */
 const WINDOW_MS = 4000;
-const SYNC_WINDOW_MS = 1200;
+const SYNC_WINDOW_MS = 700;
 const SECRET = 'kill-test-webhook-secret-1234';
+/**
+ * The mailbox at the first sync; each later round adds the next `PER_ROUND` before its sync, so
+ * that the kills keep landing in syncs with new mail to commit, not only in the sending.
+ */
+const FIRST = 300;
+const PER_ROUND = 60;
+const mail = bulkMessages(MESSAGES, 3000);
+let delivered = FIRST;
 
 let dovecot: Dovecot;
 let receiver: Receiver;
@@ -44,7 +53,7 @@ let server: ReturnType<typeof spawnPopwire> | undefined;
 
 before(async () => {
   [dovecot, receiver, dir] = await Promise.all([startDovecot(), startReceiver(), mkdtemp(join(tmpdir(), 'popwire-kill-test-'))]);
-  await dovecot.setMailbox('alice', bulkMessages(MESSAGES, 3000));
+  await dovecot.setMailbox('alice', mail.slice(0, FIRST));
   configFile = join(dir, 'popwire.json');
   await writeFile(
     configFile,
@@ -123,21 +132,27 @@ it('delivers every stored message\'s message.new at least once, under one Popwir
     return s.outbox > 0 && s.delivered === s.outbox;
   };
   for (let kill = 0; ; kill++) {
+    for (const message of mail.slice(delivered, delivered + (kill === 0 ? 0 : PER_ROUND))) await dovecot.deliver('alice', message);
+    if (kill > 0) delivered = Math.min(MESSAGES, delivered + PER_ROUND);
     const job = await api(base, `/v1/accounts/${account.id}/sync`, { method: 'POST' });
     const asked = Date.now();
-    // The first half of the kills within the sync itself (retrieval and commit take about a second here), the rest over the sending too.
-    const at = kill < MAX_KILLS ? Math.floor(random() * (kill < MAX_KILLS / 2 ? SYNC_WINDOW_MS : WINDOW_MS)) : Infinity;
+    // Every other kill within the sync itself (a round's retrieval and commit take well under a second here), the rest over the sending too.
+    const at = kill < MAX_KILLS ? Math.floor(random() * (kill % 2 === 0 ? SYNC_WINDOW_MS : WINDOW_MS)) : Infinity;
     let complete = false;
     const deadline = asked + 120_000;
     while (!(complete = await done(job.id)) && Date.now() - asked < at) {
       if (Date.now() > deadline) throw new Error(`no end in sight: ${JSON.stringify(await snapshot(reader))}`);
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
-    if (complete) break;
+    // Done only once the whole mailbox was there to sync.
+    if (complete && delivered === MESSAGES) break;
+    if (complete) continue;
     server!.kill('SIGKILL');
     await once(server!, 'exit');
     const s = await snapshot(reader);
-    killPoints.push(`kill ${kill + 1} at ${at} ms: ${s.messages} stored, ${s.outbox} message.new rows, ${s.delivered} delivered, runs [${s.runs.join(', ')}]`);
+    // The heart of it: whatever moment the kill picked, each stored message has its outbox row.
+    assert.equal(s.outbox, s.messages, `after a kill, ${s.messages} messages stored but ${s.outbox} message.new rows`);
+    killPoints.push(`round ${kill + 1}, mailbox ${delivered}, killed ${at} ms after the sync request: ${s.messages} stored, ${s.outbox} message.new rows, ${s.delivered} delivered, runs [${s.runs.join(', ')}]`);
     base = await start();
   }
   server!.kill('SIGTERM');

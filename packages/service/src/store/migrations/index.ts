@@ -2,6 +2,7 @@ import type { Migration, MigrationProvider } from 'kysely';
 import * as initial from './0001-initial.js';
 import * as service from './0002-service.js';
 import * as tokenScopes from './0004-token-scopes.js';
+import * as credentialType from './0005-credential-type.js';
 
 /**
  * Every migration, in order. Listed here rather than found on disk, so that the same set runs
@@ -12,6 +13,7 @@ const migrations: Record<string, Migration> = {
   '0001-initial': initial,
   '0002-service': service,
   '0004-token-scopes': tokenScopes,
+  '0005-credential-type': credentialType,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -1,0 +1,52 @@
+import type { Store } from '../store/store.js';
+import { sealedKeyId, SecretKeyError, type SecretBox } from './secrets.js';
+import { aad } from './service.js';
+
+/**
+ * The key ring checked against the store at start. A store holding secrets that no key of the
+ * ring opens makes `popwire serve` refuse to start, naming the missing key ids and the accounts
+ * whose secrets need them.
+ *
+ * Why refuse rather than start and report it in /health: a missing key is nearly always a
+ * deployment mistake (POPWIRE_SECRET_KEY from another environment, a key file not mounted, a
+ * rotation that dropped the old key too early), and it hits every account sealed with that key.
+ * A service that started anyway would fail each of those syncs and could not sign those
+ * webhooks, while /health (public, for load balancers, saying only ok or not) stayed green: the
+ * silent failure this check exists to stop. At start the operator is watching, and the message
+ * says what to do. The key ids are prefixes of the keys' SHA-256: they tell the keys apart and
+ * reveal nothing of them.
+ *
+ * With the ring at hand, it also fills in the credential type of accounts from before migration
+ * 0005, so that listing accounts never has to open a secret.
+ */
+export async function checkKeyRing(store: Store, box: SecretBox, now: number = Date.now()): Promise<void> {
+  const rows = await store.db
+    .selectFrom('accounts')
+    .select(['id', 'key', 'credentials', 'credential_type', 'webhook_secret'])
+    .where('deleted_at', 'is', null)
+    .orderBy('id')
+    .execute();
+  const missing = new Map<string, Set<number>>();
+  for (const row of rows) {
+    for (const sealed of [row.credentials, row.webhook_secret]) {
+      if (sealed === null) continue;
+      const id = sealedKeyId(sealed) ?? 'unreadable';
+      if (box.has(id)) continue;
+      const accounts = missing.get(id) ?? new Set<number>();
+      accounts.add(row.id);
+      missing.set(id, accounts);
+    }
+  }
+  if (missing.size > 0) {
+    const keys = [...missing].map(([id, accounts]) => `${id} (account${accounts.size > 1 ? 's' : ''} ${[...accounts].join(', ')})`);
+    throw new SecretKeyError(
+      `the store holds secrets sealed with key${missing.size > 1 ? 's' : ''} that the key ring lacks: ${keys.join('; ')}. ` +
+        `Start with a ring that holds them (POPWIRE_SECRET_KEY or secretKeyFile: keys separated by commas or lines, the current one first); this ring's current key is ${box.currentKeyId}`,
+    );
+  }
+  for (const row of rows) {
+    if (row.credentials === null || row.credential_type !== null) continue;
+    const type = (JSON.parse(box.open(row.credentials, aad(row.key, 'credentials'))) as { type: string }).type;
+    await store.accounts.update(row.id, { credential_type: type }, now);
+  }
+}
