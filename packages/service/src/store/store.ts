@@ -28,6 +28,8 @@ export class Store implements AsyncDisposable {
     readonly location: StoreLocation,
     /** Which accounts this view's reads may reach (restrictedTo). */
     readonly filter: AccountFilter = EVERY_ACCOUNT,
+    /** False for a view made by restrictedTo: the database is its parent's to close. */
+    private readonly ownsDatabase = true,
   ) {
     this.accounts = new AccountStore(db, filter);
     this.messages = new MessageStore(db, filter);
@@ -52,7 +54,7 @@ export class Store implements AsyncDisposable {
    */
   restrictedTo(filter: AccountFilter): Store {
     if (filter.kind === 'all' && this.filter.kind === 'all') return this;
-    return new Store(this.db, this.dialect, this.location, filter);
+    return new Store(this.db, this.dialect, this.location, filter, false);
   }
 
   /** Whether the database answers (for health checks). */
@@ -61,7 +63,7 @@ export class Store implements AsyncDisposable {
   }
 
   async close(): Promise<void> {
-    await this.db.destroy();
+    if (this.ownsDatabase) await this.db.destroy();
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

@@ -166,6 +166,16 @@ for (const kind of STORE_KINDS) {
   });
 }
 
+describe('a restricted view of the store', () => {
+  it('leaves the database open when it is closed: the database is its parent store\'s', async () => {
+    await using store = await stores.open('sqlite');
+    const view = store.restrictedTo({ kind: 'token', tokenId: 1 });
+    await view.close();
+    assert.deepEqual(await store.accounts.list(), []);
+    assert.deepEqual(await view.accounts.list(), []);
+  });
+});
+
 describe('route scope declarations', () => {
   it('refuses to register a route behind the token check that declares no scope', async () => {
     await using store = await stores.open('sqlite');
