@@ -4,6 +4,7 @@ import { Pop3Error, type Pop3ErrorKind } from 'popwire';
 import { DeliveryError } from '../delivery/delivery.js';
 import { StoreError } from '../store/errors.js';
 import { SyncError } from '../sync/errors.js';
+import { jsonWritten, report, writeReport } from './output.js';
 
 /** The exit codes are part of the command line's contract: scripts branch on them. */
 export const ExitCode = {
@@ -87,11 +88,45 @@ export interface Failure {
 /**
  * Prints a failure as one `popwire: ...` line on stderr and returns its exit code. No stack trace:
  * the message is the whole story, and no message that reaches here holds the password.
+ *
+ * With --json, the failure is also `{"error": {"code", "message"}}` on stdout, unless the command
+ * already printed its JSON report (sync and test report a failed run in their own JSON, which has
+ * the same `error` member). The exit code is the same either way.
  */
-export function reportFailure(error: unknown): number {
+export async function reportFailure(error: unknown, asJson = false): Promise<number> {
   const { exitCode, message } = failureOf(error);
-  if (message !== undefined) process.stderr.write(`popwire: ${oneLine(message)}\n`);
+  if (message === undefined) return exitCode;
+  const line = oneLine(message);
+  process.stderr.write(`popwire: ${line}\n`);
+  if (asJson && !jsonWritten()) {
+    await writeReport(report([], { error: { code: errorCode(error, exitCode), message: line } }), true).catch(() => undefined);
+  }
   return exitCode;
+}
+
+const CODE_BY_EXIT: Record<number, string> = {
+  [ExitCode.internal]: 'INTERNAL',
+  [ExitCode.usage]: 'USAGE',
+  [ExitCode.connection]: 'CONNECTION',
+  [ExitCode.authentication]: 'AUTHENTICATION',
+  [ExitCode.server]: 'SERVER',
+  [ExitCode.delivery]: 'DELIVERY',
+  [ExitCode.deferred]: 'DEFERRED',
+  [ExitCode.store]: 'STORE',
+};
+
+/**
+ * The `code` of a failure in --json: the error's own literal code where it has one (POP3_*,
+ * SYNC_*, STORE_*, also as the cause of a failure that says more), else the class of its exit
+ * code (USAGE, CONNECTION, DELIVERY...; INTERRUPTED for 128 + a signal).
+ */
+function errorCode(error: unknown, exitCode: number): string {
+  for (let cause: unknown = error, depth = 0; cause instanceof Error && depth < 4; cause = cause.cause, depth++) {
+    if (cause instanceof CommanderError) break;
+    const code = (cause as { code?: unknown }).code;
+    if (typeof code === 'string' && /^[A-Z][A-Z0-9]*_[A-Z0-9_]+$/.test(code)) return code;
+  }
+  return CODE_BY_EXIT[exitCode] ?? (exitCode > 128 ? 'INTERRUPTED' : 'INTERNAL');
 }
 
 /** The exit code of an error, and the line to print for it. */
@@ -105,6 +140,7 @@ export function failureOf(error: unknown): Failure {
   if (error instanceof DeliveryError) return { exitCode: ExitCode.delivery, message: error.message };
   if (error instanceof SyncError) return { exitCode: EXIT_CODE_BY_SYNC_ERROR[error.code], message: error.message };
   if (error instanceof StoreError) return { exitCode: EXIT_CODE_BY_STORE_ERROR[error.code], message: error.message };
+  if (isListenError(error)) return { exitCode: ExitCode.connection, message: listenMessage(error) };
   if (isDatabaseError(error)) return { exitCode: ExitCode.store, message: `The store failed: ${(error as Error).message}` };
   // A bad setting of `popwire serve` (config.ts) or a bad secret key (accounts/secrets.ts): by
   // name, so that every command does not load the config schema's library at start-up.
@@ -129,10 +165,38 @@ function pop3Message(error: Pop3Error): string {
         'server has it, or --allow-plaintext to log in without TLS.'
       );
     case 'POP3_TLS_FAILED':
+      // Only where --ca can help: not for a server that speaks clear text, an expired certificate or another name.
+      if (!UNTRUSTED_CERTIFICATE.has(String((error.cause as { code?: unknown } | undefined)?.code))) return error.message;
       return `${error.message} (if a private CA signed the server's certificate, trust it with --ca FILE)`;
     default:
       return error.message;
   }
+}
+
+/** OpenSSL's verdicts on a chain that ends at no CA we trust: what an extra CA (--ca) fixes. */
+const UNTRUSTED_CERTIFICATE: ReadonlySet<string> = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_UNTRUSTED',
+]);
+
+/** `popwire serve` could not listen: the port is taken (EADDRINUSE) or not ours to take (EACCES). */
+function isListenError(error: unknown): error is NodeJS.ErrnoException & { address?: string; port?: number } {
+  return error instanceof Error && (error as NodeJS.ErrnoException).syscall === 'listen';
+}
+
+function listenMessage(error: NodeJS.ErrnoException & { address?: string; port?: number }): string {
+  const where = error.port === undefined ? 'the configured address' : `${error.address ?? ''}:${error.port}`;
+  const why =
+    error.code === 'EADDRINUSE'
+      ? 'the port is in use (another popwire serve, or another program)'
+      : error.code === 'EACCES'
+        ? 'not allowed (ports below 1024 need privileges)'
+        : error.message;
+  return `Cannot listen on ${where}: ${why}; choose another with --port, POPWIRE_HTTP_PORT or http.port in the configuration file`;
 }
 
 /**

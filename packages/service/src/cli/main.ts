@@ -1,5 +1,5 @@
 import { ExitCode, reportFailure } from './failure.js';
-import { handleStdoutErrors } from './output.js';
+import { forgetJsonWritten, handleStdoutErrors } from './output.js';
 import { buildProgram } from './program.js';
 
 /**
@@ -8,10 +8,21 @@ import { buildProgram } from './program.js';
  */
 export async function main(argv: string[]): Promise<number> {
   handleStdoutErrors();
+  forgetJsonWritten();
   try {
     await buildProgram().parseAsync(argv);
     return ExitCode.ok;
   } catch (error) {
-    return reportFailure(error);
+    return reportFailure(error, asksForJson(argv));
   }
+}
+
+/**
+ * Whether the command line has --json, read from argv itself: a failure may come before (or
+ * from) commander's parsing, and a script that asked for JSON gets its error as JSON too.
+ */
+function asksForJson(argv: readonly string[]): boolean {
+  const args = argv.slice(2);
+  const end = args.indexOf('--');
+  return (end === -1 ? args : args.slice(0, end)).includes('--json');
 }

@@ -31,8 +31,30 @@ export function bytes(body: Readable): Bytes {
   return { kind: 'bytes', body };
 }
 
+/**
+ * A message's bytes as JSON, for `--json` where the output is otherwise the bytes themselves:
+ * base64, because JSON strings hold text and a message is bytes (8-bit, any charset, CRLF).
+ * The message is held whole, up to the client's maxMessageBytes.
+ */
+export function messageJson(fields: Readonly<Record<string, number>>, message: Buffer): Report {
+  return report([], { ...fields, size: message.length, base64: message.toString('base64') });
+}
+
+let wroteJson = false;
+
+/** For a new run of main() in the same process. */
+export function forgetJsonWritten(): void {
+  wroteJson = false;
+}
+
+/** Whether this run printed a JSON report already: a failure after it adds no second document. */
+export function jsonWritten(): boolean {
+  return wroteJson;
+}
+
 /** Resolves once stdout has taken the report (or rejects with its error: EPIPE when the reader left). */
 export function writeReport(output: Report, asJson: boolean): Promise<void> {
+  if (asJson) wroteJson = true;
   const text = asJson ? `${JSON.stringify(output.json)}\n` : output.lines.map((line) => `${line}\n`).join('');
   if (text === '') return Promise.resolve();
   return new Promise((resolve, reject) => {

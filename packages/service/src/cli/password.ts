@@ -1,4 +1,4 @@
-import { UsageError } from './failure.js';
+import { CommandFailure, signalExitCode, UsageError } from './failure.js';
 import { readOptionFile } from './option-file.js';
 import { promptHidden } from './prompt.js';
 
@@ -22,8 +22,10 @@ export async function readPassword(user: string, host: string, passwordFile: str
     );
   }
   const typed = await promptHidden(`Password for ${user}@${host}: `);
-  if (!typed) throw new UsageError(`No password entered for ${user}`);
-  return typed;
+  // Ctrl-C is the user stopping popwire, as it would be anywhere else: 130, as the shell reports SIGINT.
+  if (typed.kind === 'interrupted') throw new CommandFailure('Interrupted at the password prompt', signalExitCode('SIGINT'));
+  if (typed.kind === 'closed' || typed.text === '') throw new UsageError(`No password entered for ${user}`);
+  return typed.text;
 }
 
 /** An OAuth 2.0 access token from --oauth-token-file; a file, like the password, never argv. */

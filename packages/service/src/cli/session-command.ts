@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { parsePop3Url, Pop3Client, type Pop3ClientOptions, type Pop3Url } from 'popwire';
+import { parsePop3Url, Pop3Client, schemePortWarning, type Pop3ClientOptions, type Pop3Url } from 'popwire';
 import { wholeNumber, type NumberArgument } from './arguments.js';
 import { UsageError } from './failure.js';
 import { writeBytes, writeReport, type CommandOutput } from './output.js';
@@ -20,7 +20,8 @@ export interface SessionCommandSpec<Name extends string> {
   readonly numbers?: readonly NumberArgument<Name>[];
   /** False only for commands that also work before login (`capa` without a user in the URL). */
   readonly needsLogin: boolean;
-  run(client: Pop3Client, numbers: Readonly<Record<Name, number>>): Promise<CommandOutput>;
+  /** `json`: --json was given; a command whose output is bytes then reports them in JSON instead. */
+  run(client: Pop3Client, numbers: Readonly<Record<Name, number>>, context: { readonly json: boolean }): Promise<CommandOutput>;
 }
 
 export const URL_DESCRIPTION = 'pop3://[USER@]HOST[:PORT] (port 110, STLS) or pop3s://[USER@]HOST[:PORT] (TLS, port 995)';
@@ -50,7 +51,7 @@ async function runSession<Name extends string>(
   const rest = await prepareSession(spec, url, options);
   // On any failure, disposal still sends QUIT (or closes, if the connection is gone).
   await using client = await Pop3Client.connect(url, rest);
-  const output = await spec.run(client, numbers);
+  const output = await spec.run(client, numbers, { json: options.json === true });
   if (output.kind === 'bytes') await writeBytes(output.body);
   // QUIT explicitly rather than by disposal, which swallows errors: a -ERR here means that
   // deletions were not applied (RFC 1939 section 6), and the user must hear about it.
@@ -71,6 +72,9 @@ export async function prepareSession(
 ): Promise<Partial<Pop3ClientOptions>> {
   const target = parsePop3Url(url);
   const connect = await connectOptions(options);
+  // At once, before any prompt or timeout: the mistake is in the URL, where the user is looking.
+  const warning = schemePortWarning(target);
+  if (warning !== undefined) process.stderr.write(`popwire: warning: ${warning}\n`);
   if (target.user === undefined) {
     if (command.needsLogin) {
       throw new UsageError(`${command.name} needs a login: put the user in the URL, as in pop3://USER@HOST`);

@@ -101,7 +101,7 @@ async function writeDurably(path: string, body: Readable, onRead: ((octets: numb
  * directories that gained an entry, so that the Maildir outlives a crash before its first message.
  */
 async function ensureMaildir(dir: string): Promise<void> {
-  const first = await mkdir(dir, { recursive: true, mode: 0o700 });
+  const first = await makeDirectories(dir, 0o700);
   let changed = false;
   for (const sub of ['tmp', 'new', 'cur']) {
     const path = join(dir, sub);
@@ -122,6 +122,35 @@ async function ensureMaildir(dir: string): Promise<void> {
     for (let made = resolve(dir); made.length >= top.length && made !== dirname(made); made = dirname(made)) {
       await syncDirectory(dirname(made));
     }
+  }
+}
+
+/**
+ * `mkdir -p`, one level at a time; resolves to the first folder it made, like mkdir's `recursive`.
+ * Not `mkdir(dir, { recursive: true })`: where mkdir(2) says ENOENT although the parent exists
+ * (`/proc/nope`: /proc takes no new entries), libuv's recursive mkdir (Node 20) goes back to
+ * the parent, finds it there, and tries again, forever, at full CPU in a thread the process
+ * cannot cancel. Here each level is tried once and its error is the answer.
+ */
+async function makeDirectories(dir: string, mode: number): Promise<string | undefined> {
+  const path = resolve(dir);
+  try {
+    await mkdir(path, { mode });
+    return path;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') {
+      if (!(await stat(path)).isDirectory()) throw error;
+      return undefined;
+    }
+    const parent = dirname(path);
+    if (code !== 'ENOENT' || parent === path) throw error;
+    const first = await makeDirectories(parent, mode);
+    // The parent is there now (made, or found): this level's error, if it fails again, is final.
+    await mkdir(path, { mode }).catch((again: NodeJS.ErrnoException) => {
+      if (again.code !== 'EEXIST') throw again;
+    });
+    return first ?? path;
   }
 }
 

@@ -6,8 +6,8 @@ import { wholeNumber } from '../arguments.js';
 import { CommandFailure, signalExitCode, UsageError } from '../failure.js';
 import { handleInterrupts, type StopSignal } from '../fetch/interrupt.js';
 import { parseMessageSet, selectMessages, type MessageRange } from '../fetch/message-set.js';
-import { finish } from '../fetch/outcome.js';
-import { createProgress } from '../fetch/progress.js';
+import { finish, type FetchSummary } from '../fetch/outcome.js';
+import { createProgress, formatBytes } from '../fetch/progress.js';
 import { transfer } from '../fetch/transfer.js';
 import { report, writeReport } from '../output.js';
 import { prepareSession, URL_DESCRIPTION, type CommandRegistration } from '../session-command.js';
@@ -103,7 +103,7 @@ async function runFetch(url: string, options: FetchOptions): Promise<void> {
     try {
       // Before connecting: a destination that cannot be written (or an mbox locked by another
       // program) is found without holding the server's maildrop lock meanwhile.
-      delivery = await openDestination(destination, starting.signal);
+      delivery = await untilAborted(openDestination(destination, starting.signal), starting.signal);
       client = await Pop3Client.connect(url, { ...connectOptions, signal: starting.signal });
     } catch (error) {
       const signal = interrupted();
@@ -130,7 +130,9 @@ async function runFetch(url: string, options: FetchOptions): Promise<void> {
       interrupted: interrupted(),
       started,
     });
-    if (options.json === true) await writeReport(report([], { ...summary }), true);
+    // Without --json, one line for people; none with --stdout, whose stdout is the mbox.
+    const line = destination.kind === 'stdout' ? [] : [summaryLine(summary, destination, options.delete === true)];
+    await writeReport(report(line, { ...summary }), options.json === true);
     failed = false;
   } finally {
     progress.stop();
@@ -187,6 +189,27 @@ async function openDestination(destination: Destination, signal: AbortSignal): P
     const what = destination.kind === 'maildir' ? `the Maildir ${destination.dir}` : `the mbox ${destination.kind === 'mbox' ? destination.file : ''}`;
     throw new DeliveryError(`Cannot deliver to ${what}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
   }
+}
+
+/** "fetched 3 messages (12.3 KiB) into the Maildir ~/Mail in 0.42 s, 3 deleted from the server" */
+function summaryLine(summary: FetchSummary, destination: Destination, deleting: boolean): string {
+  const count = `${summary.messages} ${summary.messages === 1 ? 'message' : 'messages'}`;
+  const where = destination.kind === 'maildir' ? `the Maildir ${destination.dir}` : destination.kind === 'mbox' ? `the mbox ${destination.file}` : 'stdout';
+  const deleted = deleting ? `, ${summary.deleted} deleted from the server` : '';
+  return `fetched ${count} (${formatBytes(summary.bytes)}) into ${where} in ${summary.seconds.toFixed(2)} s${deleted}`;
+}
+
+/**
+ * The destination's opening, given up at the first signal: a file system call can hang (an NFS
+ * mount gone away), and Ctrl-C must still end the command. The call itself is left behind.
+ */
+function untilAborted<T>(opening: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    if (signal.aborted) onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    opening.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }
 
 function firstSignalNote(signal: StopSignal, deleting: boolean): string {

@@ -1,7 +1,9 @@
+import { report, writeReport } from '../output.js';
 import type { CommandRegistration } from '../session-command.js';
 
 interface KeysOptions {
   readonly config?: string;
+  readonly json?: boolean;
 }
 
 /**
@@ -15,15 +17,18 @@ export const keys: CommandRegistration = (program) => {
   group
     .command('generate')
     .description('Print a new random 256-bit key (base64), for POPWIRE_SECRET_KEY or a key file')
-    .action(async () => {
+    .option('--json', 'print {"key"}')
+    .action(async (options: KeysOptions) => {
       const { generateKey } = await import('../../accounts/secrets.js');
-      process.stdout.write(`${generateKey()}\n`);
+      const key = generateKey();
+      await writeReport(report([key], { key }), options.json === true);
     });
 
   group
     .command('rotate')
     .description('Re-seal every stored secret with the first key of the ring (the others only open)')
     .option('--config <file>', 'the configuration file popwire serve uses (default: $POPWIRE_CONFIG)')
+    .option('--json', 'print {"resealed", "keyId"} on stdout')
     .action(async (options: KeysOptions) => {
       const { loadConfig } = await import('../../config.js');
       const { SecretBox } = await import('../../accounts/secrets.js');
@@ -36,6 +41,7 @@ export const keys: CommandRegistration = (program) => {
       const box = new SecretBox(resolveKeyRing(config, location, process.env));
       await using store = await Store.open(location);
       const count = await new AccountService(store, box).rotateKeys();
-      process.stderr.write(`popwire keys rotate: ${count} secret(s) re-sealed with key ${box.currentKeyId}\n`);
+      if (options.json === true) await writeReport(report([], { resealed: count, keyId: box.currentKeyId }), true);
+      else process.stderr.write(`popwire keys rotate: ${count} secret(s) re-sealed with key ${box.currentKeyId}\n`);
     });
 };

@@ -1,5 +1,5 @@
 import { Option } from 'commander';
-import type { RetryAttempt } from 'popwire';
+import { Pop3Error, type RetryAttempt } from 'popwire';
 import { SyncError } from '../../sync/errors.js';
 import { wholeNumber } from '../arguments.js';
 import { CommandFailure, failureOf, signalExitCode } from '../failure.js';
@@ -62,6 +62,7 @@ async function runSync(url: string, options: SyncOptions): Promise<void> {
   // Loaded here for the same reason as the store (see store-option.ts).
   const { syncAccount } = await import('../../sync/run.js');
   const fields = accountFields(loginUrl(url), options, policy);
+  const firstSync = (await store.accounts.findByKey(fields.key)) === undefined;
   const account = await store.accounts.upsert(fields, Date.now());
 
   // --trace writes lines to stderr as they come; a bar redrawn over them would garble both.
@@ -89,6 +90,10 @@ async function runSync(url: string, options: SyncOptions): Promise<void> {
       stop: stop.signal,
       onProgress: (event) => progress.update(event),
     });
+    // A first sync that never reached the server (refused, unreachable, TLS, timeout, Ctrl-C while
+    // connecting) leaves no account behind: a typo in the host must not become an account to clean
+    // up. One the server answered (a wrong password, [IN-USE]) keeps its account and failed run.
+    if (firstSync && result.sessions === 0 && neverConnected(result.status, result.error)) await store.accounts.remove(account.id);
     progress.stop();
     const context = { account: fields.key, store: where, interrupted: interrupts.signal };
     const failure = syncFailure(result, context);
@@ -106,6 +111,11 @@ async function runSync(url: string, options: SyncOptions): Promise<void> {
     progress.stop();
     interrupts.dispose();
   }
+}
+
+function neverConnected(status: string, error: unknown): boolean {
+  if (status === 'stopped') return true;
+  return error instanceof Pop3Error && (error.kind === 'connection' || error.kind === 'timeout' || error.kind === 'aborted');
 }
 
 function firstSignalNote(signal: StopSignal): string {

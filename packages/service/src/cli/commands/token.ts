@@ -15,6 +15,7 @@ interface CreateOptions extends StoreOptions {
   readonly scope: readonly Scope[];
   readonly account?: readonly string[];
   readonly expires?: number;
+  readonly json?: boolean;
 }
 
 /**
@@ -30,14 +31,15 @@ export const token: CommandRegistration = (program) => {
     .option('--name <name>', 'what the token is for', 'api')
     .option('--scope <scopes>', `what it may do, comma separated: ${SCOPE_NAMES.join(', ')} (admin is everything)`, parseScopes, ['admin'] as Scope[])
     .option('--account <key...>', 'restrict it to these accounts (key user@host:port, or id); others are "not found" to it')
-    .option('--expires <when>', 'refuse it after this long (90d, 12h, 30m, 2w) or this date (2027-03-01)', parseExpiry);
+    .option('--expires <when>', 'refuse it after this long (90d, 12h, 30m, 2w) or this date (2027-03-01)', parseExpiry)
+    .option('--json', 'print {"id", "token", "name"}');
   addStoreOption(create);
   create.action(async () => {
     const options = create.opts<CreateOptions>();
     await using opened = await openStore(options, 'create');
     const accounts = options.account === undefined ? undefined : await resolveAccounts(opened.store, options.account);
     const made = await opened.store.tokens.create(options.name, { scopes: options.scope, accounts, expiresAt: options.expires });
-    process.stdout.write(`${made.token}\n`);
+    await writeReport(report([made.token], { id: made.id, token: made.token, name: options.name }), options.json === true);
   });
 
   const list = group.command('list').description('List the tokens: scope, accounts, expiry, last use (never the tokens themselves)').option('--json', 'print JSON');
@@ -50,11 +52,17 @@ export const token: CommandRegistration = (program) => {
     await writeReport(report(tokens.map((t) => describe(t, Date.now())), json), options.json === true);
   });
 
-  const revoke = group.command('revoke').description('Revoke a token at once').argument('<id>', 'the token, by the id token list shows', wholeNumber(1));
+  const revoke = group
+    .command('revoke')
+    .description('Revoke a token at once')
+    .argument('<id>', 'the token, by the id token list shows', wholeNumber(1))
+    .option('--json', 'print {"revoked": ID}');
   addStoreOption(revoke);
   revoke.action(async (id: number) => {
-    await using opened = await openStore(revoke.opts<StoreOptions>(), 'existing');
+    const options = revoke.opts<StoreOptions & { json?: boolean }>();
+    await using opened = await openStore(options, 'existing');
     if (!(await opened.store.tokens.revoke(id))) throw new CommandFailure(`no token has id ${id}`, ExitCode.usage);
+    await writeReport(report([], { revoked: id }), options.json === true);
   });
 };
 

@@ -102,7 +102,7 @@ describe('fetch --maildir', () => {
       const dir = join(freshPath('maildir'), 'nested', 'Maildir');
       const run = await popwire(['fetch', '--maildir', dir, aliceUrl(scheme), '--ca', caFile], { password: PASSWORD });
       succeeded(run);
-      assert.equal(run.stdout.length, 0, 'nothing on stdout without --json');
+      assert.match(run.stdout.toString(), /^fetched \d+ messages \([^)]+\) into the Maildir .+ in [\d.]+ s\n$/, 'one summary line without --json');
       assert.deepEqual(await maildirMessages(dir), served(FIXTURES));
       assert.deepEqual(await readdir(join(dir, 'tmp')), []);
       assert.deepEqual(await readdir(join(dir, 'cur')), []);
@@ -260,7 +260,12 @@ describe('fetch: usage errors, found before connecting', () => {
   for (const [name, args, message] of cases) {
     it(`${name} is exit 2`, async () => {
       // An unreachable port: a usage error must come before any connection attempt.
-      failedWith(await popwire(['fetch', ...args, 'pop3s://alice@127.0.0.1:1'], { password: PASSWORD }), 2, message);
+      const run = await popwire(['fetch', ...args, 'pop3s://alice@127.0.0.1:1'], { password: PASSWORD });
+      if (!args.includes('--json')) return failedWith(run, 2, message);
+      // With --json the failure is JSON on stdout as well.
+      assert.equal(run.code, 2);
+      assert.match(run.stderr, message);
+      assert.match(parseJson<{ error: { code: string; message: string } }>(run).error.message, message);
     });
   }
 });
