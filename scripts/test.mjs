@@ -3,12 +3,36 @@
 // parallel files never race for dpkg's lock), build (the CLI tests run the built `popwire` bin),
 // type-check the tests too, then run every *.test.ts under packages/ with node:test. Node 20
 // expands no globs, hence the walk.
-// Extra arguments are passed to node --test (e.g. `npm test -- --test-name-pattern=STLS`).
+// Extra arguments are passed to node --test (e.g. `npm test -- --test-name-pattern=STLS`);
+// paths to *.test.ts files among them run only those files.
+//
+// Every file has a time limit, so that a parser gone quadratic or a wait that never ends fails
+// the file instead of hanging the run until CI's own limit. On Node 20, `--test-timeout` limits
+// each file as a whole (its process is cancelled when the limit passes) and each test in it; a
+// suite's own `{ timeout }` cannot lengthen the file's limit. So the files are run in groups of
+// one limit each: FILE_LIMIT_MS for most, LONGER for the few that need more (they say why).
+// Files run one at a time either way on 2 cores (node --test runs availableParallelism() - 1).
 import { spawnSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readdirSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
 
 const root = new URL('..', import.meta.url).pathname;
+
+const MINUTE = 60_000;
+/** The limit of a file not in LONGER: about ten times what the slowest of them takes on a loaded 2-core machine. */
+const FILE_LIMIT_MS = 5 * MINUTE;
+const LONGER = {
+  // 30 SIGKILLed syncs of 303 messages, on SQLite and on PostgreSQL.
+  'packages/service/test/sync/crash.test.ts': 20 * MINUTE,
+  // SIGKILLs of popwire serve (its test allows 10 minutes).
+  'packages/service/test/delivery/kill.test.ts': 15 * MINUTE,
+  // npm pack and two installs from the tarballs (each allowed 10 minutes).
+  'packages/service/test/package.test.ts': 25 * MINUTE,
+  // Every fault case twice (SQLite and PostgreSQL), and every command boundary in clear text and TLS.
+  'packages/service/test/sync/faults.test.ts': 10 * MINUTE,
+  // Starts PostgreSQL, Dovecot and the service the way a user would (the suite allows 3 minutes).
+  'packages/service/test/dev-servers.test.ts': 8 * MINUTE,
+};
 
 function run(command, args) {
   const result = spawnSync(command, args, { cwd: root, stdio: 'inherit' });
@@ -26,5 +50,23 @@ function testFiles(dir) {
 run('bash', ['scripts/install-system-deps.sh']);
 run('npx', ['tsc', '-b', 'packages/client', 'packages/service']);
 run('npx', ['tsc', '-p', 'tsconfig.test.json']);
-const files = testFiles(join(root, 'packages')).sort();
-run(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', ...process.argv.slice(2), ...files]);
+const args = process.argv.slice(2);
+const chosen = args.filter((arg) => arg.endsWith('.test.ts')).map((arg) => relative(root, resolve(arg)));
+const options = args.filter((arg) => !arg.endsWith('.test.ts'));
+const files = chosen.length > 0 ? chosen : testFiles(join(root, 'packages')).map((path) => relative(root, path)).sort();
+for (const path of Object.keys(LONGER)) {
+  if (!existsSync(join(root, path))) throw new Error(`scripts/test.mjs: LONGER names ${path}, which does not exist`);
+}
+
+const groups = new Map();
+for (const file of files) {
+  const limit = LONGER[file] ?? FILE_LIMIT_MS;
+  groups.set(limit, [...(groups.get(limit) ?? []), file]);
+}
+let failed = 0;
+for (const [limit, group] of [...groups].sort(([a], [b]) => a - b)) {
+  console.log(`\n# ${group.length} test file(s), each limited to ${limit / MINUTE} min`);
+  const result = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', `--test-timeout=${limit}`, ...options, ...group], { cwd: root, stdio: 'inherit' });
+  if (result.status !== 0) failed = result.status ?? 1;
+}
+process.exit(failed);
