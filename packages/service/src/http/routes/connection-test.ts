@@ -1,6 +1,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Pop3Client, type ConnectionTestReport, type ConnectionTestStep } from 'popwire';
+import { SyncError } from '../../sync/errors.js';
+import { AccountLock } from '../../sync/lock.js';
 import type { RouteDeps } from '../app.js';
+import { ApiError } from '../errors.js';
 import { ConnectionTestReport as ReportSchema } from '../schemas/accounts.js';
 import { ERRORS, IdParams } from '../schemas/common.js';
 
@@ -26,8 +29,20 @@ export const connectionTestRoutes: FastifyPluginAsyncTypebox<{ deps: RouteDeps }
       },
     },
     async (request) => {
-      const { accounts } = request.scoped;
-      return reportView(await Pop3Client.test(accounts.clientOptions(await accounts.row(request.params.id))));
+      const { accounts, store } = request.scoped;
+      const row = await accounts.row(request.params.id);
+      // The account's sync lock, as a sync takes it: a test logging in beside a running sync is a
+      // second session on the maildrop (Dovecot with pop3_lock_session answers it [IN-USE] after
+      // 12 s; some providers lock an account that logs in twice at once).
+      const lock = await AccountLock.acquire(store.db, row.id).catch((error: unknown) => {
+        if (error instanceof SyncError && error.code === 'SYNC_LOCKED') throw new ApiError(409, 'ACCOUNT_BUSY', 'a sync of this account is running; test it when the sync has ended');
+        throw error;
+      });
+      try {
+        return reportView(await Pop3Client.test(accounts.clientOptions(row)));
+      } finally {
+        await lock.release();
+      }
     },
   );
 };

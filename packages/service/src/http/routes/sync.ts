@@ -3,6 +3,7 @@ import { Type } from 'typebox';
 import type { SyncRun } from '../../store/schema.js';
 import type { RouteDeps } from '../app.js';
 import { visibleJob } from '../access.js';
+import { ApiError } from '../errors.js';
 import { ERRORS, IdParams, Limit } from '../schemas/common.js';
 import { Job, RunList } from '../schemas/jobs.js';
 
@@ -24,7 +25,12 @@ export const syncRoutes: FastifyPluginAsyncTypebox<{ deps: RouteDeps }> = async 
       },
     },
     async (request, reply) => {
-      await request.scoped.accounts.row(request.params.id);
+      const row = await request.scoped.accounts.row(request.params.id);
+      // The server rejected its credentials: trying them again is how providers come to lock an
+      // account. Refused until they change (a PATCH with credentials clears the flag).
+      if (row.needs_attention === 1) {
+        throw new ApiError(409, 'ACCOUNT_NEEDS_ATTENTION', 'the server rejected this account\'s credentials: change them (PATCH credentials) before syncing it again');
+      }
       return reply.code(202).send(await scheduler.enqueue(request.params.id, 'api'));
     },
   );
