@@ -49,6 +49,13 @@ const Schema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    history: Type.Object(
+      {
+        /** Days that finished jobs, finished runs (each account's newest is kept) and delivered webhook events are kept. */
+        keepDays: Type.Integer({ minimum: 1, default: 30 }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
     jobs: Type.Object(
       {
         /**

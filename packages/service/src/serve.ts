@@ -11,6 +11,7 @@ import { AddressGuard } from './net/guard.js';
 import { buildApp } from './http/app.js';
 import { InProcessScheduler } from './jobs/in-process.js';
 import { PgBossScheduler } from './jobs/pg-boss.js';
+import { Pruner } from './jobs/prune.js';
 import { createLogger } from './logger.js';
 import { Metrics } from './metrics.js';
 import { describeLocation, parseStoreLocation, type StoreLocation } from './store/database.js';
@@ -65,8 +66,10 @@ export async function startService(config: ServiceConfig, options: ServiceOption
     const scheduler = config.jobs.engine === 'pg-boss' ? new PgBossScheduler(schedulerOptions) : new InProcessScheduler(schedulerOptions);
     const app = await buildApp({ store, accounts, scheduler, metrics, logger, tokens: store.tokens, limits: config.http });
     await app.listen({ host: config.http.host, port: config.http.port });
+    const pruner = new Pruner(store, { keepDays: config.history.keepDays, logger: logger.child({ part: 'prune' }) });
     webhooks.start();
     scheduler.start();
+    pruner.start();
     const address = app.server.address();
     const port = typeof address === 'object' && address !== null ? address.port : config.http.port;
     const host = config.http.host.includes(':') ? `[${config.http.host}]` : config.http.host;
@@ -79,6 +82,7 @@ export async function startService(config: ServiceConfig, options: ServiceOption
         await app.close();
         await scheduler.stop(config.sync.shutdownGrace);
         await webhooks.stop();
+        await pruner.stop();
         await store.close();
         logger.info('stopped');
       })());
