@@ -17,9 +17,33 @@ export const validatorCompiler: FastifySchemaCompiler<TSchema> = ({ schema, http
   const properties = httpPart === 'body' ? undefined : propertiesOf(schema);
   return (value) => {
     const input = properties === undefined ? value : converted(value, properties);
-    return validator.Check(input) ? { value: input } : { error: [...validator.Errors(input)] as FastifySchemaValidationError[] };
+    if (!validator.Check(input)) return { error: [...validator.Errors(input)] as FastifySchemaValidationError[] };
+    const unpaired = illFormed(input, '');
+    return unpaired === undefined ? { value: input } : { error: [unpaired] };
   };
 };
+
+/** A UTF-16 surrogate without its other half: JSON's `"\ud800"` parses to one. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/**
+ * The first string (or key) that is not well-formed Unicode. The schema cannot say it, and the
+ * store cannot keep one: SQLite writes the surrogate as three bytes it reads back as three
+ * U+FFFD, so an account key made from such a user name changed between sealing its credentials
+ * (the key is in their AAD) and opening them, and every test and sync of it was a 500.
+ */
+function illFormed(value: unknown, path: string): FastifySchemaValidationError | undefined {
+  if (typeof value === 'string') {
+    return LONE_SURROGATE.test(value) ? { keyword: 'wellFormed', instancePath: path, schemaPath: '#', params: {}, message: 'is not well-formed Unicode (a lone surrogate)' } : undefined;
+  }
+  if (typeof value !== 'object' || value === null) return undefined;
+  for (const [key, item] of Object.entries(value)) {
+    const at = `${path}/${key.replaceAll('~', '~0').replaceAll('/', '~1')}`;
+    const found = LONE_SURROGATE.test(key) ? illFormed(key, at) : illFormed(item, at);
+    if (found !== undefined) return found;
+  }
+  return undefined;
+}
 
 type PropertySchema = { type?: unknown };
 
