@@ -494,8 +494,8 @@ export class Pop3Client implements AsyncDisposable {
 function noGreetingHint(error: unknown, transport: TransportOptions): unknown {
   if (!(error instanceof Pop3TimeoutError)) return error;
   return new Pop3TimeoutError(
-    `${error.message}: no greeting from ${transport.host}:${transport.port}: is it an implicit-TLS port? ` +
-      "Try pop3s:// (tls: 'implicit'), or the clear-text port (usually 110) with pop3://",
+    `Timed out: no greeting from ${transport.host}:${transport.port}; is it an implicit-TLS port? ` +
+      'Try implicit TLS (pop3s://, port 995), or the clear-text port (usually 110) with pop3://',
     { cause: error },
   );
 }

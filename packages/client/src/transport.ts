@@ -49,7 +49,7 @@ export function upgradeToTls(socket: Socket, options: TransportOptions): Promise
     secure.once('secureConnect', () => done(secure));
     secure.once('error', (error) =>
       fail(
-        new Pop3ConnectionError(`TLS with ${options.host}:${options.port} failed: ${error.message}${plainTextHint(error, options)}`, {
+        new Pop3ConnectionError(`TLS with ${options.host}:${options.port} failed: ${notTls(error, options) ?? error.message}`, {
           code: 'POP3_TLS_FAILED',
           cause: error,
           // A certificate that does not verify will not verify on the next attempt either.
@@ -68,11 +68,12 @@ export function upgradeToTls(socket: Socket, options: TransportOptions): Promise
  */
 const NOT_TLS_ERRORS = new Set(['ERR_SSL_WRONG_VERSION_NUMBER', 'ERR_SSL_PACKET_LENGTH_TOO_LONG', 'ERR_SSL_UNKNOWN_PROTOCOL', 'ERR_SSL_HTTP_REQUEST']);
 
-function plainTextHint(error: NodeJS.ErrnoException, options: TransportOptions): string {
-  if (!options.implicitTls || error.code === undefined || !NOT_TLS_ERRORS.has(error.code)) return '';
+/** What went wrong, said plainly, when the server answered implicit TLS in clear text. */
+function notTls(error: NodeJS.ErrnoException & { reason?: string }, options: TransportOptions): string | undefined {
+  if (!options.implicitTls || error.code === undefined || !NOT_TLS_ERRORS.has(error.code)) return undefined;
   return (
-    ` (the server answered in clear text, not TLS: port ${options.port} is probably a clear-text POP3 port. ` +
-    'Use pop3:// (port 110, upgraded with STLS), or the TLS port, usually 995)'
+    `the server answered in clear text, not TLS (OpenSSL: ${error.reason ?? error.code}): port ${options.port} is probably ` +
+    'a clear-text POP3 port. Use pop3:// (port 110, upgraded with STLS), or the TLS port, usually 995'
   );
 }
 
