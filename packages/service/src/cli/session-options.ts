@@ -26,8 +26,8 @@ export function addSessionOptions(command: Command): void {
     .option('--insecure', 'accept any TLS certificate (anyone on the path can then read the session)')
     .option('--ca <file>', 'also trust the CA certificate(s) in this PEM file')
     .option('--timeout <ms>', 'milliseconds to wait for the server at each step (default 30000)', wholeNumber(1))
-    .option('--json', 'print the result as JSON')
-    .option('--trace', 'print the protocol exchange to stderr, the password shown as ***');
+    .option('--json', 'print the result as JSON; a failure as {"error": {"code", "message"}}')
+    .option('--trace', 'print the protocol exchange to stderr, the password and every SASL line shown as ***');
 }
 
 /** What the options mean to Pop3Client.connect, apart from the password. */

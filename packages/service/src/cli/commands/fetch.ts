@@ -46,11 +46,14 @@ server deletes the marked messages when the session ends (QUIT). Ctrl-C stops af
 being written, then ends the session, so the messages delivered are deleted; a second Ctrl-C
 exits at once, without QUIT, so the server deletes nothing. Either way, no message is lost.
 
-A progress bar is shown on stderr when it is a terminal. --json prints
-{"messages", "bytes", "deleted", "seconds"} on stdout once the fetch succeeded (bytes: octets as
-retrieved). Exit codes: 0 done, 2 usage, 3 connection, 4 login, 5 server (a message the server
-could not give or delete: the rest were fetched), 6 delivery (disk full, permissions, mbox
-locked), 128 + the signal's number when interrupted (130 SIGINT, 143 SIGTERM, 129 SIGHUP).`;
+A progress bar is shown on stderr when it is a terminal, then one summary line on stdout
+(none with --stdout). --json prints {"messages", "bytes", "deleted", "seconds"} instead (bytes:
+octets as retrieved), and a failure as {"error": {"code", "message"}}.
+
+Exit codes: 0 done, 2 usage, 3 connection, 4 login, 5 server (a message the server could not
+give or delete: the rest were fetched), 6 delivery (disk full, permissions, mbox locked, a
+destination that cannot be made), 128 + the signal's number when interrupted (130 SIGINT, 143
+SIGTERM, 129 SIGHUP).`;
 
 export const fetch: CommandRegistration = (program) => {
   const command = program
