@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Type, type Static } from 'typebox';
 import { Value } from 'typebox/value';
 import { parseAllowEntry } from './net/guard.js';
+import { parseStoreLocation } from './store/database.js';
 
 /**
  * `popwire serve`'s configuration: one typed object from a JSON file and the environment
@@ -40,6 +41,11 @@ const Schema = Type.Object(
         concurrency: Type.Integer({ minimum: 1, maximum: 256, default: 4 }),
         /** Seconds between syncs of an account created without its own interval. */
         defaultInterval: Type.Integer({ minimum: 1, default: 300 }),
+        /**
+         * The shortest interval an account may have, in seconds: providers lock accounts that log
+         * in every few seconds. Lower it for tests only. A server's LOGIN-DELAY (CAPA) raises it.
+         */
+        minInterval: Type.Integer({ minimum: 1, default: 60 }),
         /** Milliseconds allowed for each server reply. */
         timeout: Type.Integer({ minimum: 1000, default: 30_000 }),
         /** Connect attempts per sync ([SYS/TEMP], [IN-USE], refused...); never after a rejected password. */
@@ -118,6 +124,7 @@ const ENVIRONMENT: ReadonlyArray<readonly [string, string, 'string' | 'integer']
   ['POPWIRE_SECRET_KEY_FILE', 'secretKeyFile', 'string'],
   ['POPWIRE_SYNC_CONCURRENCY', 'sync.concurrency', 'integer'],
   ['POPWIRE_SYNC_INTERVAL', 'sync.defaultInterval', 'integer'],
+  ['POPWIRE_SYNC_MIN_INTERVAL', 'sync.minInterval', 'integer'],
   ['POPWIRE_JOBS_ENGINE', 'jobs.engine', 'string'],
   ['POPWIRE_TLS_CA_FILE', 'tls.caFile', 'string'],
   ['POPWIRE_WEBHOOK_URL', 'webhook.url', 'string'],
@@ -125,16 +132,33 @@ const ENVIRONMENT: ReadonlyArray<readonly [string, string, 'string' | 'integer']
   ['POPWIRE_LOG_LEVEL', 'log.level', 'string'],
 ];
 
+/** `popwire serve --store/--host/--port`: the same settings as the file and the variables, named the same way. */
+export interface ServeFlags {
+  readonly store?: string | undefined;
+  readonly host?: string | undefined;
+  readonly port?: string | undefined;
+}
+
+const FLAGS: ReadonlyArray<readonly [string, string, 'string' | 'integer', keyof ServeFlags]> = [
+  ['--store', 'store', 'string', 'store'],
+  ['--host', 'http.host', 'string', 'host'],
+  ['--port', 'http.port', 'integer', 'port'],
+];
+
 /**
- * Reads the file (if any), applies the environment over it, fills the defaults and checks the
+ * Reads the file (if any), applies the environment and then the flags over it, fills the defaults and checks the
  * result. Throws ConfigError naming the first bad setting and its source.
  */
-export function loadConfig(options: { file?: string | undefined; env?: NodeJS.ProcessEnv } = {}): ServiceConfig {
+export function loadConfig(options: { file?: string | undefined; env?: NodeJS.ProcessEnv; flags?: ServeFlags | undefined } = {}): ServiceConfig {
   const env = options.env ?? process.env;
   const raw: Record<string, unknown> = options.file === undefined ? {} : readFile(options.file);
   const sources = new Map<string, string>();
-  for (const [variable, path, type] of ENVIRONMENT) {
-    const text = env[variable];
+  // Flags last: they win over the environment, as a command line does.
+  const given: Array<readonly [string, string, 'string' | 'integer', string | undefined]> = [
+    ...ENVIRONMENT.map(([variable, path, type]) => [variable, path, type, env[variable]] as const),
+    ...FLAGS.map(([flag, path, type, key]) => [flag, path, type, options.flags?.[key]] as const),
+  ];
+  for (const [variable, path, type, text] of given) {
     if (text === undefined || text === '') continue;
     let value: unknown = text;
     if (type === 'integer') {
@@ -163,6 +187,15 @@ export function loadConfig(options: { file?: string | undefined; env?: NodeJS.Pr
     throw new ConfigError(`${path === '' ? 'the configuration' : path} (from ${source}): ${message}`);
   }
   const valid = config as ServiceConfig;
+  const source = (path: string) => sources.get(path) ?? options.file ?? 'defaults';
+  if (valid.sync.defaultInterval < valid.sync.minInterval) {
+    throw new ConfigError(`sync.defaultInterval (from ${source('sync.defaultInterval')}): must be at least sync.minInterval (${valid.sync.minInterval} seconds)`);
+  }
+  try {
+    parseStoreLocation(valid.store);
+  } catch (error) {
+    throw new ConfigError(`store (from ${source('store')}): ${(error as Error).message}`, { cause: error });
+  }
   for (const [index, entry] of valid.network.allow.entries()) {
     if (parseAllowEntry(entry) === undefined) {
       throw new ConfigError(`network.allow[${index}] (from ${sources.get('network.allow') ?? options.file ?? 'defaults'}): ${JSON.stringify(entry)} is neither an address, a CIDR block nor a host name`);

@@ -15,6 +15,7 @@ import { Pruner } from './jobs/prune.js';
 import { createLogger } from './logger.js';
 import { Metrics } from './metrics.js';
 import { describeLocation, parseStoreLocation, type StoreLocation } from './store/database.js';
+import { StoreError } from './store/errors.js';
 import { Store } from './store/store.js';
 
 /** The running service: the HTTP API, the scheduler and the webhook sender over one store. */
@@ -35,6 +36,14 @@ export interface Service {
 
 export interface ServiceOptions {
   readonly env?: NodeJS.ProcessEnv | undefined;
+  /**
+   * Whether a new store may be made where the configuration points and none is (`popwire serve
+   * --init`). Default false: a mistyped POPWIRE_STORE must not start an empty service with a
+   * new secret key, on which every token and account of the real one is unknown.
+   */
+  readonly init?: boolean | undefined;
+  /** Lines for the person starting the service (stderr): a store or a key made. */
+  readonly notify?: ((line: string) => void) | undefined;
   /** Where logs go (default stdout). */
   readonly logDestination?: NodeJS.WritableStream | undefined;
 }
@@ -44,10 +53,12 @@ export async function startService(config: ServiceConfig, options: ServiceOption
   const env = options.env ?? process.env;
   const logger = createLogger(config.log.level, options.logDestination);
   const location = parseStoreLocation(config.store);
-  const box = new SecretBox(resolveKeyRing(config, location, env, logger));
   const ca = config.tls.caFile === undefined ? undefined : readCa(config.tls.caFile);
-  const store = await Store.open(location);
+  const { store, created } = await openServiceStore(location, options);
   try {
+    // A key is made only where no sealed secret could need the old one.
+    const mayMakeKey = created || !(await store.accounts.holdsSealedSecrets());
+    const box = new SecretBox(resolveKeyRing(config, location, env, logger, { mayMake: mayMakeKey, notify: options.notify }));
     // Refuses to start on secrets that no key of the ring opens (accounts/key-check.ts says why).
     await checkKeyRing(store, box);
     const metrics = new Metrics();
@@ -59,6 +70,7 @@ export async function startService(config: ServiceConfig, options: ServiceOption
       retry: { attempts: config.sync.connectAttempts },
       defaultInterval: config.sync.defaultInterval,
       network,
+      minInterval: config.sync.minInterval,
     });
     const webhooks = new WebhookDispatcher(store, accounts, { defaultTarget: config.webhook, network, metrics, logger: logger.child({ part: 'webhooks' }) });
     const schedulerOptions = { store, accounts, metrics, webhooks, logger: logger.child({ part: 'scheduler' }), concurrency: config.sync.concurrency };
@@ -93,14 +105,41 @@ export async function startService(config: ServiceConfig, options: ServiceOption
   }
 }
 
+/** The store, made only with `init`; `created` says whether it was made now. */
+async function openServiceStore(location: StoreLocation, options: ServiceOptions): Promise<{ store: Store; created: boolean }> {
+  try {
+    return { store: await Store.open(location, { create: false }), created: false };
+  } catch (error) {
+    if (!(error instanceof StoreError && error.code === 'STORE_NOT_FOUND')) throw error;
+    if (options.init !== true) {
+      throw new StoreError(
+        'STORE_NOT_FOUND',
+        `${error.message}: popwire serve --init makes a new one there; to use an existing store, name it with --store, POPWIRE_STORE or "store" in the configuration file`,
+        { cause: error },
+      );
+    }
+  }
+  const store = await Store.open(location, { create: true });
+  options.notify?.(`made a new, empty store at ${describeLocation(location)}`);
+  return { store, created: true };
+}
+
 /**
  * The key ring: POPWIRE_SECRET_KEY, else `secretKeyFile`. With neither and the embedded SQLite
- * store, a key is made on first start in the store's folder (mode 0600), so that `popwire serve`
- * runs out of the box; the log says where it is and that a deployment should keep its key apart
- * from its data. With PostgreSQL a key must be given: several machines must share it.
+ * store, a key is made in the store's folder (mode 0600) when the store holds no sealed secret
+ * yet, so that `popwire serve --init` runs out of the box; the log and stderr say where it is and
+ * that a deployment should keep its key apart from its data. A store whose secrets were sealed
+ * with a key that is now missing is refused: a new key would make them unreadable. With
+ * PostgreSQL a key must be given: several machines must share it.
  * Without a logger (a command that only reads keys) no key is made.
  */
-export function resolveKeyRing(config: ServiceConfig, location: StoreLocation, env: NodeJS.ProcessEnv, logger?: Logger): Buffer[] {
+export function resolveKeyRing(
+  config: ServiceConfig,
+  location: StoreLocation,
+  env: NodeJS.ProcessEnv,
+  logger?: Logger,
+  making: { readonly mayMake: boolean; readonly notify?: ((line: string) => void) | undefined } = { mayMake: true },
+): Buffer[] {
   const ring = loadKeyRing({ env: env.POPWIRE_SECRET_KEY, file: config.secretKeyFile });
   if (ring.length > 0) return ring;
   if (location.kind !== 'sqlite') {
@@ -113,9 +152,14 @@ export function resolveKeyRing(config: ServiceConfig, location: StoreLocation, e
     if (error instanceof SecretKeyError) throw error;
   }
   if (logger === undefined) return [];
-  // The store folder may not exist yet: Store.open makes it, but the key is needed first.
+  if (!making.mayMake) {
+    throw new ConfigError(
+      `secretKeyFile: the store at ${describeLocation(location)} holds sealed credentials, but its key ${file} is missing: restore it, or set POPWIRE_SECRET_KEY or secretKeyFile`,
+    );
+  }
   writeKeyFile(location.dir, file);
   logger.warn({ file }, 'made a secret key for stored credentials next to the store; keep a copy, and in production set POPWIRE_SECRET_KEY or secretKeyFile instead');
+  making.notify?.(`made a new secret key at ${file} (keep a copy: without it the stored credentials cannot be read)`);
   return parseKeyRing(readFileSync(file, 'utf8'));
 }
 

@@ -34,6 +34,23 @@ describe('loadConfig', () => {
     assert.equal(config.sync.concurrency, 4);
   });
 
+  it('floors the sync interval at 60 s by default, lowered only by sync.minInterval, and refuses a default under it', () => {
+    assert.equal(loadConfig({ env: {} }).sync.minInterval, 60);
+    assert.equal(loadConfig({ env: { POPWIRE_SYNC_MIN_INTERVAL: '1', POPWIRE_SYNC_INTERVAL: '1' } }).sync.defaultInterval, 1);
+    assert.throws(() => loadConfig({ env: { POPWIRE_SYNC_INTERVAL: '10' } }), refused(/^sync\.defaultInterval \(from POPWIRE_SYNC_INTERVAL\): must be at least sync\.minInterval \(60 seconds\)/));
+  });
+
+  it('refuses a store URL of a kind it does not know, naming where it came from', () => {
+    assert.throws(() => loadConfig({ env: { POPWIRE_STORE: 'mysql://x@h/db' } }), refused(/^store \(from POPWIRE_STORE\): mysql:\/\/ is not a kind of store popwire knows/));
+    assert.equal(loadConfig({ env: { POPWIRE_STORE: 'postgresql://db.test/popwire' } }).store, 'postgresql://db.test/popwire');
+  });
+
+  it('takes --store, --host and --port over the environment and the file', async () => {
+    const config = loadConfig({ file: await file({ http: { port: 9000 }, store: 'a' }), env: { POPWIRE_STORE: 'b', POPWIRE_HTTP_PORT: '9100' }, flags: { store: 'c', host: '::1', port: '0' } });
+    assert.deepEqual([config.store, config.http.host, config.http.port], ['c', '::1', 0]);
+    assert.throws(() => loadConfig({ env: {}, flags: { port: '99999' } }), refused(/^http\.port \(from --port\): must be <= 65535/));
+  });
+
   it('takes the environment over the file', async () => {
     const config = loadConfig({ file: await file({ http: { port: 9000 }, store: 'a' }), env: { POPWIRE_HTTP_PORT: '9100' } });
     assert.equal(config.http.port, 9100);

@@ -1,4 +1,5 @@
 import type { Pop3ClientOptions, RetryPolicy, TlsMode } from 'popwire';
+import { isoTime, isoTimeOrNull } from '../iso-time.js';
 import type { AccountFilter } from '../store/account-filter.js';
 import type { Account } from '../store/schema.js';
 import type { Store } from '../store/store.js';
@@ -54,10 +55,12 @@ export interface AccountView {
   readonly needsAttention: boolean;
   readonly statusNote: string | null;
   readonly identity: string | null;
-  readonly retryAfter: number | null;
-  readonly nextSyncAt: number | null;
-  readonly createdAt: number;
-  readonly updatedAt: number;
+  /** The server's LOGIN-DELAY seconds, from CAPA at the last scheduled login: syncs never come more often. */
+  readonly loginDelay: number | null;
+  readonly retryAfter: string | null;
+  readonly nextSyncAt: string | null;
+  readonly createdAt: string;
+  readonly updatedAt: string;
 }
 
 export type AccountErrorCode = 'ACCOUNT_NOT_FOUND' | 'ACCOUNT_EXISTS' | 'ACCOUNT_INVALID';
@@ -88,10 +91,17 @@ export interface AccountServiceOptions {
    * endpoints may be. Without it (`popwire` CLI commands, run by the operator) anything goes.
    */
   readonly network?: AddressGuard | undefined;
+  /**
+   * The shortest interval an account may have, in seconds (config `sync.minInterval`). Default
+   * 60: a provider that sees a login every few seconds locks the account. Tests lower it.
+   */
+  readonly minInterval?: number | undefined;
   readonly now?: (() => number) | undefined;
 }
 
 const DEFAULT_PORTS: Record<TlsMode, number> = { implicit: 995, starttls: 110, none: 110 };
+
+export const DEFAULT_MIN_INTERVAL = 60;
 
 /**
  * Accounts of the service: their settings in the store, their credentials sealed with the
@@ -108,6 +118,11 @@ export class AccountService {
     this.now = options.now ?? Date.now;
   }
 
+  /** The floor under every account's interval, in seconds; the scheduler applies it too. */
+  get minInterval(): number {
+    return this.options.minInterval ?? DEFAULT_MIN_INTERVAL;
+  }
+
   /** The same service over a store view restricted to an API token's accounts (Store.restrictedTo). */
   restrictedTo(filter: AccountFilter): AccountService {
     if (filter.kind === 'all' && this.store.filter.kind === 'all') return this;
@@ -122,6 +137,8 @@ export class AccountService {
       throw new AccountError('ACCOUNT_EXISTS', `an account for ${key} exists already`, 'username');
     }
     const policy = readPolicy(input.policy);
+    const interval = input.syncInterval === undefined ? (this.options.defaultInterval ?? 300) : input.syncInterval;
+    this.checkInterval(interval);
     const now = this.now();
     const row = await this.store.accounts.upsert(
       {
@@ -138,7 +155,8 @@ export class AccountService {
         name: input.name,
         credentials: this.box.seal(JSON.stringify(input.credentials), aad(key, 'credentials')),
         credential_type: input.credentials.type,
-        sync_interval: input.syncInterval === undefined ? (this.options.defaultInterval ?? 300) : input.syncInterval,
+        sync_interval: interval,
+        policy_owner: 'api',
         paused: input.paused === true ? 1 : 0,
         webhook_url: input.webhook?.url ?? null,
         webhook_secret: input.webhook == null ? null : this.box.seal(input.webhook.secret, aad(key, 'webhook')),
@@ -177,14 +195,20 @@ export class AccountService {
     if (change.credentials !== undefined) {
       changes.credentials = this.box.seal(JSON.stringify(change.credentials), aad(row.key, 'credentials'));
       changes.credential_type = change.credentials.type;
-      // New credentials are the attention the account needed.
+      // New credentials are the attention the account needed; the note about the old ones goes
+      // with it (the next run, due now, writes a new one if something is still wrong).
       changes.needs_attention = 0;
+      changes.status_note = null;
       changes.next_sync_at = this.now();
     }
-    if (change.syncInterval !== undefined) changes.sync_interval = change.syncInterval;
+    if (change.syncInterval !== undefined) {
+      this.checkInterval(change.syncInterval);
+      changes.sync_interval = change.syncInterval;
+    }
     if (change.policy !== undefined) {
       const policy = readPolicy(change.policy);
-      Object.assign(changes, { policy: policy.retention, keep_days: policy.keepDays, max_size: policy.maxSize, oversize: policy.oversize });
+      // Set through the API: from now on `popwire sync` leaves it alone unless told to (migration 0003).
+      Object.assign(changes, { policy: policy.retention, keep_days: policy.keepDays, max_size: policy.maxSize, oversize: policy.oversize, policy_owner: 'api' });
     }
     if (change.webhook !== undefined) {
       changes.webhook_url = change.webhook?.url ?? null;
@@ -263,6 +287,16 @@ export class AccountService {
     return count;
   }
 
+  /** Below the floor is refused, naming the floor and the setting that lowers it. */
+  private checkInterval(seconds: number | null): void {
+    if (seconds === null || seconds >= this.minInterval) return;
+    throw new AccountError(
+      'ACCOUNT_INVALID',
+      `must be at least ${this.minInterval} seconds (the service's sync.minInterval): providers lock accounts that log in more often; null syncs only on request`,
+      'syncInterval',
+    );
+  }
+
   private view(row: Account): AccountView {
     // In clear beside the sealed JSON (migration 0005): a list opens no secret, and one whose key is missing does not fail it.
     return view(row, (row.credential_type as Credentials['type'] | null) ?? null);
@@ -328,10 +362,11 @@ function view(row: Account, credentialType: Credentials['type'] | null): Account
     needsAttention: row.needs_attention === 1,
     statusNote: row.status_note,
     identity: row.identity,
-    retryAfter: row.retry_after,
-    nextSyncAt: row.next_sync_at,
-    createdAt: row.created_at,
-    updatedAt: row.updated_at,
+    loginDelay: row.login_delay,
+    retryAfter: isoTimeOrNull(row.retry_after),
+    nextSyncAt: isoTimeOrNull(row.next_sync_at),
+    createdAt: isoTime(row.created_at),
+    updatedAt: isoTime(row.updated_at),
   };
 }
 

@@ -59,6 +59,7 @@ const EXIT_CODE_BY_STORE_ERROR: Record<StoreError['code'], number> = {
   STORE_INVALID_LOCATION: ExitCode.usage,
   STORE_OPEN_FAILED: ExitCode.store,
   STORE_MIGRATION_FAILED: ExitCode.store,
+  STORE_NOT_FOUND: ExitCode.store,
   STORE_MESSAGE_NOT_FOUND: ExitCode.usage,
   STORE_ACCOUNT_NOT_FOUND: ExitCode.usage,
 };

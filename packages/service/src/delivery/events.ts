@@ -1,8 +1,10 @@
+import { isoTime, isoTimeOrNull } from '../iso-time.js';
 import type { Account } from '../store/schema.js';
 import type { CommittedMessage } from '../sync/writer.js';
 
 /**
- * The bodies of webhook events, as receivers see them. Times are ISO 8601 strings in UTC.
+ * The bodies of webhook events, as receivers see them. Times are ISO 8601 strings in UTC with
+ * milliseconds, and a person is `{name, address}` (name '' when none): the same as the API's.
  * Nothing secret goes in: no credentials, no webhook secret, no server reply beyond the
  * error's own message (which the client already strips of secrets).
  */
@@ -20,8 +22,8 @@ export interface MessageNewEvent {
     readonly uid: string;
     readonly size: number;
     readonly date: string | null;
-    readonly from: { readonly address: string; readonly name: string | null } | null;
-    readonly to: readonly string[];
+    readonly from: Mailbox | null;
+    readonly to: readonly Mailbox[];
     readonly subject: string | null;
     readonly messageId: string | null;
     readonly hasAttachments: boolean;
@@ -29,6 +31,11 @@ export interface MessageNewEvent {
     readonly headersOnly: boolean;
   };
   readonly createdAt: string;
+}
+
+export interface Mailbox {
+  readonly name: string;
+  readonly address: string;
 }
 
 export interface SyncFailedEvent {
@@ -58,15 +65,15 @@ export function messageNewEvent(account: Pick<Account, 'id' | 'name'>, message: 
       id: message.id,
       uid: message.uid,
       size: message.size,
-      date: s.date === null ? null : new Date(s.date).toISOString(),
-      from: s.fromAddress === null ? null : { address: s.fromAddress, name: s.fromName },
-      to: s.toAddresses === '' ? [] : s.toAddresses.split(', '),
+      date: isoTimeOrNull(s.date),
+      from: s.fromAddress === null ? null : { name: s.fromName ?? '', address: s.fromAddress },
+      to: s.to.map(({ name, address }) => ({ name, address })),
       subject: s.subject,
       messageId: s.messageId,
       hasAttachments: s.hasAttachments,
       headersOnly: message.headersOnly,
     },
-    createdAt: new Date(now).toISOString(),
+    createdAt: isoTime(now),
   };
 }
 
@@ -75,6 +82,6 @@ export function syncFailedEvent(account: Pick<Account, 'id' | 'name'>, runId: nu
     type: 'sync.failed',
     account: accountRef(account),
     run: { id: runId, status: 'failed', error },
-    createdAt: new Date(now).toISOString(),
+    createdAt: isoTime(now),
   };
 }

@@ -10,6 +10,7 @@ import { authorize } from './access.js';
 import { requireToken } from './auth.js';
 import { registerDocs } from './docs.js';
 import { installErrorHandlers } from './errors.js';
+import { installJsonBody } from './json-body.js';
 import { AuthFailureLimiter, connectionsCheckingInterval, DEFAULT_HTTP_LIMITS, type HttpLimits } from './limits.js';
 import { ErrorBody } from './schemas/common.js';
 import { requestLogger } from './logging.js';
@@ -58,6 +59,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.setValidatorCompiler(validatorCompiler);
   // JSON only: without this, Fastify's text/plain parser hands a string to the body schema.
   app.removeContentTypeParser('text/plain');
+  // An empty JSON body is no body; a route that needs one says it is empty (json-body.ts).
+  installJsonBody(app);
   app.addSchema(ErrorBody);
   installErrorHandlers(app);
   await registerDocs(app);

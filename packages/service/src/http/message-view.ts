@@ -1,4 +1,6 @@
 import type { Address, ParsedAttachment, ParsedMessage } from 'popwire';
+import { isoTime, isoTimeOrNull } from '../iso-time.js';
+import { recipientsOf } from '../store/messages.js';
 import type { StoredMessage } from '../store/schema.js';
 
 /** A row of the list: what was read from the headers at store time, no parsing now. */
@@ -7,14 +9,14 @@ export function summaryView(row: StoredMessage) {
     id: row.id,
     accountId: row.account_id,
     size: row.size,
-    date: row.date,
+    date: isoTimeOrNull(row.date),
     from: row.from_address === null ? null : { name: row.from_name ?? '', address: row.from_address },
-    to: row.to_addresses === '' ? [] : row.to_addresses.split(',').map((a) => a.trim()),
+    to: recipientsOf(row),
     subject: row.subject,
     messageId: row.message_id_header,
     hasAttachments: row.has_attachments === 1,
     headersOnly: row.headers_only === 1,
-    storedAt: row.stored_at,
+    storedAt: isoTime(row.stored_at),
   };
 }
 
@@ -25,9 +27,9 @@ export function parsedView(row: StoredMessage, parsed: ParsedMessage) {
     accountId: row.account_id,
     size: row.size,
     headersOnly: row.headers_only === 1,
-    storedAt: row.stored_at,
+    storedAt: isoTime(row.stored_at),
     subject: parsed.subject,
-    date: parsed.date?.getTime() ?? null,
+    date: parsed.date === null ? null : isoTime(parsed.date.getTime()),
     messageId: parsed.messageId,
     inReplyTo: parsed.inReplyTo,
     references: [...parsed.references],

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
-import type { SyncJob } from '../store/schema.js';
+import { isoTime, isoTimeOrNull } from '../iso-time.js';
+import type { Account, SyncJob } from '../store/schema.js';
 import type { Store } from '../store/store.js';
 import type { Backoff } from './backoff.js';
 import { nextSync, type JobOutcome } from './reschedule.js';
@@ -16,9 +17,9 @@ export function jobView(row: SyncJob): SyncJobView {
     accountId: row.account_id,
     status: row.status,
     reason: row.reason,
-    queuedAt: row.queued_at,
-    startedAt: row.started_at,
-    finishedAt: row.finished_at,
+    queuedAt: isoTime(row.queued_at),
+    startedAt: isoTimeOrNull(row.started_at),
+    finishedAt: isoTimeOrNull(row.finished_at),
     runId: row.run_id,
     error: row.error,
   };
@@ -29,6 +30,17 @@ export async function loadJob(store: Store, id: number): Promise<SyncJobView> {
   const row = await store.jobs.get(id);
   if (row === undefined) throw new JobNotFoundError(`no sync job ${id}`);
   return jobView(row);
+}
+
+/**
+ * Seconds between the account's scheduled syncs: its own interval, but never under the floor
+ * (an account stored before the floor existed may have less) nor under the server's
+ * LOGIN-DELAY (a login sooner is refused with [LOGIN-DELAY], and some providers lock accounts
+ * that keep trying). Null: synced only on request.
+ */
+export function effectiveInterval(row: Pick<Account, 'sync_interval' | 'login_delay'>, minInterval: number): number | null {
+  if (row.sync_interval === null) return null;
+  return Math.max(row.sync_interval, minInterval, row.login_delay ?? 0);
 }
 
 /** Whether `work` settled within `ms`. */
@@ -55,6 +67,8 @@ export class Rescheduler {
     private readonly backoff: Backoff,
     private readonly log: Logger,
     private readonly now: () => number,
+    /** The floor under every interval, seconds (AccountService.minInterval, config sync.minInterval). */
+    private readonly minInterval: number,
   ) {}
 
   /** Whether the account's last sync here failed (its next job is a `retry`). */
@@ -67,7 +81,7 @@ export class Rescheduler {
     const row = await store.accounts.get(accountId).catch(() => undefined);
     if (row === undefined) return;
     const now = this.now();
-    const next = nextSync(outcome, row.sync_interval, this.failures.get(accountId) ?? 0, now, this.backoff);
+    const next = nextSync(outcome, effectiveInterval(row, this.minInterval), this.failures.get(accountId) ?? 0, now, this.backoff);
     if (next.failures === 0) this.failures.delete(accountId);
     else this.failures.set(accountId, next.failures);
     if (next.needsAttention) {

@@ -75,7 +75,7 @@ export class InProcessScheduler implements SyncScheduler {
     if (!Number.isSafeInteger(this.concurrency) || this.concurrency < 1) throw new RangeError(`concurrency must be a positive integer; got ${this.concurrency}`);
     const { store, accounts, metrics, webhooks, sync } = options;
     this.runner = new JobRunner({ store, accounts, metrics, webhooks, sync, logger: this.log, now: this.now });
-    this.rescheduler = new Rescheduler(store, backoffWith(DEFAULT_SYNC_BACKOFF, options.backoff), this.log, this.now);
+    this.rescheduler = new Rescheduler(store, backoffWith(DEFAULT_SYNC_BACKOFF, options.backoff), this.log, this.now, options.accounts.minInterval);
   }
 
   async enqueue(accountId: number, reason: string): Promise<SyncJobView> {

@@ -91,7 +91,7 @@ export class PgBossScheduler implements SyncScheduler {
     if (!Number.isSafeInteger(this.concurrency) || this.concurrency < 1) throw new RangeError(`concurrency must be a positive integer; got ${this.concurrency}`);
     if (!/^[a-z_][a-z0-9_]*$/.test(this.schema)) throw new RangeError(`schema must be a plain lower-case identifier; got ${this.schema}`);
     this.runner = new JobRunner({ store, accounts, metrics, webhooks, sync, logger: this.log, now: this.now });
-    this.rescheduler = new Rescheduler(store, backoffWith(DEFAULT_SYNC_BACKOFF, options.backoff), this.log, this.now);
+    this.rescheduler = new Rescheduler(store, backoffWith(DEFAULT_SYNC_BACKOFF, options.backoff), this.log, this.now, options.accounts.minInterval);
     this.boss = this.createBoss();
   }
 

@@ -97,12 +97,18 @@ export class JobRunner {
     let sawProgress = false;
     metrics.running.inc();
     let outcome: JobOutcome;
+    // RFC 2449 LOGIN-DELAY, as CAPA announced it after the login (Gmail: 300): the rescheduler never comes sooner.
+    let loginDelay: number | null | undefined;
     try {
       const report = await this.sync({
         store,
         accountId: row.id,
         // The abandon signal cuts the session (and any connect retry wait) without QUIT.
-        connect: () => Pop3Client.connect({ ...accounts.clientOptions(row), signal: control.abandon }),
+        connect: async () => {
+          const client = await Pop3Client.connect({ ...accounts.clientOptions(row), signal: control.abandon });
+          loginDelay = client.capabilities().loginDelay ?? null;
+          return client;
+        },
         policy: accounts.policy(row),
         stop: control.stop,
         onProgress: () => {
@@ -135,6 +141,9 @@ export class JobRunner {
         if (!report?.runId) events.add([syncFailedEvent(row, null, publicError(error), this.now())]);
         this.log.warn({ account: row.id, job: job.id, code: publicError(error).code }, 'sync failed');
       }
+    }
+    if (loginDelay !== undefined && loginDelay !== row.login_delay) {
+      await store.accounts.update(row.id, { login_delay: loginDelay }, this.now()).catch((error: unknown) => this.log.error({ err: error, account: row.id }, 'could not record the LOGIN-DELAY'));
     }
     await events.settled();
     await jobs.finish(job.id, jobEnd(outcome, control.abandon.aborted), this.now());

@@ -7,9 +7,10 @@ export interface SyncJobView {
   readonly status: JobStatus;
   /** `schedule` (the account's interval), `api` (POST /v1/accounts/{id}/sync), `retry` (after a failure). */
   readonly reason: string;
-  readonly queuedAt: number;
-  readonly startedAt: number | null;
-  readonly finishedAt: number | null;
+  /** ISO 8601, UTC, with milliseconds, as every time the API gives. */
+  readonly queuedAt: string;
+  readonly startedAt: string | null;
+  readonly finishedAt: string | null;
   /** The sync run it made (GET /v1/accounts/{id}/runs), once it started. */
   readonly runId: number | null;
   readonly error: string | null;

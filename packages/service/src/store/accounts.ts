@@ -67,6 +67,17 @@ export class AccountStore {
     return (await this.db.selectFrom('accounts').select('id').where('key', '=', key).executeTakeFirst()) !== undefined;
   }
 
+  /** Whether any account holds a sealed secret: then a new key would make them unreadable. */
+  async holdsSealedSecrets(): Promise<boolean> {
+    const row = await this.db
+      .selectFrom('accounts')
+      .select('id')
+      .where((eb) => eb.or([eb('credentials', 'is not', null), eb('webhook_secret', 'is not', null)]))
+      .limit(1)
+      .executeTakeFirst();
+    return row !== undefined;
+  }
+
   async list(): Promise<Account[]> {
     return this.visible().selectAll().orderBy('id').execute();
   }

@@ -1,6 +1,6 @@
 import Sqlite from 'better-sqlite3';
-import { Kysely, Migrator, PostgresDialect, SqliteAdapter, type DialectAdapter, type MigrationProvider, SqliteDialect } from 'kysely';
-import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { Kysely, Migrator, PostgresDialect, SqliteAdapter, type DialectAdapter, type MigrationProvider, sql, SqliteDialect } from 'kysely';
+import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import pg from 'pg';
 import type { Dialect } from './dialect.js';
@@ -14,10 +14,18 @@ export type StoreLocation = { readonly kind: 'sqlite'; readonly dir: string } | 
 export const DEFAULT_STORE_DIR = 'popwire-data';
 export const SQLITE_FILE = 'popwire.sqlite';
 
-/** `postgres://…` or `postgresql://…` names a database; anything else is a folder for SQLite. */
+/**
+ * `postgres://…` or `postgresql://…` names a database; any other `scheme://` is refused (a
+ * `mysql://x@h/db` once made a folder named `mysql:` with an SQLite store in it); anything else
+ * is a folder for SQLite.
+ */
 export function parseStoreLocation(text: string): StoreLocation {
   if (text.trim() === '') throw new StoreError('STORE_INVALID_LOCATION', 'the store location is empty');
-  if (/^postgres(ql)?:\/\//i.test(text)) {
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(text)?.[1];
+  if (scheme !== undefined && !/^postgres(ql)?$/i.test(scheme)) {
+    throw new StoreError('STORE_INVALID_LOCATION', `${scheme}:// is not a kind of store popwire knows: give a folder (SQLite) or a postgres:// URL`);
+  }
+  if (scheme !== undefined) {
     try {
       new URL(text);
     } catch (cause) {
@@ -41,10 +49,26 @@ export interface OpenDatabase {
   readonly dialect: Dialect;
 }
 
+export interface OpenOptions {
+  /**
+   * Whether a store may be made where there is none: an SQLite folder without its file, a
+   * PostgreSQL database without popwire's tables. Default true. With false, such a place is a
+   * STORE_NOT_FOUND error and nothing is made there (not even the folder).
+   */
+  readonly create?: boolean | undefined;
+}
+
 /** Opens the database and brings its schema up to date. */
-export async function openDatabase(location: StoreLocation): Promise<OpenDatabase> {
+export async function openDatabase(location: StoreLocation, options: OpenOptions = {}): Promise<OpenDatabase> {
+  const create = options.create ?? true;
+  if (!create && location.kind === 'sqlite' && !existsSync(join(location.dir, SQLITE_FILE))) {
+    throw new StoreError('STORE_NOT_FOUND', `no store at ${describeLocation(location)}`);
+  }
   const opened = location.kind === 'sqlite' ? openSqlite(location.dir) : openPostgres(location.url);
   try {
+    if (!create && location.kind === 'postgres' && !(await hasStore(opened.db))) {
+      throw new StoreError('STORE_NOT_FOUND', `no store in ${describeLocation(location)}: the database holds no popwire tables`);
+    }
     await migrate(opened.db);
   } catch (error) {
     await opened.db.destroy().catch(() => {});
@@ -138,6 +162,16 @@ function openPostgres(url: string): OpenDatabase {
   // would end the process. The next query gets a fresh connection (or its own error).
   pool.on('error', () => {});
   return { db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), dialect: 'postgres' };
+}
+
+/** Whether migrations have run in this database: Kysely's bookkeeping table is there. */
+async function hasStore(db: Kysely<Database>): Promise<boolean> {
+  try {
+    const { rows } = await sql<{ found: string | null }>`select to_regclass('kysely_migration')::text as found`.execute(db);
+    return rows[0]?.found != null;
+  } catch (cause) {
+    throw new StoreError('STORE_OPEN_FAILED', `cannot reach the store: ${(cause as Error).message}`, { cause });
+  }
 }
 
 /** Brings the schema up to date; `provider` is for tests (a migration that fails halfway). */

@@ -3,6 +3,8 @@ export type StoreErrorCode =
   | 'STORE_OPEN_FAILED'
   | 'STORE_MIGRATION_FAILED'
   | 'STORE_INVALID_LOCATION'
+  /** Opened with `create: false` where no store is: nothing was made. */
+  | 'STORE_NOT_FOUND'
   | 'STORE_MESSAGE_NOT_FOUND'
   | 'STORE_ACCOUNT_NOT_FOUND';
 

@@ -5,12 +5,25 @@ import { StoreError } from './errors.js';
 import { insertWebhookEvents, type NewWebhookEvent } from './webhook-events.js';
 import type { Database, StoredMessage } from './schema.js';
 
+export interface Recipient {
+  readonly name: string;
+  readonly address: string;
+}
+
+/** A stored message's To mailboxes; a row from before migration 0003 knows only their addresses. */
+export function recipientsOf(row: Pick<StoredMessage, 'to_mailboxes' | 'to_addresses'>): Recipient[] {
+  if (row.to_mailboxes !== null) return JSON.parse(row.to_mailboxes) as Recipient[];
+  return row.to_addresses === '' ? [] : row.to_addresses.split(',').map((address) => ({ name: '', address: address.trim() }));
+}
+
 /** What a list view shows of a message, read from its headers at store time. */
 export interface MessageSummary {
   readonly date: number | null;
   readonly fromAddress: string | null;
   readonly fromName: string | null;
   readonly toAddresses: string;
+  /** The same recipients with their display names ('' when none), groups flattened. */
+  readonly to: readonly Recipient[];
   readonly subject: string | null;
   readonly messageId: string | null;
   readonly hasAttachments: boolean;
@@ -269,6 +282,7 @@ function messageRow(accountId: number, message: MessageToCommit, now: number, pe
     from_address: s.fromAddress,
     from_name: s.fromName,
     to_addresses: s.toAddresses,
+    to_mailboxes: JSON.stringify(s.to),
     subject: s.subject,
     message_id_header: s.messageId,
     has_attachments: s.hasAttachments ? 1 : 0,

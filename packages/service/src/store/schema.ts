@@ -20,6 +20,7 @@ export interface Database {
 
 export type RetentionPolicy = 'leave' | 'delete' | 'keep';
 export type OversizePolicy = 'skip' | 'headers';
+export type PolicyOwner = 'cli' | 'api';
 /** How the account's messages are told apart: the server's UIDL, or (without UIDL) a digest of TOP n 0 and the size. */
 export type IdentityMode = 'uidl' | 'digest';
 
@@ -68,6 +69,10 @@ export interface AccountTable {
   /** Opt-ins, each by name (the client's `allowPlaintextAuth` and `insecure`). */
   allow_plaintext_auth: Generated<number>;
   tls_insecure: Generated<number>;
+  /** Who owns the policy and connection settings: `cli` (popwire sync made or last set them) or `api`. Migration 0003. */
+  policy_owner: Generated<PolicyOwner>;
+  /** The server's LOGIN-DELAY in seconds, from CAPA after the last scheduled login; null when it announced none. */
+  login_delay: number | null;
   created_at: number;
   updated_at: number;
 }
@@ -107,6 +112,8 @@ export interface MessageTable {
   from_name: string | null;
   /** The To addresses, comma separated. */
   to_addresses: Generated<string>;
+  /** The To mailboxes as JSON, `[{"name", "address"}]`; null for messages stored before migration 0003. */
+  to_mailboxes: string | null;
   subject: string | null;
   message_id_header: string | null;
   has_attachments: Generated<number>;

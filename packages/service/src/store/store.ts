@@ -2,7 +2,7 @@ import type { Kysely } from 'kysely';
 import { sql } from 'kysely';
 import { EVERY_ACCOUNT, type AccountFilter } from './account-filter.js';
 import { AccountStore } from './accounts.js';
-import { openDatabase, type StoreLocation } from './database.js';
+import { openDatabase, type OpenOptions, type StoreLocation } from './database.js';
 import type { Dialect } from './dialect.js';
 import { JobStore } from './jobs.js';
 import { MessageStore } from './messages.js';
@@ -40,9 +40,9 @@ export class Store implements AsyncDisposable {
     this.tokens = new TokenStore(db);
   }
 
-  /** Opens (and creates, or migrates) the store. */
-  static async open(location: StoreLocation): Promise<Store> {
-    const { db, dialect } = await openDatabase(location);
+  /** Opens (and creates, unless `create: false`, or migrates) the store. */
+  static async open(location: StoreLocation, options: OpenOptions = {}): Promise<Store> {
+    const { db, dialect } = await openDatabase(location, options);
     return new Store(db, dialect, location);
   }
 

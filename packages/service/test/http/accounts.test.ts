@@ -18,6 +18,7 @@ before(async () => {
 after(() => dovecot?.stop());
 
 const PASSWORD = () => dovecot.users.alice!.password;
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
 /** Neither secret, nor the sealed form of either, in this text. */
 function assertNoSecrets(text: string, what: string) {
@@ -59,12 +60,16 @@ for (const kind of STORE_KINDS) {
           needsAttention: false,
           statusNote: null,
           identity: null,
+          loginDelay: null,
           retryAfter: null,
           nextSyncAt: 0,
           createdAt: 0,
           updatedAt: 0,
         },
       );
+
+      // Times as everywhere in the API: ISO 8601, UTC, with milliseconds.
+      for (const field of ['createdAt', 'updatedAt', 'nextSyncAt']) assert.match(created.json[field], ISO_TIME, field);
 
       const list = await app.request('GET', '/v1/accounts');
       assert.equal(list.status, 200);
@@ -117,6 +122,18 @@ for (const kind of STORE_KINDS) {
         assert.equal(reply.json.error.code, 'ACCOUNT_NOT_FOUND', `${method} ${path}`);
       }
       await app.request('DELETE', `/v1/accounts/${first.json.id}?keepMessages=false`);
+    });
+
+    it('clears the note about rejected credentials once new ones are given', async () => {
+      const { json: account } = await app.request('POST', '/v1/accounts', { body: accountBody(dovecot, 'not-the-password', { username: 'carol' }) });
+      assert.equal((await app.sync(account.id)).status, 'failed');
+      const rejected = await app.request('GET', `/v1/accounts/${account.id}`);
+      assert.match(rejected.json.statusNote, /rejected the credentials/);
+      const fixed = await app.request('PATCH', `/v1/accounts/${account.id}`, { body: { credentials: { type: 'password', password: dovecot.users.carol!.password } } });
+      assert.equal(fixed.status, 200, fixed.text);
+      assert.equal(fixed.json.statusNote, null);
+      assert.equal(fixed.json.needsAttention, false);
+      await app.request('DELETE', `/v1/accounts/${account.id}?keepMessages=false`);
     });
 
     it('deletes an account with its messages, or hides it and keeps them readable, as asked', async () => {

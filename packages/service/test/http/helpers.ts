@@ -136,7 +136,7 @@ export class FakeScheduler implements SyncScheduler {
     this.enqueued.push({ accountId, reason });
     const open = [...this.jobs.values()].find((j) => j.accountId === accountId && (j.status === 'queued' || j.status === 'running'));
     if (open !== undefined) return open;
-    const job: SyncJobView = { id: this.nextId++, accountId, status: 'queued', reason, queuedAt: Date.now(), startedAt: null, finishedAt: null, runId: null, error: null };
+    const job: SyncJobView = { id: this.nextId++, accountId, status: 'queued', reason, queuedAt: new Date().toISOString(), startedAt: null, finishedAt: null, runId: null, error: null };
     this.jobs.set(job.id, job);
     return job;
   }

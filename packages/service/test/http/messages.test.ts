@@ -105,8 +105,9 @@ for (const kind of STORE_KINDS) {
       const first = await app.request('GET', `/v1/accounts/${accountId}/messages?limit=1`);
       assert.deepEqual(first.json.messages[0].from, { name: '', address: 'sender@example.test' });
       assert.equal(first.json.messages[0].hasAttachments, true);
-      assert.deepEqual(first.json.messages[0].to, ['bob@example.test']);
-      assert.equal(first.json.messages[0].date, Date.parse('2025-11-26T13:30:00Z'));
+      assert.deepEqual(first.json.messages[0].to, [{ name: '', address: 'bob@example.test' }]);
+      assert.equal(first.json.messages[0].date, '2025-11-26T13:30:00.000Z');
+      assert.match(first.json.messages[0].storedAt, /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/);
     });
 
     it('filters by date range (ms or ISO 8601) and by sender address, any case', async () => {
@@ -145,7 +146,7 @@ for (const kind of STORE_KINDS) {
       assert.equal(message.accountId, accountId);
       assert.equal(message.subject, 'Report and data');
       assert.equal(message.messageId, '<att-1@example.test>');
-      assert.equal(message.date, Date.parse('2025-11-26T13:30:00Z'));
+      assert.equal(message.date, '2025-11-26T13:30:00.000Z');
       assert.deepEqual(message.from, { name: '', address: 'sender@example.test' });
       assert.deepEqual(message.to, [{ name: '', address: 'bob@example.test' }]);
       assert.deepEqual(message.cc, []);

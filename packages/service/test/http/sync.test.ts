@@ -115,7 +115,8 @@ describe('syncs, jobs and runs', () => {
       { newMessages: 4, alreadyHad: 0, deleted: 0, skipped: 0, sessions: 1 },
     );
     assert.ok(ok.bytes > 4 * 600);
-    assert.ok(ok.finishedAt >= ok.startedAt);
+    assert.ok(Date.parse(ok.finishedAt) >= Date.parse(ok.startedAt));
+    assert.match(ok.finishedAt, /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/);
     assert.equal(reply.text.includes(WRONG), false);
     assert.equal((await app.request('GET', `/v1/accounts/${id}/runs?limit=1`)).json.runs[0].id, failed.id);
   });

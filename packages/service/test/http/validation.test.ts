@@ -37,6 +37,7 @@ const BAD_BODIES: Array<[string, Record<string, unknown>, string]> = [
   ['port 0', bodyWith({ port: 0 }), 'body.port'],
   ['a fractional port', bodyWith({ port: 99.5 }), 'body.port'],
   ['an interval of 0 seconds', bodyWith({ syncInterval: 0 }), 'body.syncInterval'],
+  ['an interval under the 60-second floor', bodyWith({ syncInterval: 1 }), 'body.syncInterval'],
   ['an extra property', bodyWith({ admin: true }), 'body.admin'],
   ['an extra property in the credentials', bodyWith({ credentials: { type: 'password', password: 'x', user: 'root' } }), 'body.credentials.user'],
   ['an unknown retention policy', bodyWith({ policy: { retention: 'forever' } }), 'body.policy.retention'],
@@ -90,6 +91,38 @@ describe('request validation', () => {
     }
     const missing = await app.request('POST', '/v1/accounts', {});
     assert.equal(missing.json.error.field, 'body');
+  });
+
+  it('says an interval under the floor is refused because of sync.minInterval, on create and on change', async () => {
+    const created = await app.request('POST', '/v1/accounts', { body: bodyWith({ syncInterval: 59 }) });
+    assert.equal(created.status, 400);
+    assert.match(created.json.error.message, /^body\.syncInterval: must be at least 60 seconds \(the service's sync\.minInterval\)/);
+    const { json: account } = await app.request('POST', '/v1/accounts', { body: bodyWith({ syncInterval: 60 }) });
+    assert.equal(account.syncInterval, 60);
+    const changed = await app.request('PATCH', `/v1/accounts/${account.id}`, { body: { syncInterval: 5 } });
+    assert.equal(changed.status, 400);
+    assert.equal(changed.json.error.field, 'body.syncInterval');
+    assert.match(changed.json.error.message, /sync\.minInterval/);
+    assert.equal((await app.request('GET', `/v1/accounts/${account.id}`)).json.syncInterval, 60, 'unchanged');
+    await app.request('DELETE', `/v1/accounts/${account.id}?keepMessages=false`);
+  });
+
+  it('says an empty JSON body is empty, and runs a route that takes no body when it gets an empty one', async () => {
+    for (const rawBody of ['', '\n', ' \r\n']) {
+      for (const [method, path] of [['POST', '/v1/accounts'], ['PATCH', '/v1/accounts/1']] as const) {
+        const reply = await app.request(method, path, { rawBody });
+        assert.equal(reply.status, 400, `${method} ${JSON.stringify(rawBody)}: ${reply.text}`);
+        assert.equal(reply.json.error.field, 'body');
+        assert.match(reply.json.error.message, /^body: the request body is empty; this request needs a JSON object/);
+      }
+    }
+    const { json: account } = await app.request('POST', '/v1/accounts', { body: good() });
+    for (const rawBody of ['', '\n']) {
+      const paused = await app.request('POST', `/v1/accounts/${account.id}/pause`, { rawBody });
+      assert.equal(paused.status, 200, paused.text);
+      assert.equal(paused.json.paused, true);
+    }
+    await app.request('DELETE', `/v1/accounts/${account.id}?keepMessages=false`);
   });
 
   it('refuses a change of what names the mailbox, and a bad change', async () => {

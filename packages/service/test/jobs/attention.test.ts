@@ -16,6 +16,7 @@ import { InProcessScheduler } from '../../src/jobs/in-process.ts';
 import { Metrics } from '../../src/metrics.ts';
 import { AccountLock } from '../../src/sync/lock.ts';
 import type { Store } from '../../src/store/store.ts';
+import { message, startScriptedMailbox } from '../sync/scripted-mailbox.ts';
 import { accountService, dovecotAccount, metric, until } from './harness.ts';
 
 const stores = testStores();
@@ -77,6 +78,28 @@ describe('InProcessScheduler and troubled accounts', () => {
       await accounts.update(id, { credentials: { type: 'password', password: 'secret' } });
       await until(() => log.sessions.length === 2, 'the account is tried again with its new credentials');
       await until(() => log.sessions[1]?.user === 'alice', 'the new credentials log in');
+    } finally {
+      await scheduler.stop(5_000);
+      await server.close();
+    }
+  });
+
+  it("a server's LOGIN-DELAY from CAPA (Gmail: 300 s) spaces the scheduled syncs, however short the interval", async () => {
+    const mailbox = await startScriptedMailbox([message('u1', 'one')], { capabilities: ['LOGIN-DELAY 300'] });
+    const server = mailbox.server;
+    await using store = await stores.open('sqlite');
+    const accounts = accountService(store);
+    const { id } = await accounts.create(scripted(server.port, 'secret'));
+    const { scheduler, ticks } = await withClock(store, accounts);
+    scheduler.start();
+    try {
+      await until(async () => (await store.runs.forAccount(id))[0]?.status === 'ok', 'the first sync ran');
+      await until(async () => (await accounts.get(id)).loginDelay === 300, 'the LOGIN-DELAY is recorded');
+      await ticks(3);
+      assert.equal(mailbox.sessions.length, 1, 'one login, not one a second');
+      const row = await store.accounts.get(id);
+      const [run] = await store.runs.forAccount(id);
+      assert.ok(row.next_sync_at !== null && row.next_sync_at >= run!.finished_at! + 300_000, `next_sync_at ${row.next_sync_at}`);
     } finally {
       await scheduler.stop(5_000);
       await server.close();

@@ -34,8 +34,9 @@ export async function observations(h: Histogram<string>): Promise<number> {
   return values.find((v) => v.metricName?.endsWith('_count'))?.value ?? 0;
 }
 
+/** With the interval floor lowered to 1 s (config sync.minInterval), so that a test sees several scheduled runs. */
 export function accountService(store: Store, options: ConstructorParameters<typeof AccountService>[2] = {}): AccountService {
-  return new AccountService(store, new SecretBox([randomBytes(32)]), options);
+  return new AccountService(store, new SecretBox([randomBytes(32)]), { minInterval: 1, ...options });
 }
 
 /** An account for a Dovecot user, in plain text (the test server's loopback port). */

@@ -48,7 +48,7 @@ async function instances(count: number, sync: (i: number) => SyncFunction | unde
   const list: Instance[] = [];
   for (let i = 0; i < count; i++) {
     const store = await Store.open(location);
-    const accounts = new AccountService(store, box);
+    const accounts = new AccountService(store, box, { minInterval: 1 });
     const metrics = new Metrics();
     const scheduler = new PgBossScheduler({ store, accounts, metrics, concurrency, tickMs: 100, pollingSeconds: 0.5, sync: sync(i) });
     list.push({ store, accounts, metrics, scheduler });

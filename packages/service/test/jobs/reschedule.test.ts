@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Pop3AuthenticationError, Pop3ConnectionError, Pop3ServerError } from 'popwire';
 import { backoffDelay } from '../../src/jobs/backoff.ts';
+import { effectiveInterval } from '../../src/jobs/common.ts';
 import { DEFAULT_SYNC_BACKOFF, nextSync, type JobOutcome } from '../../src/jobs/reschedule.ts';
 import { SyncError, type SyncReport } from '../../src/sync/index.ts';
 import { LEASE_MS } from '../../src/sync/lock.ts';
@@ -64,6 +65,18 @@ describe('nextSync', () => {
     assert.deepEqual(nextSync({ kind: 'error', error: new Error('gone'), accountGone: true }, 60, 0, NOW, NO_JITTER), { failures: 0 });
     assert.deepEqual(nextSync(report('ok'), null, 0, NOW, NO_JITTER), { nextSyncAt: undefined, failures: 0 });
     assert.deepEqual(nextSync(report('failed', { error: new Pop3ServerError('no', { code: 'POP3_ERR_REPLY' }) }), null, 0, NOW, NO_JITTER), { nextSyncAt: undefined, failures: 1 });
+  });
+});
+
+describe('effectiveInterval', () => {
+  it("is the account's interval, but never under the floor nor under the server's LOGIN-DELAY", () => {
+    assert.equal(effectiveInterval({ sync_interval: 300, login_delay: null }, 60), 300);
+    // An account stored before the floor existed, with 1 s.
+    assert.equal(effectiveInterval({ sync_interval: 1, login_delay: null }, 60), 60);
+    // Gmail announces LOGIN-DELAY 300.
+    assert.equal(effectiveInterval({ sync_interval: 60, login_delay: 300 }, 60), 300);
+    assert.equal(effectiveInterval({ sync_interval: 900, login_delay: 300 }, 60), 900);
+    assert.equal(effectiveInterval({ sync_interval: null, login_delay: 300 }, 60), null);
   });
 });
 

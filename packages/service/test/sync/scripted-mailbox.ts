@@ -24,6 +24,8 @@ export interface ScriptedMailboxOptions {
   readonly uidl?: boolean;
   /** Advertise PIPELINING. Default true. */
   readonly pipelining?: boolean;
+  /** More CAPA lines, e.g. `LOGIN-DELAY 300` as Gmail announces. */
+  readonly capabilities?: readonly string[];
   /**
    * Gmail: list at most `perSession` messages per session, the oldest not yet popped; a QUIT pops
    * what its session retrieved, unless `pop` is false (Gmail's "recent" mode lists them again).
@@ -82,7 +84,7 @@ async function serve(
   remaining: () => MailboxMessage[],
   options: ScriptedMailboxOptions,
 ): Promise<void> {
-  const caps = ['USER', 'TOP', ...(options.uidl === false ? [] : ['UIDL']), ...(options.pipelining === false ? [] : ['PIPELINING'])];
+  const caps = ['USER', 'TOP', ...(options.uidl === false ? [] : ['UIDL']), ...(options.pipelining === false ? [] : ['PIPELINING']), ...(options.capabilities ?? [])];
   let drop: MailboxMessage[] | undefined;
   const marked = new Set<number>();
   const retrieved = new Set<MailboxMessage>();

@@ -1,3 +1,5 @@
+import { isoTime, isoTimeOrNull } from '../../iso-time.js';
+import { recipientsOf } from '../../store/messages.js';
 import type { Account, StoredMessage } from '../../store/schema.js';
 import { wholeNumber } from '../arguments.js';
 import { UsageError } from '../failure.js';
@@ -78,16 +80,16 @@ export function summaryJson(row: StoredMessage, account: string | null): Json {
     id: row.id,
     account,
     uid: row.uid,
-    date: row.date === null ? null : new Date(row.date).toISOString(),
-    fromName: row.from_name,
-    fromAddress: row.from_address,
-    to: row.to_addresses === '' ? [] : row.to_addresses.split(', '),
+    date: isoTimeOrNull(row.date),
+    // The API's and the webhooks' shape: {name, address}, name '' when the header gives none.
+    from: row.from_address === null ? null : { name: row.from_name ?? '', address: row.from_address },
+    to: recipientsOf(row).map(({ name, address }) => ({ name, address })),
     subject: row.subject,
     messageId: row.message_id_header,
     size: row.size,
     hasAttachments: row.has_attachments === 1,
     headersOnly: row.headers_only === 1,
     sha256: row.sha256,
-    storedAt: new Date(row.stored_at).toISOString(),
+    storedAt: isoTime(row.stored_at),
   };
 }

@@ -10,10 +10,13 @@ import { addSessionOptions, type SessionOptions } from '../session-options.js';
 import { addStoreOption, openStore, type StoreOptions } from '../store-option.js';
 import { accountFields, loginUrl, policyOf, type PolicyOptions } from '../sync/account.js';
 import { connector } from '../sync/connect.js';
+import { claimAccount } from '../sync/policy-owner.js';
 import { describeSync, syncFailure } from '../sync/outcome.js';
 import { createSyncProgress } from '../sync/progress.js';
 
-interface SyncOptions extends SessionOptions, StoreOptions, PolicyOptions {}
+interface SyncOptions extends SessionOptions, StoreOptions, PolicyOptions {
+  readonly replacePolicy?: boolean;
+}
 
 const HELP_AFTER = `
 Only new messages are retrieved: the store remembers each message's UID, so a run with nothing
@@ -25,6 +28,11 @@ The store: --store PATH, else $POPWIRE_STORE, else ./popwire-data. A folder hold
 file (created if missing); a postgres://USER[:PASSWORD]@HOST[:PORT]/DB URL names a database
 (its password is never printed). The account is user@host:port, from the URL: every sync of a
 mailbox adds to the same account. popwire messages, show and export read the store.
+
+One writer owns an account's policy. In the store of popwire serve, an account whose policy
+was set through the API keeps it: without policy options a sync follows it (and says so); with
+options that ask for another policy the sync is refused (exit 2) unless --replace-policy makes
+them the account's policy, for popwire serve too.
 
 Ctrl-C stops after the message being received: what was received is committed, deleted per
 the policy, and the session ends with QUIT; popwire exits 130. A second Ctrl-C exits at once:
@@ -46,6 +54,7 @@ export const sync: CommandRegistration = (program) => {
     .option('--delete', 'delete each message from the server once it is stored and committed')
     .option('--keep-days <days>', 'delete a stored message from the server once it was first seen DAYS ago (0: at once)', wholeNumber(0))
     .option('--max-size <bytes>', 'do not retrieve messages larger than BYTES (as LIST gives their size)', wholeNumber(1))
+    .option('--replace-policy', "make this sync's policy the account's, even where it was set through the API (popwire serve follows it too)")
     .addOption(
       new Option('--oversize <what>', 'for messages over --max-size: skip them (the default), or store their headers only (TOP n 0)').choices(['skip', 'headers']),
     )
@@ -63,7 +72,9 @@ async function runSync(url: string, options: SyncOptions): Promise<void> {
   const { syncAccount } = await import('../../sync/run.js');
   const fields = accountFields(loginUrl(url), options, policy);
   const firstSync = (await store.accounts.findByKey(fields.key)) === undefined;
-  const account = await store.accounts.upsert(fields, Date.now());
+  const claimed = await claimAccount(store, fields, policy, options, Date.now());
+  const account = claimed.account;
+  if (claimed.note !== undefined) note(claimed.note);
 
   // --trace writes lines to stderr as they come; a bar redrawn over them would garble both.
   const progress = createSyncProgress(process.stderr, { enabled: options.trace !== true });
@@ -86,7 +97,7 @@ async function runSync(url: string, options: SyncOptions): Promise<void> {
       store,
       accountId: account.id,
       connect: connector(url, connectOptions, { stop: stop.signal, onAttempt: (attempt) => retryNote(attempt, progress.stop) }),
-      policy,
+      policy: claimed.policy,
       stop: stop.signal,
       onProgress: (event) => progress.update(event),
     });

@@ -1,4 +1,5 @@
 import { Pop3AbortError } from 'popwire';
+import { isoTimeOrNull } from '../../iso-time.js';
 import type { SyncReport } from '../../sync/run.js';
 import { CommandFailure, ExitCode, failureOf, signalExitCode } from '../failure.js';
 import type { StopSignal } from '../fetch/interrupt.js';
@@ -43,7 +44,7 @@ export function describeSync(result: SyncReport, context: SyncContext): Report {
     seconds: result.seconds,
     identity: result.identity,
     notes: [...result.notes],
-    retryAfter: result.retryAfter,
+    retryAfter: isoTimeOrNull(result.retryAfter),
     error: errorJson(result.error),
   });
 }

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
+import { isoTime, isoTimeOrNull } from '../../iso-time.js';
 import type { SyncRun } from '../../store/schema.js';
 import type { RouteDeps } from '../app.js';
 import { visibleJob } from '../access.js';
@@ -64,8 +65,8 @@ function runView(run: SyncRun) {
     id: run.id,
     accountId: run.account_id,
     status: run.status,
-    startedAt: run.started_at,
-    finishedAt: run.finished_at,
+    startedAt: isoTime(run.started_at),
+    finishedAt: isoTimeOrNull(run.finished_at),
     sessions: run.sessions,
     newMessages: run.new_messages,
     alreadyHad: run.already_had,

@@ -48,7 +48,13 @@ const changeable = {
   tls: Type.Enum(TLS_MODES, { description: 'implicit (port 995), starttls (STLS on port 110) or none; default implicit' }),
   auth: Nullable(Type.Enum(MECHANISMS, { description: 'the login mechanism; null or absent: the strongest the server offers' })),
   credentials: Type.Union([PasswordCredentials, OAuthCredentials], { description: 'write-only: never returned' }),
-  syncInterval: Nullable(Type.Integer({ minimum: 1, maximum: 31_536_000, description: 'seconds between syncs; null: only on request; default 300' })),
+  syncInterval: Nullable(
+    Type.Integer({
+      minimum: 1,
+      maximum: 31_536_000,
+      description: "seconds between syncs; null: only on request; default 300. At least the service's sync.minInterval (default 60), else a 400; never more often than the server's LOGIN-DELAY",
+    }),
+  ),
   policy: Policy,
   webhook: Nullable(Webhook),
   paused: Type.Boolean(),
@@ -115,6 +121,7 @@ export const AccountView = Type.Object(
     needsAttention: Type.Boolean({ description: 'the server rejected the credentials; not synced until they change' }),
     statusNote: Nullable(Type.String()),
     identity: Nullable(Type.String()),
+    loginDelay: Nullable(Type.Integer({ description: "the server's LOGIN-DELAY (seconds, from CAPA at the last login): scheduled syncs never come more often" })),
     retryAfter: Nullable(Time),
     nextSyncAt: Nullable(Time),
     createdAt: Time,

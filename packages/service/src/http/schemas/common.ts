@@ -10,8 +10,11 @@ export const IdParams = Type.Object({ id: Id }, { additionalProperties: false })
 /** Page sizes: at most 200 items a request. */
 export const Limit = (fallback: number) => Type.Integer({ minimum: 1, maximum: 200, description: `default ${fallback}` });
 
-/** Milliseconds since the epoch, as everywhere in the API. */
-export const Time = Type.Integer({ description: 'milliseconds since the epoch' });
+/** A time, as everywhere in the API, in webhooks and in the CLI's --json: ISO 8601, UTC, with milliseconds. */
+export const Time = Type.String({ format: 'date-time', description: 'ISO 8601 in UTC with milliseconds, e.g. 2026-12-07T14:07:01.000Z' });
+
+/** A person, as everywhere in the API, in webhooks and in the CLI's --json: `name` is empty when the header gives none. */
+export const Mailbox = Type.Object({ name: Type.String({ description: 'the display name, decoded; empty when none' }), address: Type.String() });
 
 /**
  * Every error of the API has this body. `code` is one of: INVALID_REQUEST (with `field`, e.g.

@@ -1,7 +1,6 @@
 import { Type } from 'typebox';
-import { Limit, Nullable, Time } from './common.js';
+import { Limit, Mailbox, Nullable, Time } from './common.js';
 
-const Mailbox = Type.Object({ name: Type.String(), address: Type.String() });
 /** A mailbox, or an RFC 5322 group (`name` and its `group` of mailboxes, no `address`). */
 const Address = Type.Object({ name: Type.String(), address: Type.Optional(Type.String()), group: Type.Optional(Type.Array(Mailbox)) });
 
@@ -22,7 +21,7 @@ export const MessageSummary = Type.Object({
   size: Type.Integer({ description: 'octets stored' }),
   date: Nullable(Time),
   from: Nullable(Mailbox),
-  to: Type.Array(Type.String()),
+  to: Type.Array(Mailbox, { description: 'the To mailboxes, groups flattened; names are empty for messages stored before 0.2' }),
   subject: Nullable(Type.String()),
   messageId: Nullable(Type.String()),
   hasAttachments: Type.Boolean(),

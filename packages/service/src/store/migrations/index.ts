@@ -1,6 +1,7 @@
 import type { Migration, MigrationProvider } from 'kysely';
 import * as initial from './0001-initial.js';
 import * as service from './0002-service.js';
+import * as policyOwner from './0003-policy-owner-recipients.js';
 import * as tokenScopes from './0004-token-scopes.js';
 import * as credentialType from './0005-credential-type.js';
 
@@ -12,6 +13,7 @@ import * as credentialType from './0005-credential-type.js';
 const migrations: Record<string, Migration> = {
   '0001-initial': initial,
   '0002-service': service,
+  '0003-policy-owner-recipients': policyOwner,
   '0004-token-scopes': tokenScopes,
   '0005-credential-type': credentialType,
 };

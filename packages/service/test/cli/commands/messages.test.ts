@@ -71,6 +71,20 @@ describe('messages', () => {
     ]);
   });
 
+  it('--json gives people as {name, address} and times as ISO 8601 UTC with milliseconds, as the API and webhooks do', async () => {
+    const store = await storeOf([await mime('alternative.eml')]);
+    const [message] = parseJson<Array<Record<string, unknown>>>(succeeded(await read(['messages', '--json'], store)));
+    assert.deepEqual(message?.from, { name: 'Alice Example', address: 'alice@example.test' });
+    assert.deepEqual(message?.to, [
+      { name: 'Bob Example', address: 'bob@example.test' },
+      { name: 'Carol, C.', address: 'carol@example.test' },
+    ]);
+    assert.equal(message?.date, '2025-11-25T09:00:00.000Z');
+    assert.match(String(message?.storedAt), /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/);
+    const shown = parseJson<Record<string, unknown>>(succeeded(await read(['show', String(message?.id), '--json'], store)));
+    assert.deepEqual([shown.from, shown.to, shown.date], [message?.from, message?.to, message?.date]);
+  });
+
   it('--json gives every summary field; --limit keeps the newest; --account keeps one mailbox', async () => {
     const store = await storeOf(bulkMessages(3, 500));
     await storeOf([await mime('attachments.eml')], { user: 'bob', store });
@@ -80,9 +94,8 @@ describe('messages', () => {
       account: `bob@127.0.0.1:${dovecot.tlsPort}`,
       uid: all[0]?.uid,
       date: '2025-11-26T13:30:00.000Z',
-      fromName: null,
-      fromAddress: 'sender@example.test',
-      to: ['bob@example.test'],
+      from: { name: '', address: 'sender@example.test' },
+      to: [{ name: '', address: 'bob@example.test' }],
       subject: 'Report and data',
       messageId: '<att-1@example.test>',
       size: 2501,
