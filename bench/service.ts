@@ -305,11 +305,12 @@ async function serveRound(env: BenchEnv, concurrency: number | undefined): Promi
     let finishedAt = 0;
     for (const [i, jobId] of jobs.entries()) {
       const job = await eventually(`job ${jobId} to be recorded`, async () => {
-        const view = await api.json<{ status: string; error: string | null; finishedAt: number | null; runId: number | null }>('GET', `/v1/jobs/${jobId}`);
+        const view = await api.json<{ status: string; error: string | null; finishedAt: string | null; runId: number | null }>('GET', `/v1/jobs/${jobId}`);
         return view.status === 'queued' || view.status === 'running' ? undefined : view;
       });
       if (job.status !== 'done' || job.error !== null || job.finishedAt === null) throw new Error(`popwire serve: the sync job of ${users[i]!.user} ended ${job.status}: ${job.error}`);
-      finishedAt = Math.max(finishedAt, job.finishedAt);
+      // ISO 8601 with milliseconds, as every time the API gives.
+      finishedAt = Math.max(finishedAt, Date.parse(job.finishedAt));
       const { runs } = await api.json<{ runs: Array<{ id: number; status: string; newMessages: number; bytes: number }> }>('GET', `/v1/accounts/${ids[i]}/runs?limit=1`);
       const run = runs[0];
       if (run?.id !== job.runId || run.status !== 'ok' || run.newMessages !== env.messages || run.bytes !== env.expected.bytes) {
