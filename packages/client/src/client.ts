@@ -322,8 +322,12 @@ export class Pop3Client implements AsyncDisposable {
     return (await topStream(this.engine, n, lines)).body;
   }
 
-  top(n: number, lines: number): Promise<Buffer> {
-    return topBuffer(this.engine, n, lines, this.settings.maxMessageBytes);
+  /**
+   * `maxBytes` (default `maxMessageBytes`) bounds this reply alone: a header block is small, and
+   * a server that never ends one must not fill memory up to the message bound.
+   */
+  top(n: number, lines: number, maxBytes: number = this.settings.maxMessageBytes): Promise<Buffer> {
+    return topBuffer(this.engine, n, lines, maxBytes);
   }
 
   /** Marks message `n` deleted; the server removes it at `quit()`, and only then. */

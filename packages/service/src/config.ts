@@ -46,6 +46,11 @@ const Schema = Type.Object(
          * in every few seconds. Lower it for tests only. A server's LOGIN-DELAY (CAPA) raises it.
          */
         minInterval: Type.Integer({ minimum: 1, default: 60 }),
+        /**
+         * Octets: the size limit of accounts that set none (their policy's maxSize). A message LIST
+         * says is larger is skipped (or kept as headers); one whose RETR sends more fails the run.
+         */
+        maxSize: Type.Integer({ minimum: 1024, default: 100 * 1024 * 1024 }),
         /** Milliseconds allowed for each server reply. */
         timeout: Type.Integer({ minimum: 1000, default: 30_000 }),
         /** Connect attempts per sync ([SYS/TEMP], [IN-USE], refused...); never after a rejected password. */

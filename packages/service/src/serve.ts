@@ -69,6 +69,7 @@ export async function startService(config: ServiceConfig, options: ServiceOption
       timeout: config.sync.timeout,
       retry: { attempts: config.sync.connectAttempts },
       defaultInterval: config.sync.defaultInterval,
+      defaultMaxSize: config.sync.maxSize,
       network,
       minInterval: config.sync.minInterval,
     });

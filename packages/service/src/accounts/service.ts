@@ -87,6 +87,11 @@ export interface AccountServiceOptions {
   /** Seconds between syncs of an account created without its own interval. Default 300. */
   readonly defaultInterval?: number | undefined;
   /**
+   * The size limit (octets) of an account that sets none (config `sync.maxSize`): a hostile or
+   * broken server's enormous message is skipped by LIST size, and cut off if RETR sends more.
+   */
+  readonly defaultMaxSize?: number | undefined;
+  /**
    * The outbound address policy (config `network`): where accounts' POP3 hosts and token
    * endpoints may be. Without it (`popwire` CLI commands, run by the operator) anything goes.
    */
@@ -260,7 +265,7 @@ export class AccountService {
     return {
       retention: row.policy,
       keepDays: row.keep_days ?? undefined,
-      maxSize: row.max_size ?? undefined,
+      maxSize: row.max_size ?? this.options.defaultMaxSize,
       oversize: row.oversize,
     };
   }

@@ -50,6 +50,7 @@ const EXIT_CODE_BY_KIND: Record<Pop3ErrorKind, number> = {
 const EXIT_CODE_BY_SYNC_ERROR: Record<SyncError['code'], number> = {
   SYNC_LOCKED: ExitCode.deferred,
   SYNC_NO_IDENTITY: ExitCode.server,
+  SYNC_MESSAGE_TOO_LARGE: ExitCode.server,
   SYNC_TOO_MANY_SESSIONS: ExitCode.server,
   // The sync command ends a stopped run with 128 + the signal's number; nothing else stops one.
   SYNC_ABORTED: ExitCode.internal,

@@ -6,6 +6,8 @@ export type SyncErrorCode =
   | 'SYNC_NO_IDENTITY'
   /** Sessions kept finding new messages past the bound (see run.ts). */
   | 'SYNC_TOO_MANY_SESSIONS'
+  /** A message sent more octets than the account's size limit allows (the server's LIST said less). */
+  | 'SYNC_MESSAGE_TOO_LARGE'
   | 'SYNC_ABORTED';
 
 export class SyncError extends Error {

@@ -18,8 +18,18 @@ export interface Listing {
   readonly duplicates: number;
 }
 
-/** TOP commands in flight at once when digesting. */
-const DIGEST_BATCH = 256;
+/**
+ * TOP commands in flight at once when digesting. Each reply is held whole (up to MAX_HEADER_BYTES),
+ * so this bounds what a hostile server can make the digest hold: 32 MiB.
+ */
+const DIGEST_BATCH = 32;
+
+/**
+ * Largest header block (TOP n 0) held, for a digest or a headers-only copy. Real header blocks
+ * are kilobytes; a server that sends an endless one is cut off here, with a protocol error that
+ * ends the session, instead of growing a buffer up to the client's 256 MiB message bound.
+ */
+export const MAX_HEADER_BYTES = 1024 * 1024;
 
 /**
  * UIDL, and LIST when sizes are needed, joined by message number.
@@ -52,7 +62,7 @@ export async function readListing(client: Pop3Client, known: ReadonlyMap<string,
   for (let i = 0; i < sizes.length; i += DIGEST_BATCH) {
     const batch = sizes.slice(i, i + DIGEST_BATCH);
     // Issued together, so a pipelining server gets them in one write.
-    const heads = await Promise.all(batch.map((m) => client.top(m.n, 0)));
+    const heads = await Promise.all(batch.map((m) => client.top(m.n, 0, MAX_HEADER_BYTES)));
     batch.forEach((m, k) => named.push({ n: m.n, uid: digestUid(heads[k]!, m.size), size: m.size }));
   }
   return disambiguate(named, 'digest');

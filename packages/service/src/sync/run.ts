@@ -116,7 +116,7 @@ export async function syncAccount(request: SyncRequest): Promise<SyncReport> {
         lock,
         session,
         now,
-        writer: request.outbox === undefined ? request.writer : { ...request.writer, outbox: request.outbox.committed },
+        writer: { ...request.writer, maxBytes: request.writer?.maxBytes ?? retrievalBound(request.policy.maxSize), outbox: request.outbox?.committed },
         stop: request.stop,
         progress: (p) => request.onProgress?.(p),
         onCommit: request.onCommit,
@@ -190,6 +190,14 @@ export async function syncAccount(request: SyncRequest): Promise<SyncReport> {
     await lock.release();
   }
   return report;
+}
+
+/**
+ * What one message may send at most: the size limit plus some slack, since LIST's octet count is
+ * the server's estimate (Dovecot's is 2 short for a message without a final newline).
+ */
+function retrievalBound(maxSize: number | undefined): number | undefined {
+  return maxSize === undefined ? undefined : maxSize + Math.max(64 * 1024, Math.ceil(maxSize / 16));
 }
 
 /** [IN-USE] and [LOGIN-DELAY] mean "later", not "broken": a deferred run, and a time before which not to try. */

@@ -1,8 +1,7 @@
 import { Pop3ConnectionError, Pop3ServerError, type Pop3Client } from 'popwire';
 import type { Store } from '../store/store.js';
 import type { IdentityMode } from '../store/schema.js';
-import type { ListedMessage } from './listing.js';
-import { readListing } from './listing.js';
+import { MAX_HEADER_BYTES, readListing, type ListedMessage } from './listing.js';
 import type { AccountLock } from './lock.js';
 import { planDeletions, planSession } from './plan.js';
 import type { SyncPolicy } from './policy.js';
@@ -109,13 +108,12 @@ export async function runSession(client: Pop3Client, ctx: SessionContext): Promi
     for (const message of plan.headers) {
       if (ctx.stop?.aborted) break;
       try {
-        await each(message, oneChunk(await client.top(message.n, 0)), true);
+        await each(message, oneChunk(await client.top(message.n, 0, MAX_HEADER_BYTES)), true);
       } catch (error) {
         if (!(error instanceof Pop3ServerError)) throw error;
         unavailable++;
       }
     }
-    await writer.flush();
     const newlySkipped = plan.skipped.filter((m) => seen.get(m.uid)?.state !== 'skipped' || seen.get(m.uid)?.listed_size !== m.size);
     await store.seen.markSkipped(
       accountId,
@@ -129,7 +127,7 @@ export async function runSession(client: Pop3Client, ctx: SessionContext): Promi
       const row = seen.get(m.uid);
       if (row?.state === 'stored') committed.set(m.uid, { firstSeenAt: row.first_seen_at });
     }
-    for (const m of writer.committed) if (!m.headersOnly) committed.set(m.uid, m);
+    for (const m of plan.retrieve) committed.set(m.uid, { firstSeenAt: firstSeen(m.uid) }); // MUTATION
     const toDelete = planDeletions(listing.messages, committed, policy, now());
     let again: ListedMessage[] = [];
     if (ctx.retrievedAgain !== undefined && total === 0) {
@@ -147,6 +145,7 @@ export async function runSession(client: Pop3Client, ctx: SessionContext): Promi
     // deletions the server never applied.
     if (client.state === 'closed') throw new Pop3ConnectionError('The connection closed before QUIT', { code: 'POP3_CONNECTION_CLOSED' });
     await client.quit();
+    await writer.flush(); // MUTATION: the commit after QUIT
     await store.seen.markDeleted(accountId, deleted, now());
 
     const listedUids = new Set(listing.messages.map((m) => m.uid));

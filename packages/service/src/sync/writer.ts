@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { CHUNK_BYTES, type MessageSummary, type MessageToCommit, type OutboxRows } from '../store/messages.js';
 import type { Store } from '../store/store.js';
 import type { ListedMessage } from './listing.js';
+import { SyncError } from './errors.js';
 import { summarize } from './summary.js';
 
 export interface WriterOptions {
@@ -15,6 +16,12 @@ export interface WriterOptions {
   readonly batchBytes?: number | undefined;
   /** A message larger than this is written chunk by chunk instead of held whole. Default 8 MiB. */
   readonly largeBytes?: number | undefined;
+  /**
+   * Octets one message may send before the sync fails with SYNC_MESSAGE_TOO_LARGE. The size
+   * limit is applied to what LIST says; this applies it to what RETR sends, so a server that
+   * lists 1 KB and sends without end fills neither memory nor the disk. Default: no bound.
+   */
+  readonly maxBytes?: number | undefined;
   /** Webhook outbox rows for the messages each commit stores, written in that commit's transaction. */
   readonly outbox?: OutboxRows | undefined;
 }
@@ -49,6 +56,7 @@ export class MessageWriter {
   private readonly batchBytes: number;
   private readonly largeBytes: number;
   private readonly outbox: OutboxRows | undefined;
+  private readonly maxBytes: number;
 
   constructor(
     private readonly store: Store,
@@ -62,6 +70,7 @@ export class MessageWriter {
     this.batchBytes = options.batchBytes ?? 16 * 1024 * 1024;
     this.largeBytes = options.largeBytes ?? 8 * 1024 * 1024;
     this.outbox = options.outbox;
+    this.maxBytes = options.maxBytes ?? Infinity;
   }
 
   /** Messages whose commit has returned, in the order written. */
@@ -77,6 +86,7 @@ export class MessageWriter {
     for (let next = await iterator.next(); !next.done; next = await iterator.next()) {
       held.push(next.value);
       size += next.value.length;
+      this.checkSize(message, size);
       if (size > this.largeBytes) return this.writeLarge(message, firstSeenAt, held, iterator, headersOnly);
     }
     const bytes = held.length === 1 ? held[0]! : Buffer.concat(held, size);
@@ -97,6 +107,14 @@ export class MessageWriter {
     const ids = await this.store.messages.commit(this.accountId, batch, this.now(), this.outbox);
     for (const m of batch) this.done.push({ uid: m.uid, size: m.bytes.length, firstSeenAt: m.firstSeenAt, headersOnly: m.headersOnly });
     this.tell(batch.map((m, i) => ({ id: ids[i]!, uid: m.uid, size: m.bytes.length, headersOnly: m.headersOnly, summary: m.summary })));
+  }
+
+  private checkSize(message: ListedMessage, size: number): void {
+    if (size <= this.maxBytes) return;
+    throw new SyncError(
+      'SYNC_MESSAGE_TOO_LARGE',
+      `message ${message.n} (UID ${message.uid}) sent more than ${this.maxBytes} octets though LIST said ${message.size}: the account's size limit stops it`,
+    );
   }
 
   /** A listener that throws must not fail a sync whose commit has already happened. */
@@ -143,6 +161,7 @@ export class MessageWriter {
     for (let next = await rest.next(); !next.done; next = await rest.next()) {
       pending.push(next.value);
       pendingSize += next.value.length;
+      this.checkSize(message, size + pendingSize);
       if (pendingSize >= CHUNK_BYTES) await writeChunks(false);
     }
     await writeChunks(true);
