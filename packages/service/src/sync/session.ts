@@ -114,6 +114,7 @@ export async function runSession(client: Pop3Client, ctx: SessionContext): Promi
         unavailable++;
       }
     }
+    await writer.flush();
     const newlySkipped = plan.skipped.filter((m) => seen.get(m.uid)?.state !== 'skipped' || seen.get(m.uid)?.listed_size !== m.size);
     await store.seen.markSkipped(
       accountId,
@@ -127,7 +128,7 @@ export async function runSession(client: Pop3Client, ctx: SessionContext): Promi
       const row = seen.get(m.uid);
       if (row?.state === 'stored') committed.set(m.uid, { firstSeenAt: row.first_seen_at });
     }
-    for (const m of plan.retrieve) committed.set(m.uid, { firstSeenAt: firstSeen(m.uid) }); // MUTATION
+    for (const m of writer.committed) if (!m.headersOnly) committed.set(m.uid, m);
     const toDelete = planDeletions(listing.messages, committed, policy, now());
     let again: ListedMessage[] = [];
     if (ctx.retrievedAgain !== undefined && total === 0) {
@@ -145,7 +146,6 @@ export async function runSession(client: Pop3Client, ctx: SessionContext): Promi
     // deletions the server never applied.
     if (client.state === 'closed') throw new Pop3ConnectionError('The connection closed before QUIT', { code: 'POP3_CONNECTION_CLOSED' });
     await client.quit();
-    await writer.flush(); // MUTATION: the commit after QUIT
     await store.seen.markDeleted(accountId, deleted, now());
 
     const listedUids = new Set(listing.messages.map((m) => m.uid));
