@@ -6,6 +6,7 @@ import { contentDisposition, safeContentType } from '../content-disposition.js';
 import { decodeCursor, encodeCursor, parseTime } from '../cursor.js';
 import { ApiError } from '../errors.js';
 import { parsedView, summaryView } from '../message-view.js';
+import { ParseSlots } from '../parse-slots.js';
 import { bytes, ERRORS, IdParams } from '../schemas/common.js';
 import { AttachmentParams, MessageListQuery, MessagePage, ParsedMessage } from '../schemas/messages.js';
 
@@ -16,6 +17,8 @@ import { AttachmentParams, MessageListQuery, MessagePage, ParsedMessage } from '
  */
 export const messageRoutes: FastifyPluginAsyncTypebox<{ deps: RouteDeps }> = async (app) => {
   const tags = ['messages'];
+  // Parses of this app, bounded (parse-slots.ts): GET /messages/{id} and its attachments.
+  const parses = new ParseSlots();
   const config = { scope: 'read' } as const;
 
   app.get(
@@ -53,8 +56,13 @@ export const messageRoutes: FastifyPluginAsyncTypebox<{ deps: RouteDeps }> = asy
     async (request) => {
       const { store } = request.scoped;
       const row = await store.messages.get(request.params.id);
-      await using parsed = await parseMessage(store.messages.raw(row.id));
-      return parsedView(row, parsed);
+      const release = await parses.acquire();
+      try {
+        await using parsed = await parseMessage(store.messages.raw(row.id));
+        return parsedView(row, parsed);
+      } finally {
+        release();
+      }
     },
   );
 
@@ -98,14 +106,22 @@ export const messageRoutes: FastifyPluginAsyncTypebox<{ deps: RouteDeps }> = asy
     async (request, reply) => {
       const { store } = request.scoped;
       const row = await store.messages.get(request.params.id);
-      const parsed = await parseMessage(store.messages.raw(row.id));
+      const release = await parses.acquire();
+      const parsed = await parseMessage(store.messages.raw(row.id)).catch((error: unknown) => {
+        release();
+        throw error;
+      });
       const attachment = parsed.attachments[request.params.n - 1];
       if (attachment === undefined) {
         await parsed.dispose();
+        release();
         throw new ApiError(404, 'ATTACHMENT_NOT_FOUND', `message ${row.id} has ${parsed.attachments.length} attachment(s); no number ${request.params.n}`);
       }
       // A large message's parts are temporary files: removed once the response is done with them.
-      reply.raw.once('close', () => void parsed.dispose());
+      reply.raw.once('close', () => {
+        release();
+        void parsed.dispose();
+      });
       return (
         reply
           .type(safeContentType(attachment.contentType))
