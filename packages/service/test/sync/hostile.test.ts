@@ -12,7 +12,8 @@
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -25,6 +26,7 @@ import { Store } from '../../src/store/store.ts';
 import { SyncError } from '../../src/sync/errors.ts';
 import { MAX_HEADER_BYTES } from '../../src/sync/listing.ts';
 import { syncAccount, type SyncReport } from '../../src/sync/index.ts';
+import { popwire, spawnPopwire, succeeded } from '../cli/popwire.ts';
 
 const MiB = 1024 * 1024;
 /** What the scripted server offers at most: far past every bound, and past what an unbounded run would take without notice. */
@@ -141,5 +143,76 @@ describe('a sync against a hostile server', { timeout: 120_000 }, () => {
     const row = { policy: 'leave', keep_days: null, max_size: null, oversize: 'skip' } as unknown as Parameters<AccountService['policy']>[0];
     assert.equal(accounts.policy(row).maxSize, 5 * MiB);
     assert.equal(accounts.policy({ ...row, max_size: 1024 }).maxSize, 1024);
+  });
+});
+
+/** Peak resident memory of a process so far, from Linux's /proc (VmHWM), in octets. */
+function peakRss(pid: number): number {
+  const kb = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+  return Number(kb) * 1024;
+}
+
+describe('popwire serve against a hostile server', { timeout: 180_000 }, () => {
+  it('fails both runs with clear errors, its own peak memory bounded, with the default size limit from the configuration', async () => {
+    const header = { sent: 0 };
+    const body = { sent: 0 };
+    const endlessHeader = await startScriptedServer(
+      mailbox({ caps: ['USER', 'TOP'], uidl: false, listed: 500, top: async (conn) => {
+        conn.send('+OK\r\n');
+        await flood(conn, 'X-Endless: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n', header);
+      } }),
+    );
+    const endlessBody = await startScriptedServer(
+      mailbox({ caps: ['USER', 'UIDL', 'TOP'], uidl: true, listed: 1000, retr: async (conn) => {
+        conn.send('+OK\r\nSubject: enormous\r\n\r\n');
+        await flood(conn, 'bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\r\n', body);
+      } }),
+    );
+    const home = join(dir, 'serve');
+    const configFile = join(dir, 'serve.json');
+    await writeFile(configFile, JSON.stringify({ store: home, http: { port: 0 }, network: { allow: ['127.0.0.1'] }, sync: { maxSize: 20 * MiB }, log: { level: 'warn' } }));
+    const token = succeeded(await popwire(['token', 'create', '--name', 'hostile', '--store', home])).stdout.toString().trim();
+    const server = spawnPopwire(['serve', '--config', configFile]);
+    try {
+      let stderr = '';
+      server.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      server.stdout.resume();
+      while (!/listening on (http:\/\/[^\s,]+)/.test(stderr)) {
+        if (server.exitCode !== null) throw new Error(`popwire serve did not start: ${stderr}`);
+        await Promise.race([once(server.stderr, 'data'), once(server, 'exit')]);
+      }
+      const base = /listening on (http:\/\/[^\s,]+)/.exec(stderr)![1]!;
+      const api = async (path: string, init: RequestInit = {}) => {
+        const response = await fetch(`${base}${path}`, { ...init, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' } });
+        return (await response.json()) as Record<string, any>;
+      };
+      const before = peakRss(server.pid!);
+      const runs: Array<Record<string, any>> = [];
+      for (const [name, port] of [['header', endlessHeader.port], ['body', endlessBody.port]] as const) {
+        const account = await api('/v1/accounts', {
+          method: 'POST',
+          body: JSON.stringify({ name, host: '127.0.0.1', port, tls: 'none', allowPlaintextAuth: true, username: 'alice', credentials: { type: 'password', password: 'secret' }, syncInterval: null }),
+        });
+        assert.ok(account.id, JSON.stringify(account));
+        const job = await api(`/v1/accounts/${account.id}/sync`, { method: 'POST' });
+        for (;;) {
+          const status = (await api(`/v1/jobs/${job.id}`)).status;
+          if (status === 'done' || status === 'failed') break;
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+        runs.push((await api(`/v1/accounts/${account.id}/runs`)).runs[0]);
+      }
+      const peak = peakRss(server.pid!);
+      assert.equal(runs[0]!.status, 'failed');
+      assert.match(runs[0]!.error.message, new RegExp(`TOP is larger than ${MAX_HEADER_BYTES} octets`));
+      assert.equal(runs[1]!.status, 'failed');
+      assert.equal(runs[1]!.error.code, 'SYNC_MESSAGE_TOO_LARGE');
+      assert.match(runs[1]!.error.message, new RegExp(`more than ${20 * MiB + 20 * MiB / 16} octets though LIST said 1000`));
+      assert.ok(peak < before + 128 * MiB, `popwire serve's peak RSS went from ${Math.round(before / MiB)} to ${Math.round(peak / MiB)} MiB`);
+      console.log(`popwire serve: peak RSS ${Math.round(before / MiB)} MiB before, ${Math.round(peak / MiB)} MiB after; the servers wrote ${Math.round(header.sent / MiB)} MiB of header and ${Math.round(body.sent / MiB)} MiB of body`);
+    } finally {
+      if (server.exitCode === null) server.kill('SIGKILL');
+      await Promise.all([endlessHeader.close().catch(() => {}), endlessBody.close().catch(() => {})]);
+    }
   });
 });
