@@ -124,6 +124,15 @@ for (const kind of STORE_KINDS) {
       await app.request('DELETE', `/v1/accounts/${first.json.id}?keepMessages=false`);
     });
 
+    it('says in the OpenAPI document that times are ISO 8601 date-times and people {name, address}', async () => {
+      const { json: spec } = await app.request('GET', '/openapi.json', { token: null });
+      const schema = (path: string) => spec.paths[path].get.responses['200'].content['application/json'].schema;
+      for (const field of ['createdAt', 'updatedAt']) assert.equal(schema('/v1/accounts/{id}').properties[field].format, 'date-time', field);
+      const summary = schema('/v1/accounts/{id}/messages').properties.messages.items.properties;
+      assert.deepEqual(Object.keys(summary.to.items.properties), ['name', 'address']);
+      assert.equal(schema('/v1/jobs/{id}').properties.queuedAt.format, 'date-time');
+    });
+
     it('clears the note about rejected credentials once new ones are given', async () => {
       const { json: account } = await app.request('POST', '/v1/accounts', { body: accountBody(dovecot, 'not-the-password', { username: 'carol' }) });
       assert.equal((await app.sync(account.id)).status, 'failed');

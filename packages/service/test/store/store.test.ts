@@ -40,6 +40,16 @@ for (const kind of STORE_KINDS) {
       assert.equal((await again.accounts.list()).length, 1);
     });
 
+    it('with create: false, finds no store where none was made, makes nothing there, and opens one that exists', async () => {
+      const location = await stores.location(kind);
+      await assert.rejects(Store.open(location, { create: false }), (e: unknown) => e instanceof StoreError && e.code === 'STORE_NOT_FOUND' && /^no store (at|in) /.test(e.message));
+      // Still nothing there: the refused open made no file, folder or table.
+      await assert.rejects(Store.open(location, { create: false }), (e: unknown) => e instanceof StoreError && e.code === 'STORE_NOT_FOUND');
+      await (await Store.open(location)).close();
+      await using opened = await Store.open(location, { create: false });
+      assert.deepEqual(await opened.accounts.list(), []);
+    });
+
     it('gives back every committed message byte for byte, 8-bit and NUL bytes and empty ones included', async () => {
       await using store = await stores.open(kind);
       const account = await store.accounts.upsert(accountFields('a'), 1);

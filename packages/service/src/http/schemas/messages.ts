@@ -21,7 +21,7 @@ export const MessageSummary = Type.Object({
   size: Type.Integer({ description: 'octets stored' }),
   date: Nullable(Time),
   from: Nullable(Mailbox),
-  to: Type.Array(Mailbox, { description: 'the To mailboxes, groups flattened; names are empty for messages stored before 0.2' }),
+  to: Type.Array(Mailbox, { description: 'the To mailboxes, groups flattened; names are empty for messages stored by a version before this field existed' }),
   subject: Nullable(Type.String()),
   messageId: Nullable(Type.String()),
   hasAttachments: Type.Boolean(),
