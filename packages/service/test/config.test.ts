@@ -30,8 +30,10 @@ describe('loadConfig', () => {
   it('runs with no file and no environment: SQLite in ./popwire-data, the API on loopback', () => {
     const config = loadConfig({ env: {} });
     assert.equal(config.store, 'popwire-data');
-    assert.deepEqual(config.http, { host: '127.0.0.1', port: 8080 });
+    assert.deepEqual(config.http, { host: '127.0.0.1', port: 8080, headersTimeout: 10_000, requestTimeout: 30_000, keepAliveTimeout: 5_000, maxConnections: 1024, authFailures: 20, authWindow: 60 });
     assert.equal(config.sync.concurrency, 4);
+    assert.equal(config.sync.maxSize, 100 * 1024 * 1024);
+    assert.equal(config.history.keepDays, 30);
   });
 
   it('floors the sync interval at 60 s by default, lowered only by sync.minInterval, and refuses a default under it', () => {
