@@ -141,7 +141,7 @@ describe('PgBossScheduler', () => {
       await dovecot.setMailbox(user, bulkMessages(8, 1200));
       ids.push((await a.accounts.create(dovecotAccount(dovecot, user, { syncInterval: 1 }))).id);
     }
-    const env = { POPWIRE_STORE: location.kind === 'postgres' ? location.url : '', POPWIRE_JOBS_ENGINE: 'pg-boss', POPWIRE_SECRET_KEY: key.toString('hex'), POPWIRE_HTTP_PORT: '0', POPWIRE_NETWORK_ALLOW: '127.0.0.1', POPWIRE_LOG_LEVEL: 'warn' };
+    const env = { POPWIRE_STORE: location.kind === 'postgres' ? location.url : '', POPWIRE_JOBS_ENGINE: 'pg-boss', POPWIRE_SECRET_KEY: key.toString('hex'), POPWIRE_HTTP_PORT: '0', POPWIRE_NETWORK_ALLOW: '127.0.0.1', POPWIRE_LOG_LEVEL: 'warn', POPWIRE_SYNC_MIN_INTERVAL: '1' };
     const child = spawnPopwire(['serve'], { env });
     let stderr = '';
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
