@@ -20,12 +20,75 @@ import { aad } from './service.js';
  * 0005, so that listing accounts never has to open a secret.
  */
 export async function checkKeyRing(store: Store, box: SecretBox, now: number = Date.now()): Promise<void> {
-  const rows = await store.db
+  const rows = await sealedRows(store);
+  const missing = missingKeys(rows, box);
+  if (missing.size > 0) {
+    const keys = [...missing].map(([id, accounts]) => `${id} (account${accounts.size > 1 ? 's' : ''} ${[...accounts].join(', ')})`);
+    throw new SecretKeyError(
+      `the store holds secrets sealed with key${missing.size > 1 ? 's' : ''} that the key ring lacks: ${keys.join('; ')}. ` +
+        `Start with a ring that holds them (POPWIRE_SECRET_KEY or secretKeyFile: keys separated by commas or lines, the current one first); this ring's current key is ${box.currentKeyId}. ` +
+        `If a key is lost for good, \`popwire keys forget KEY_ID\` drops what it sealed, and the accounts wait for new credentials`,
+    );
+  }
+  for (const row of rows) {
+    if (row.credentials === null || row.credential_type !== null) continue;
+    const type = (JSON.parse(box.open(row.credentials, aad(row.key, 'credentials'))) as { type: string }).type;
+    await store.accounts.update(row.id, { credential_type: type }, now);
+  }
+}
+
+/** What `popwire keys forget` did to one account. */
+export interface ForgottenSecrets {
+  readonly accountId: number;
+  readonly credentials: boolean;
+  readonly webhook: boolean;
+}
+
+/**
+ * The way out when a key is lost for good: drops every secret sealed with one of `keyIds`, so
+ * that `popwire serve` starts again. An account that lost its credentials needs attention (the
+ * scheduler leaves it alone, and its note says why) until new ones arrive through PATCH; one
+ * that lost its webhook secret loses the webhook, which is set again the same way. A key the
+ * ring still holds is refused: its secrets are readable, and forgetting them would destroy them.
+ */
+export async function forgetLostKeys(store: Store, box: SecretBox, keyIds: readonly string[], now: number = Date.now()): Promise<ForgottenSecrets[]> {
+  const held = keyIds.filter((id) => box.has(id));
+  if (held.length > 0) throw new SecretKeyError(`key ${held.join(', ')} is in the key ring: its secrets can still be opened, so they are not forgotten`);
+  const lost = new Set(keyIds);
+  const forgotten: ForgottenSecrets[] = [];
+  for (const row of await sealedRows(store)) {
+    const credentials = row.credentials !== null && lost.has(sealedKeyId(row.credentials) ?? 'unreadable');
+    const webhook = row.webhook_secret !== null && lost.has(sealedKeyId(row.webhook_secret) ?? 'unreadable');
+    if (!credentials && !webhook) continue;
+    const note = [
+      credentials ? 'its credentials were sealed with a key that was lost: send them again (PATCH /v1/accounts/{id})' : undefined,
+      webhook ? 'its webhook was dropped with the lost key: set it again' : undefined,
+    ].filter((part) => part !== undefined);
+    await store.accounts.update(
+      row.id,
+      {
+        ...(credentials ? { credentials: null, needs_attention: 1 } : {}),
+        ...(webhook ? { webhook_url: null, webhook_secret: null } : {}),
+        status_note: note.join('; '),
+      },
+      now,
+    );
+    forgotten.push({ accountId: row.id, credentials, webhook });
+  }
+  return forgotten;
+}
+
+async function sealedRows(store: Store) {
+  return store.db
     .selectFrom('accounts')
     .select(['id', 'key', 'credentials', 'credential_type', 'webhook_secret'])
     .where('deleted_at', 'is', null)
     .orderBy('id')
     .execute();
+}
+
+/** The key ids the ring lacks, each with the accounts whose secrets need it. */
+function missingKeys(rows: Awaited<ReturnType<typeof sealedRows>>, box: SecretBox): Map<string, Set<number>> {
   const missing = new Map<string, Set<number>>();
   for (const row of rows) {
     for (const sealed of [row.credentials, row.webhook_secret]) {
@@ -37,16 +100,5 @@ export async function checkKeyRing(store: Store, box: SecretBox, now: number = D
       missing.set(id, accounts);
     }
   }
-  if (missing.size > 0) {
-    const keys = [...missing].map(([id, accounts]) => `${id} (account${accounts.size > 1 ? 's' : ''} ${[...accounts].join(', ')})`);
-    throw new SecretKeyError(
-      `the store holds secrets sealed with key${missing.size > 1 ? 's' : ''} that the key ring lacks: ${keys.join('; ')}. ` +
-        `Start with a ring that holds them (POPWIRE_SECRET_KEY or secretKeyFile: keys separated by commas or lines, the current one first); this ring's current key is ${box.currentKeyId}`,
-    );
-  }
-  for (const row of rows) {
-    if (row.credentials === null || row.credential_type !== null) continue;
-    const type = (JSON.parse(box.open(row.credentials, aad(row.key, 'credentials'))) as { type: string }).type;
-    await store.accounts.update(row.id, { credential_type: type }, now);
-  }
+  return missing;
 }

@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { checkKeyRing } from '../../src/accounts/key-check.ts';
+import { popwire } from '../cli/popwire.ts';
 import { keyId, SecretBox, SecretKeyError } from '../../src/accounts/secrets.ts';
 import { AccountService, type AccountInput } from '../../src/accounts/service.ts';
 import { loadConfig } from '../../src/config.ts';
@@ -120,6 +121,38 @@ describe('the key ring at start', () => {
       assert.equal(run?.error_message?.includes('f5fa46bd'), false, run?.error_message ?? '');
     } finally {
       await store.close();
+    }
+  });
+});
+
+describe('a key lost for good', () => {
+  it('popwire keys forget drops what the lost key sealed: serve starts, and the account waits for new credentials', async () => {
+    const { location, store, ids } = await storeWith('forget', ['gus', 'hal']);
+    // hal's secrets are re-sealed with the new key; only gus's need the lost one.
+    await new AccountService(store, new SecretBox([newKey, oldKey])).update(ids[1]!, { credentials: { type: 'password', password: 'hal-password' }, webhook: input('hal').webhook });
+    await store.close();
+    const env = { POPWIRE_STORE: location, POPWIRE_SECRET_KEY: newKey.toString('base64') };
+
+    const held = await popwire(['keys', 'forget', keyId(newKey)], { env });
+    assert.notEqual(held.code, 0);
+    assert.match(held.stderr, /is in the key ring/);
+
+    const forgot = await popwire(['keys', 'forget', keyId(oldKey), '--json'], { env });
+    assert.equal(forgot.code, 0, forgot.stderr);
+    assert.deepEqual(JSON.parse(forgot.stdout.toString()), { forgotten: [{ accountId: ids[0], credentials: true, webhook: true }] });
+
+    const reopened = await Store.open({ kind: 'sqlite', dir: location });
+    try {
+      const ring = new SecretBox([newKey]);
+      await checkKeyRing(reopened, ring);
+      const [gus, hal] = await new AccountService(reopened, ring).list();
+      assert.equal(gus?.needsAttention, true);
+      assert.match(gus?.statusNote ?? '', /credentials were sealed with a key that was lost/);
+      assert.equal((await reopened.accounts.get(ids[0]!)).webhook_url, null);
+      assert.equal(hal?.needsAttention, false);
+      assert.equal((await reopened.accounts.get(ids[1]!)).webhook_url, 'https://hooks.example.test/popwire');
+    } finally {
+      await reopened.close();
     }
   });
 });

@@ -7,7 +7,7 @@ interface KeysOptions {
 }
 
 /**
- * `popwire keys generate|rotate`: the key ring that seals stored credentials. To rotate: put a
+ * `popwire keys generate|rotate|forget`: the key ring that seals stored credentials. To rotate: put a
  * new key first and keep the old one after it (POPWIRE_SECRET_KEY="NEW,OLD", or two lines in the
  * key file), run `popwire keys rotate`, then drop the old key.
  */
@@ -43,5 +43,30 @@ export const keys: CommandRegistration = (program) => {
       const count = await new AccountService(store, box).rotateKeys();
       if (options.json === true) await writeReport(report([], { resealed: count, keyId: box.currentKeyId }), true);
       else process.stderr.write(`popwire keys rotate: ${count} secret(s) re-sealed with key ${box.currentKeyId}\n`);
+    });
+  group
+    .command('forget')
+    .description('Drop the secrets sealed with a key that is lost for good; those accounts wait for new credentials')
+    .argument('<key-id...>', 'the key ids popwire serve named as missing')
+    .option('--config <file>', 'the configuration file popwire serve uses (default: $POPWIRE_CONFIG)')
+    .option('--json', 'print {"forgotten": [{"accountId", "credentials", "webhook"}]} on stdout')
+    .action(async (keyIds: string[], options: KeysOptions) => {
+      const { loadConfig } = await import('../../config.js');
+      const { SecretBox } = await import('../../accounts/secrets.js');
+      const { resolveKeyRing } = await import('../../serve.js');
+      const { forgetLostKeys } = await import('../../accounts/key-check.js');
+      const { parseStoreLocation } = await import('../../store/database.js');
+      const { Store } = await import('../../store/store.js');
+      const config = loadConfig({ file: options.config ?? (process.env.POPWIRE_CONFIG || undefined) });
+      const location = parseStoreLocation(config.store);
+      const box = new SecretBox(resolveKeyRing(config, location, process.env));
+      await using store = await Store.open(location);
+      const forgotten = await forgetLostKeys(store, box, keyIds);
+      const lines = forgotten.map(
+        ({ accountId, credentials, webhook }) =>
+          `account ${accountId}: ${[credentials ? 'credentials dropped, needs new ones' : undefined, webhook ? 'webhook dropped' : undefined].filter(Boolean).join(', ')}`,
+      );
+      if (options.json === true) await writeReport(report([], { forgotten: forgotten.map((entry) => ({ ...entry })) }), true);
+      else process.stderr.write(`popwire keys forget: ${forgotten.length} account(s) changed\n${lines.map((line) => `  ${line}\n`).join('')}`);
     });
 };
