@@ -23,10 +23,11 @@ export function parseCount(token: string | undefined, what: string, verb: string
 }
 
 export function malformed(verb: string, reason: string, line: string): Pop3ProtocolError {
-  const shown = line.length > 80 ? `${line.slice(0, 80)}...` : line;
-  return new Pop3ProtocolError(`Malformed ${verb} reply (${reason}): ${JSON.stringify(shown)}`, {
+  const shown = JSON.stringify(line.length > 80 ? `${line.slice(0, 80)}...` : line);
+  return new Pop3ProtocolError(`Malformed ${verb} reply (${reason}): ${shown}`, {
     code: 'POP3_BAD_REPLY',
     command: verb,
+    response: shown,
   });
 }
 

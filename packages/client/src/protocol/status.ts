@@ -23,8 +23,10 @@ export function parseStatusLine(line: Buffer): StatusLine {
   if (line[0] === PLUS && (line.length === 1 || line[1] === SPACE)) {
     return { status: 'continue', text: line.toString('latin1', 1).trim(), code: undefined };
   }
-  throw new Pop3ProtocolError(`The server sent a line that is not a POP3 reply: ${preview(line)}`, {
+  const shown = preview(line);
+  throw new Pop3ProtocolError(`The server sent a line that is not a POP3 reply: ${shown}`, {
     code: 'POP3_BAD_REPLY',
+    response: shown,
   });
 }
 

@@ -1,6 +1,6 @@
 import Sqlite from 'better-sqlite3';
 import pg from 'pg';
-import { Pop3AuthenticationError, Pop3Error } from 'popwire';
+import { Pop3AuthenticationError, Pop3Error, Pop3ProtocolError } from 'popwire';
 import { SecretKeyError } from '../accounts/secrets.js';
 import { StoreError } from '../store/errors.js';
 import { SyncError } from '../sync/errors.js';
@@ -25,6 +25,11 @@ export function errorKind(error: unknown): string {
  * internal error may carry anything (a query, a path), so only its kind is told.
  */
 export function publicError(error: unknown): { code: string; message: string } {
+  // A line that broke the protocol is whatever the other end sent: an internal service's banner
+  // if the host is not a POP3 server. It stays in the operator's log, not in what the API shows.
+  if (error instanceof Pop3ProtocolError && error.response !== undefined) {
+    return { code: error.code, message: error.message.replaceAll(error.response, '(not shown)') };
+  }
   if (error instanceof Pop3Error || error instanceof SyncError) return { code: error.code, message: error.message };
   if (isStoreError(error)) return { code: 'STORE_FAILED', message: 'the store failed during the sync' };
   // Which key is missing is for the operator's log and the start-up check, not for API readers.
