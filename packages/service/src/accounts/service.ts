@@ -3,7 +3,7 @@ import { isoTime, isoTimeOrNull } from '../iso-time.js';
 import type { AccountFilter } from '../store/account-filter.js';
 import type { Account } from '../store/schema.js';
 import type { Store } from '../store/store.js';
-import type { OversizePolicy, RetentionPolicy } from '../store/schema.js';
+import type { OversizePolicy, PolicyOwner, RetentionPolicy } from '../store/schema.js';
 import type { SyncPolicy } from '../sync/policy.js';
 import type { AddressGuard } from '../net/guard.js';
 import { tokenSource, type OAuthSettings } from './oauth.js';
@@ -50,6 +50,8 @@ export interface AccountView {
   readonly credentialType: Credentials['type'] | null;
   readonly syncInterval: number | null;
   readonly policy: { retention: RetentionPolicy; keepDays: number | null; maxSize: number | null; oversize: OversizePolicy };
+  /** Who set the policy last: `api`, or `cli` (popwire sync made the account, or took it over with --replace-policy). */
+  readonly policyOwner: PolicyOwner;
   readonly webhookUrl: string | null;
   readonly paused: boolean;
   readonly needsAttention: boolean;
@@ -362,6 +364,7 @@ function view(row: Account, credentialType: Credentials['type'] | null): Account
     credentialType,
     syncInterval: row.sync_interval,
     policy: { retention: row.policy, keepDays: row.keep_days, maxSize: row.max_size, oversize: row.oversize },
+    policyOwner: row.policy_owner,
     webhookUrl: row.webhook_url,
     paused: row.paused === 1,
     needsAttention: row.needs_attention === 1,

@@ -55,6 +55,7 @@ for (const kind of STORE_KINDS) {
           credentialType: 'password',
           syncInterval: 60,
           policy: { retention: 'leave', keepDays: null, maxSize: null, oversize: 'skip' },
+          policyOwner: 'api',
           webhookUrl: 'https://hooks.example.test/popwire',
           paused: false,
           needsAttention: false,

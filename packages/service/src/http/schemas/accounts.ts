@@ -116,6 +116,9 @@ export const AccountView = Type.Object(
       maxSize: Nullable(Type.Integer()),
       oversize: Type.Enum(['skip', 'headers']),
     }),
+    policyOwner: Type.Enum(['api', 'cli'], {
+      description: 'who set the policy last: api, or cli (popwire sync made the account, or replaced its policy with --replace-policy); popwire sync changes an api policy only when told to',
+    }),
     webhookUrl: Nullable(Type.String()),
     paused: Type.Boolean(),
     needsAttention: Type.Boolean({ description: 'the server rejected the credentials; not synced until they change' }),
