@@ -16,14 +16,17 @@ export interface MboxOptions {
   readonly signal?: AbortSignal | undefined;
   /** Told when the lock is held by another program and the wait for it begins. */
   readonly onLockWait?: ((message: string) => void) | undefined;
+  /** Makes the file's appended bytes durable: fdatasync by default (a parameter for tests). */
+  readonly fsync?: (handle: FileHandle) => Promise<void>;
 }
 
 /**
  * Appends messages to an mbox file in mboxrd form (see mboxrd.ts), under a dotlock held from open
- * to close. Each message is fsynced before `deliver` resolves. A message that fails halfway (disk
- * full, a file size limit, the connection dropped) is cut off again: the file is truncated back to
- * where that message began, so the mbox never holds half a message whose rest another reader
- * would take for the start of the next.
+ * to close. A commit fsyncs (fdatasync) once for every message appended since the last. A message
+ * that fails halfway (disk full, a file size limit, the connection dropped) is cut off again: the
+ * file is truncated back to where that message began, so the mbox never holds half a message whose
+ * rest another reader would take for the start of the next. A commit that fails, and a close
+ * before a commit, truncate back to the end of the last commit: what is not durable is not delivered.
  */
 export async function openMbox(path: string, options: MboxOptions): Promise<Delivery> {
   await refuseNonMbox(path);
@@ -33,7 +36,7 @@ export async function openMbox(path: string, options: MboxOptions): Promise<Deli
     // 'a+': appends, and lets us read the end of what is there.
     handle = await open(path, 'a+', 0o600);
     const { size } = await handle.stat();
-    return new MboxFile(handle, lock, size, await separatorNeeded(handle, size), options.now ?? (() => new Date()));
+    return new MboxFile(handle, lock, size, await separatorNeeded(handle, size), options.now ?? (() => new Date()), options.fsync ?? datasync);
   } catch (error) {
     await handle?.close().catch(() => {});
     await lock.release();
@@ -45,6 +48,11 @@ class MboxFile implements Delivery {
   readonly durable = true;
   /** Where the message being written began, while one is; to truncate back to. */
   private messageStart: number | undefined;
+  /** The end of the last whole message, and of the last committed one. */
+  private written: number;
+  private committed: number;
+  /** Why the last commit failed; from then on nothing is accepted. */
+  private broken: unknown;
 
   constructor(
     private readonly handle: FileHandle,
@@ -53,9 +61,17 @@ class MboxFile implements Delivery {
     /** Newlines to write before the first "From " line, if the file does not end in a blank line. */
     private separator: string,
     private readonly now: () => Date,
-  ) {}
+    private readonly fsync: (handle: FileHandle) => Promise<void>,
+  ) {
+    this.written = size;
+    this.committed = size;
+  }
 
   async deliver(_n: number, body: Readable, onRead?: (octets: number) => void): Promise<void> {
+    if (this.broken !== undefined) {
+      body.destroy();
+      throw this.broken;
+    }
     const start = this.size;
     this.messageStart = start;
     const quoter = new MboxrdQuoter();
@@ -66,21 +82,38 @@ class MboxFile implements Delivery {
         onRead?.(chunk.length);
       });
       this.write(quoter.finalize());
-      // fdatasync: the appended bytes and the new length, without the mtime a full fsync would add.
-      await this.handle.datasync();
     } catch (error) {
       // Unread if the envelope line already failed: let the connection drain it and go on.
       body.destroy();
-      await this.truncateTo(start);
+      // After a failed commit, that commit's truncation (to before this message) is the one to keep.
+      if (this.broken === undefined) await this.truncateTo(start);
       throw error;
     } finally {
       this.messageStart = undefined;
     }
+    this.written = this.size;
     this.separator = '';
+  }
+
+  async commit(): Promise<void> {
+    if (this.broken !== undefined) throw this.broken;
+    const point = this.written;
+    if (point === this.committed) return;
+    try {
+      // Bytes of a message written meanwhile may be flushed too; they count from the next commit.
+      await this.fsync(this.handle);
+    } catch (error) {
+      // Set first, synchronously: a message being written stops at its next chunk (see write).
+      this.broken = error;
+      await this.truncateTo(this.committed).catch(() => {});
+      throw error;
+    }
+    this.committed = point;
   }
 
   async close(): Promise<void> {
     try {
+      if (this.broken === undefined && this.size > this.committed) await this.truncateTo(this.committed);
       await this.handle.close();
     } finally {
       await this.lock.release();
@@ -104,6 +137,7 @@ class MboxFile implements Delivery {
    * truncation, leaving a fragment at the end. On one thread, no write is in flight then.
    */
   private write(chunk: Buffer): void {
+    if (this.broken !== undefined) throw this.broken;
     if (chunk.length === 0) return;
     writeAllSync(this.handle, chunk);
     this.size += chunk.length;
@@ -114,6 +148,7 @@ class MboxFile implements Delivery {
       await this.handle.truncate(start);
       await this.handle.datasync();
       this.size = start;
+      this.written = Math.min(this.written, start);
     } catch (cause) {
       throw new DeliveryError(
         `Could not remove the partly written message from the end of the mbox (from octet ${start}): ${String(cause)}`,
@@ -150,6 +185,11 @@ async function refuseNonMbox(path: string): Promise<void> {
 
 const FROM_ = Buffer.from('From ');
 
+/** fdatasync: the appended bytes and the new length, without the mtime a full fsync would add. */
+function datasync(handle: FileHandle): Promise<void> {
+  return handle.datasync();
+}
+
 /** An existing mbox should end in a blank line; if it does not, the next "From " line needs one before it. */
 async function separatorNeeded(handle: FileHandle, size: number): Promise<string> {
   if (size === 0) return '';
@@ -184,6 +224,7 @@ export function mboxOnStream(out: Writable, options: { readonly now?: () => Date
         throw error;
       }
     },
+    commit: async () => {},
     close: async () => {},
     abandon: () => {},
   };

@@ -8,9 +8,10 @@ import type { FileHandle } from 'node:fs/promises';
  * enough to outlive a young-generation collection: streaming 100 MB that way more than doubled the
  * peak RSS. And abandon() (mbox.ts) relies on no write being in flight on another thread.
  */
-export function writeAllSync(handle: FileHandle, chunk: Buffer): void {
+export function writeAllSync(file: FileHandle | number, chunk: Buffer): void {
+  const fd = typeof file === 'number' ? file : file.fd;
   for (let offset = 0; offset < chunk.length; ) {
-    offset += writeSync(handle.fd, chunk, offset, chunk.length - offset);
+    offset += writeSync(fd, chunk, offset, chunk.length - offset);
   }
 }
 

@@ -47,6 +47,7 @@ describe('openMaildir', () => {
     const dir = freshDir();
     const maildir = await openMaildir(dir);
     for (const [index, message] of MESSAGES.entries()) await maildir.deliver(index + 1, body(message));
+    await maildir.commit();
     await maildir.close();
     const names = (await readdir(join(dir, 'new'))).sort();
     assert.equal(names.length, MESSAGES.length);
@@ -63,6 +64,7 @@ describe('openMaildir', () => {
     const maildir = await openMaildir(dir);
     const message = Buffer.from('Subject: same\r\n\r\nsame bytes every time\r\n');
     for (let n = 1; n <= 300; n++) await maildir.deliver(n, body(message, 1024));
+    await maildir.commit();
     await maildir.close();
     const names = await readdir(join(dir, 'new'));
     assert.equal(new Set(names).size, 300);
@@ -90,16 +92,70 @@ describe('openMaildir', () => {
     assert.deepEqual(await readdir(join(dir, 'new')), []);
   });
 
-  it('a rename that fails (new/ replaced by a file) rejects and leaves tmp/ empty', async () => {
+  it('a commit whose rename fails (new/ replaced by a file) rejects and leaves tmp/ empty', async () => {
     const dir = freshDir();
     const maildir = await openMaildir(dir);
     await maildir.deliver(1, body(MESSAGES[0] as Buffer));
+    await maildir.commit();
     await rename(join(dir, 'new'), join(dir, 'new.moved'));
     await writeFile(join(dir, 'new'), 'not a directory');
-    await assert.rejects(maildir.deliver(2, body(MESSAGES[1] as Buffer)), { code: 'ENOTDIR' });
+    await maildir.deliver(2, body(MESSAGES[1] as Buffer));
+    await assert.rejects(maildir.commit(), { code: 'ENOTDIR' });
+    await assert.rejects(maildir.deliver(3, body(MESSAGES[2] as Buffer)), { code: 'ENOTDIR' });
     await maildir.close();
     assert.deepEqual(await readdir(join(dir, 'tmp')), []);
     assert.equal((await readdir(join(dir, 'new.moved'))).length, 1);
+  });
+
+  it('a message stays in tmp/ until a commit, which fsyncs each file before its rename and new/ once after them', async () => {
+    const dir = freshDir();
+    const order: string[] = [];
+    const maildir = await openMaildir(dir, {
+      fsync: async (handle) => {
+        await handle.sync();
+        const isDir = (await handle.stat()).isDirectory();
+        order.push(isDir ? `new/ with ${(await readdir(join(dir, 'new'))).length}` : `file, new/ with ${(await readdir(join(dir, 'new'))).length}`);
+      },
+    });
+    for (const [index, message] of MESSAGES.entries()) await maildir.deliver(index + 1, body(message));
+    assert.equal((await readdir(join(dir, 'tmp'))).length, MESSAGES.length);
+    assert.deepEqual(await readdir(join(dir, 'new')), []);
+    await maildir.commit();
+    assert.deepEqual(order, [...MESSAGES.map(() => 'file, new/ with 0'), `new/ with ${MESSAGES.length}`]);
+    assert.deepEqual(await readdir(join(dir, 'tmp')), []);
+    await maildir.close();
+  });
+
+  it('a close before a commit removes the messages no commit covered', async () => {
+    const dir = freshDir();
+    const maildir = await openMaildir(dir);
+    await maildir.deliver(1, body(MESSAGES[0] as Buffer));
+    await maildir.commit();
+    await maildir.deliver(2, body(MESSAGES[1] as Buffer));
+    await maildir.close();
+    assert.equal((await readdir(join(dir, 'new'))).length, 1);
+    assert.deepEqual(await readdir(join(dir, 'tmp')), []);
+  });
+
+  it('a failed fsync removes the batch it covered from tmp/ and new/, and refuses every later message', async () => {
+    const dir = freshDir();
+    let syncs = 0;
+    const maildir = await openMaildir(dir, {
+      fsync: (handle) => {
+        syncs += 1;
+        return syncs === 4 ? Promise.reject(Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' })) : handle.sync();
+      },
+    });
+    await maildir.deliver(1, body(MESSAGES[0] as Buffer));
+    await maildir.commit();
+    for (const n of [2, 3, 4]) await maildir.deliver(n, body(MESSAGES[n - 1] as Buffer));
+    // Syncs 3 to 5 are the three files; the fourth fails.
+    await assert.rejects(maildir.commit(), { code: 'EIO' });
+    await assert.rejects(maildir.deliver(5, body(MESSAGES[0] as Buffer)), { code: 'EIO' });
+    await maildir.close();
+    assert.deepEqual(await readdir(join(dir, 'tmp')), []);
+    assert.deepEqual(await readFile(join(dir, 'new', (await readdir(join(dir, 'new')))[0] as string)), MESSAGES[0]);
+    assert.equal((await readdir(join(dir, 'new'))).length, 1);
   });
 
   it('abandon() removes the message being written from tmp/', async () => {

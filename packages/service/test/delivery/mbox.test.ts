@@ -4,7 +4,7 @@
  * message.
  */
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable, Writable } from 'node:stream';
@@ -52,6 +52,7 @@ describe('openMbox', () => {
     const path = freshMbox();
     const mbox = await open(path);
     for (const [index, message] of MESSAGES.entries()) await mbox.deliver(index + 1, body(message));
+    await mbox.commit();
     await mbox.close();
     const entries = readMboxrd(await readFile(path));
     assert.deepEqual(
@@ -70,6 +71,7 @@ describe('openMbox', () => {
       await writeFile(path, `From someone Mon Jan  1 00:00:00 2024\nSubject: old\n\nold body${ending}`);
       const mbox = await open(path);
       await mbox.deliver(1, body(MESSAGES[0] as Buffer));
+      await mbox.commit();
       await mbox.close();
       const entries = readMboxrd(await readFile(path));
       assert.deepEqual(
@@ -102,11 +104,54 @@ describe('openMbox', () => {
     await assert.rejects(mbox.deliver(2, failing), /connection lost/);
     assert.equal((await stat(path)).size, sizeBefore);
     await mbox.deliver(3, body(MESSAGES[2] as Buffer));
+    await mbox.commit();
     await mbox.close();
     assert.deepEqual(
       readMboxrd(await readFile(path)).map((entry) => entry.message),
       [MESSAGES[0], MESSAGES[2]].map((message) => lfNormalized(message as Buffer)),
     );
+  });
+
+  it('a commit fdatasyncs once for every message written since the last, and a close removes what no commit covered', async () => {
+    const path = freshMbox();
+    let syncs = 0;
+    const counted = (handle: FileHandle) => {
+      syncs += 1;
+      return handle.datasync();
+    };
+    const mbox = await openMbox(path, { lockTimeoutMs: 1000, now: () => WHEN, fsync: counted });
+    for (const [index, message] of MESSAGES.entries()) await mbox.deliver(index + 1, body(message));
+    await mbox.commit();
+    assert.equal(syncs, 1);
+    await mbox.commit();
+    assert.equal(syncs, 1, 'nothing new: no fsync');
+    const committed = (await stat(path)).size;
+    await mbox.deliver(4, body(MESSAGES[0] as Buffer));
+    assert.ok((await stat(path)).size > committed);
+    await mbox.close();
+    assert.equal((await stat(path)).size, committed);
+    assert.equal(readMboxrd(await readFile(path)).length, MESSAGES.length);
+  });
+
+  it('a failed fdatasync cuts the mbox back to the last commit and refuses every later message', async () => {
+    const path = freshMbox();
+    let syncs = 0;
+    const failOnSecond = (handle: FileHandle) => {
+      syncs += 1;
+      return syncs === 2 ? Promise.reject(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' })) : handle.datasync();
+    };
+    const mbox = await openMbox(path, { lockTimeoutMs: 1000, now: () => WHEN, fsync: failOnSecond });
+    await mbox.deliver(1, body(MESSAGES[0] as Buffer));
+    await mbox.commit();
+    const committed = (await stat(path)).size;
+    await mbox.deliver(2, body(MESSAGES[1] as Buffer));
+    await mbox.deliver(3, body(MESSAGES[2] as Buffer));
+    await assert.rejects(mbox.commit(), { code: 'EIO' });
+    assert.equal((await stat(path)).size, committed);
+    await assert.rejects(mbox.deliver(4, body(MESSAGES[0] as Buffer)), { code: 'EIO' });
+    await assert.rejects(mbox.commit(), { code: 'EIO' });
+    await mbox.close();
+    assert.deepEqual(readMboxrd(await readFile(path)).map((entry) => entry.message), [lfNormalized(MESSAGES[0] as Buffer)]);
   });
 
   it('holds FILE.lock from open to close; a second opener waits, then gives up clearly', async () => {
@@ -169,6 +214,7 @@ describe('openMbox', () => {
       { objectMode: false },
     );
     await mbox.deliver(1, source);
+    await mbox.commit();
     await mbox.close();
     const growth = peak - baseline;
     assert.ok(growth < 16 * 1024 * 1024, `live memory grew by ${Math.round(growth / 1024 / 1024)} MiB`);

@@ -38,11 +38,12 @@ Destinations (exactly one):
                  the bytes exactly as the server sent them (CRLF line endings)
   --mbox FILE    appended in mboxrd form: LF line endings (mbox is a Unix format, so CRLF
                  becomes LF), a "From " line before each message, and ">" added to each line
-                 that starts with ">*From ". Locked with FILE.lock; fsynced after each message.
+                 that starts with ">*From ". Locked with FILE.lock.
   --stdout       the same mboxrd form on stdout, unlocked and not fsynced
 
-With --delete, a message is marked deleted (DELE) only once it is written and fsynced, and the
-server deletes the marked messages when the session ends (QUIT). Ctrl-C stops after the message
+Files are fsynced in batches while the download goes on: each batch covers the messages
+written since the last. With --delete, a message is marked deleted (DELE) only once its batch
+is fsynced, and the server deletes the marked messages when the session ends (QUIT). Ctrl-C stops after the message
 being written, then ends the session, so the messages delivered are deleted; a second Ctrl-C
 exits at once, without QUIT, so the server deletes nothing. Either way, no message is lost.
 
@@ -141,8 +142,8 @@ async function runFetch(url: string, options: FetchOptions): Promise<void> {
     progress.stop();
     client?.close();
     try {
-      // Every message is fsynced by now: a failure to close tells the user nothing more about
-      // their mail than the failure already on its way out.
+      // Every message written is committed (fsynced) by now, or was not delivered: a failure to
+      // close tells the user nothing more about their mail than the failure already on its way out.
       await delivery?.close().catch((error: unknown) => {
         if (!failed) throw error;
       });

@@ -3,7 +3,7 @@ import { isPop3Error, Pop3ServerError, type Pop3Client } from 'popwire';
 import { DeliveryError, type Delivery } from '../../delivery/delivery.js';
 
 export interface TransferOptions {
-  /** DELE each message once it is delivered. */
+  /** DELE each message once a commit has made it durable. */
   readonly delete: boolean;
   /** Asked between messages: true stops the transfer after the message being written. */
   readonly shouldStop: () => boolean;
@@ -12,7 +12,7 @@ export interface TransferOptions {
 }
 
 export interface TransferResult {
-  /** Messages delivered (durably, when the delivery is durable). */
+  /** Messages delivered: written and committed (durably, when the delivery is durable). */
   readonly delivered: number;
   /** Their octets, as retrieved (before any mbox conversion). */
   readonly bytes: number;
@@ -31,13 +31,20 @@ export interface MessageFailure {
   readonly error: unknown;
 }
 
+/** What transfer() uses of the client (a narrower type lets a test watch the calls). */
+export type TransferClient = Pick<Pop3Client, 'retrieveMany' | 'delete' | 'state'>;
+
 /**
  * Retrieves `numbers` in order, pipelined, and delivers each; with `delete`, marks each deleted
- * once `deliver` has resolved (the message is durable), never before. Resolves once every DELE
- * has been answered, so the caller can QUIT knowing what QUIT will commit.
+ * once a commit of the delivery has made it durable, never before. Resolves once every DELE has
+ * been answered, so the caller can QUIT knowing what QUIT will commit.
  *
- * The DELEs are pipelined with the retrievals: each is written as soon as its message is
- * delivered, and its reply is collected later, so no round trip is spent waiting on it.
+ * Group commit: messages are written as they arrive, and one commit at a time runs beside the
+ * retrieval, covering every message written before it started; when it ends, the next covers
+ * all written meanwhile. A slow disk makes the batches bigger rather than the transfer slower,
+ * and a fast one keeps them small. The DELEs of a committed batch are written at once, pipelined
+ * behind the RETRs already queued, and their replies collected later, so no round trip is spent
+ * waiting on them. Whatever ends the transfer, what was written whole is committed at the end.
  *
  * It does not throw: a failure that ends the transfer (the destination failed, the connection
  * broke) is returned in `failure`, along with what was done before it, because the caller still
@@ -45,7 +52,7 @@ export interface MessageFailure {
  * server-side error reading it) skips that message and goes on.
  */
 export async function transfer(
-  client: Pop3Client,
+  client: TransferClient,
   numbers: readonly number[],
   delivery: Delivery,
   options: TransferOptions,
@@ -57,28 +64,24 @@ export async function transfer(
   const notDeleted: MessageFailure[] = [];
   const deletions: Array<Promise<void>> = [];
   let failure: unknown;
+  /** Written whole, not yet covered by a commit. */
+  let written: Array<{ readonly n: number; readonly octets: number }> = [];
+  /** The commit running now, if one is. */
+  let committing: Promise<void> | undefined;
+  /** Why a commit failed: it ends the transfer like a failed delivery. */
+  let commitFailure: unknown;
   // numbers[next] is the message the retrieval yields next: they come in order.
   let next = 0;
 
-  // Lazy: once a stop is asked for, no further RETR is queued (those already sent are drained).
-  function* remaining(from: number): Generator<number> {
-    for (let index = from; index < numbers.length && !options.shouldStop(); index++) yield numbers[index] as number;
-  }
-
-  while (next < numbers.length && !options.shouldStop()) {
-    try {
-      for await (const { n, body } of client.retrieveMany(remaining(next))) {
-        if (options.shouldStop()) break;
-        let octets = 0;
-        await deliverOne(delivery, n, body, (count) => {
-          octets += count;
-          options.onBytes(count);
-        });
-        next += 1;
-        delivered += 1;
-        bytes += octets;
-        options.onDelivered(n);
-        if (options.delete) {
+  const startCommit = () => {
+    const batch = written;
+    written = [];
+    committing = commitBatch(delivery, batch.length).then(
+      () => {
+        for (const { n, octets } of batch) {
+          delivered += 1;
+          bytes += octets;
+          if (!options.delete) continue;
           deletions.push(
             client.delete(n).then(
               () => void (markedDeleted += 1),
@@ -86,7 +89,37 @@ export async function transfer(
             ),
           );
         }
-        if (options.shouldStop()) break;
+      },
+      (error: unknown) => void (commitFailure ??= error),
+    );
+    void committing.finally(() => {
+      committing = undefined;
+      // What was written while this commit ran goes in the next one; at the end, the caller commits.
+      if (written.length > 0 && commitFailure === undefined && !ended) startCommit();
+    });
+  };
+  let ended = false;
+  const stopping = () => commitFailure !== undefined || options.shouldStop();
+
+  // Lazy: once a stop is asked for, no further RETR is queued (those already sent are drained).
+  function* remaining(from: number): Generator<number> {
+    for (let index = from; index < numbers.length && !stopping(); index++) yield numbers[index] as number;
+  }
+
+  while (next < numbers.length && !stopping()) {
+    try {
+      for await (const { n, body } of client.retrieveMany(remaining(next))) {
+        if (stopping()) break;
+        let octets = 0;
+        await deliverOne(delivery, n, body, (count) => {
+          octets += count;
+          options.onBytes(count);
+        });
+        next += 1;
+        written.push({ n, octets });
+        options.onDelivered(n);
+        if (committing === undefined) startCommit();
+        if (stopping()) break;
       }
       break;
     } catch (error) {
@@ -103,9 +136,29 @@ export async function transfer(
       break;
     }
   }
+  ended = true;
+  // The last batch: every message written whole is made durable (and then deleted), whatever
+  // ended the transfer. A failed commit leaves them undelivered, and on the server.
+  await committing;
+  if (written.length > 0 && commitFailure === undefined) {
+    startCommit();
+    await committing;
+  }
+  // A failed commit is the cause; a delivery refused after it only follows from it.
+  failure = commitFailure ?? failure;
   // Every DELE settles: answered, or failed with the connection.
   await Promise.all(deletions);
   return { delivered, bytes, markedDeleted, unretrievable, notDeleted, failure };
+}
+
+async function commitBatch(delivery: Delivery, count: number): Promise<void> {
+  try {
+    await delivery.commit();
+  } catch (error) {
+    if (error instanceof DeliveryError) throw error;
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new DeliveryError(`Could not make the last ${count === 1 ? 'message' : `${count} messages`} durable (fsync failed): ${reason}`, { cause: error });
+  }
 }
 
 async function deliverOne(delivery: Delivery, n: number, body: Readable, onRead: (octets: number) => void): Promise<void> {
