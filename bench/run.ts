@@ -10,26 +10,29 @@
  * Scenario (d) (issue 6): the sync engine into SQLite on the mailbox of (a), against the same
  * baseline, and a second run with nothing new against a raw UIDL+LIST+QUIT session.
  *
+ * Scenario (f) (issue 13): `popwire fetch --mbox` and `--maildir`, with and without `--delete`, on
+ * the mailbox of (a), against mpop delivering to the same kind of destination, both over STLS.
+ *
  * Environment: BENCH_RUNS (default 3), BENCH_SCALE (default 1; 0.1 for a quick look),
- * BENCH_SCENARIOS (default `a,b,c,d,e`: which scenarios run; (e) is bench/service.ts, popwire serve with 200 accounts), BENCH_STORE_DIR (where (d) makes
+ * BENCH_SCENARIOS (default `a,b,c,d,e,f`; `f` alone: `BENCH_SCENARIOS=f npm run bench`; which scenarios run; (e) is bench/service.ts, popwire serve with 200 accounts), BENCH_STORE_DIR (where (d) makes
  * its SQLite stores; default the system's temp folder, as the other clients' output).
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Pop3Client } from '../packages/client/src/index.ts';
 import { startDovecot, type Dovecot } from '../support/dovecot.ts';
 import { bulkMessages, largeFixture } from '../support/fixtures.ts';
-import type { Job, Result } from './clients/common.ts';
+import type { FetchJob, Job, Result } from './clients/common.ts';
 import type { SyncJob, SyncResult } from './clients/popwire-sync.ts';
 import { startDelayProxy } from './delay-proxy.ts';
 import { benchService, printServiceResult } from './service.ts';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const SCALE = Number(process.env.BENCH_SCALE ?? 1);
-const SCENARIOS = new Set((process.env.BENCH_SCENARIOS ?? 'a,b,c,d,e').split(',').map((id) => id.trim().toLowerCase()));
+const SCENARIOS = new Set((process.env.BENCH_SCENARIOS ?? 'a,b,c,d,e,f').split(',').map((id) => id.trim().toLowerCase()));
 const STORE_BASE = process.env.BENCH_STORE_DIR ?? tmpdir();
 const MiB = 2 ** 20;
 
@@ -42,7 +45,7 @@ interface Client {
 
 const BASELINE: Client = { name: 'raw pipelined socket (baseline)', script: 'raw' };
 const POPWIRE: Client = { name: 'popwire library (retrieveMany)', script: 'popwire' };
-const FETCH: Client = { name: 'popwire fetch --mbox (STLS, fsync per message)', script: 'popwire-fetch' };
+const FETCH: Client = { name: 'popwire fetch --mbox (STLS)', script: 'popwire-fetch' };
 const NODE_POP3: Client = { name: 'node-pop3 0.11 (lock-step)', script: 'node-pop3' };
 const MPOP: Client = { name: 'mpop 1.4 (C, pipelining)', script: 'mpop' };
 const LISTING: Client = { name: 'raw UIDL+LIST+QUIT session (baseline)', script: 'raw-listing' };
@@ -184,6 +187,64 @@ async function syncScenario(dovecot: Dovecot, user: string, count: number): Prom
   console.log(`CPU seconds of the sync process, every round: first sync ${cpu(first)}; nothing new ${cpu(again)}.`);
 }
 
+/**
+ * (f): for each destination (mbox, Maildir) and mode (keep, --delete), mpop and `popwire fetch`
+ * into the same kind of destination, both over STLS with Dovecot's certificate as the CA; the raw
+ * baseline (clear text, as in (a)) once per round. Rounds interleave, so that Dovecot's drift
+ * touches each alike. Before a --delete run the mailbox is filled again and opened once (not timed).
+ */
+async function fetchScenario(dovecot: Dovecot, user: string, messages: Buffer[]): Promise<void> {
+  const count = messages.length;
+  const dir = await mkdtemp(join(tmpdir(), 'popwire-bench-ca-'));
+  const caFile = join(dir, 'ca.pem');
+  await writeFile(caFile, dovecot.ca);
+  const job: Job = { host: dovecot.host, port: dovecot.port, user, password: dovecot.users[user]!.password, count };
+  const cases: FetchJob[] = [
+    { destination: 'mbox', delete: false, caFile },
+    { destination: 'mbox', delete: true, caFile },
+    { destination: 'maildir', delete: false, caFile },
+    { destination: 'maildir', delete: true, caFile },
+  ];
+  const raw: Result[] = [];
+  const results = new Map<string, Result[]>();
+  const key = (client: string, fetch: FetchJob) => `${client} ${fetch.destination}${fetch.delete ? ' --delete' : ''}`;
+  try {
+    let dirty = true;
+    for (let i = 0; i < RUNS; i++) {
+      for (const fetch of cases) {
+        for (const client of [MPOP, FETCH]) {
+          if (dirty) {
+            await dovecot.setMailbox(user, messages);
+            await warm(dovecot, user);
+          }
+          if (fetch === cases[0] && client === MPOP) raw.push(await runClient(BASELINE, job));
+          const result = await runClient(client, { ...job, fetch });
+          results.set(key(client.script, fetch), [...(results.get(key(client.script, fetch)) ?? []), result]);
+          dirty = fetch.delete;
+        }
+      }
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  const base = middle(raw);
+  const all = (rs: Result[]) => rs.map((r) => r.seconds.toFixed(2)).join(', ');
+  console.log(`\n### (f) popwire fetch against mpop, ${count} messages of about 4 KB, loopback, STLS (raw baseline in clear text)\n`);
+  console.log(`Raw pipelined baseline: ${base.seconds.toFixed(2)} s (every round: ${all(raw)}).\n`);
+  console.log('| destination | mpop s | popwire fetch s | popwire ÷ mpop (speed) | popwire ÷ raw limit (speed) | popwire peak RSS MiB | every round, mpop; popwire |');
+  console.log('|---|---:|---:|---:|---:|---:|---|');
+  for (const fetch of cases) {
+    const mpop = results.get(key(MPOP.script, fetch)) ?? [];
+    const popwire = results.get(key(FETCH.script, fetch)) ?? [];
+    const m = middle(mpop);
+    const p = middle(popwire);
+    const label = `--${fetch.destination}${fetch.delete ? ' --delete' : ''}`;
+    console.log(
+      `| ${label} | ${m.seconds.toFixed(2)} | ${p.seconds.toFixed(2)} | ${(m.seconds / p.seconds).toFixed(2)} | ${(base.seconds / p.seconds).toFixed(2)} | ${p.peakRssMiB.toFixed(0)} | ${all(mpop)}; ${all(popwire)} |`,
+    );
+  }
+}
+
 const dovecot = await startDovecot();
 try {
   const others = hasMpop() ? [NODE_POP3, MPOP] : [NODE_POP3];
@@ -229,6 +290,12 @@ try {
   }
 
   if (SCENARIOS.has('d')) await syncScenario(dovecot, 'alice', small);
+
+  // Last on this Dovecot: its --delete runs empty the mailbox (and fill it again before the next).
+  if (SCENARIOS.has('f')) {
+    if (hasMpop()) await fetchScenario(dovecot, 'alice', bulkMessages(small, 4096));
+    else console.log('\n(f) skipped: mpop is not installed (apt-get install mpop)');
+  }
 } finally {
   await dovecot.stop();
 }

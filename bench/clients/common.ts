@@ -11,6 +11,15 @@ export interface Job {
   password: string;
   /** Messages 1..count are retrieved. */
   count: number;
+  /** For `popwire fetch` and mpop (scenario f): where to deliver, whether to delete, whose CA to trust over STLS. */
+  fetch?: FetchJob;
+}
+
+export interface FetchJob {
+  destination: 'mbox' | 'maildir';
+  delete: boolean;
+  /** Dovecot's certificate as a PEM file: STLS, verified. Absent: mpop runs in clear text, popwire with --insecure. */
+  caFile?: string;
 }
 
 export interface Result {
