@@ -13,6 +13,8 @@ command -v openssl >/dev/null || need+=(openssl)
 [ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql)
 # systemd-analyze checks the unit in docs/deploy/ (packages/service/test/deploy.test.ts).
 command -v systemd-analyze >/dev/null || need+=(systemd)
+# mpop is what `npm run bench` measures `popwire fetch` against (scenario f; skipped without it).
+command -v mpop >/dev/null || need+=(mpop)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then
