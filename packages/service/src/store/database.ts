@@ -147,10 +147,21 @@ function withStatementCache(database: Sqlite.Database): Sqlite.Database {
 
 const INT8_OID = 20;
 
+/**
+ * A session idle inside a transaction this long is ended by the server. A sync whose machine
+ * vanishes (or whose network breaks) sends no FIN: its open transaction keeps its locks until
+ * TCP gives up on the connection, two hours by default, and a later sync inserting the same
+ * message waits on them all that time. None of our transactions waits on anything but the
+ * database, so a minute idle in one means its client is gone. A URL may set its own
+ * (`?idle_in_transaction_session_timeout=ms`).
+ */
+const IDLE_IN_TRANSACTION_MS = 60_000;
+
 function openPostgres(url: string): OpenDatabase {
   const pool = new pg.Pool({
     connectionString: url,
     max: 10,
+    idle_in_transaction_session_timeout: IDLE_IN_TRANSACTION_MS,
     // int8 (ids, sizes, times in ms) comes back as a string by default; every value we store is
     // below 2^53, so a number is exact.
     types: {
