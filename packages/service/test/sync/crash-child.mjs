@@ -1,6 +1,10 @@
 /**
  * One sync run of one account, with policy delete, as a child process for crash.test.ts to kill
- * with SIGKILL. Usage: node crash-child.mjs STORE_DIR PORT PASSWORD
+ * with SIGKILL. Usage: node crash-child.mjs STORE PORT PASSWORD, where STORE is a SQLite store's
+ * folder or a PostgreSQL URL. On PostgreSQL its connections carry the application name
+ * `popwire-crash-PID`, so that the test can see what a killed child left open on the server, and
+ * the server ends one idle in a transaction after 1 s instead of the store's minute, so that the
+ * test need not wait a minute each time a kill leaves a transaction open.
  *
  * Plain JavaScript on the built service (dist/), not TypeScript under tsx: tsx costs about a
  * second of CPU per start, and this runs some forty times per test (crash-safety.ts checks
@@ -17,10 +21,13 @@ import { Pop3Client } from 'popwire';
 import { Store } from '../../dist/store/store.js';
 import { syncAccount } from '../../dist/sync/index.js';
 
-const [dir, port, password] = process.argv.slice(2);
-if (dir === undefined || port === undefined || password === undefined) throw new Error('usage: crash-child.mjs STORE_DIR PORT PASSWORD');
+const [where, port, password] = process.argv.slice(2);
+if (where === undefined || port === undefined || password === undefined) throw new Error('usage: crash-child.mjs STORE PORT PASSWORD');
 
-const store = await Store.open({ kind: 'sqlite', dir });
+const location = where.startsWith('postgres://')
+  ? { kind: 'postgres', url: `${where}${where.includes('?') ? '&' : '?'}application_name=popwire-crash-${process.pid}&idle_in_transaction_session_timeout=1000` }
+  : { kind: 'sqlite', dir: where };
+const store = await Store.open(location);
 process.stdout.write('ready\n');
 const go = await createInterface({ input: process.stdin })[Symbol.asyncIterator]().next();
 const accountId = /^go (\d+)$/.exec(go.done === true ? '' : go.value)?.[1];

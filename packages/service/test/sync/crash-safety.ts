@@ -44,7 +44,12 @@ export interface ChildEnd {
   readonly stderr: string;
   /** Milliseconds from `go` to its exit. */
   readonly ms: number;
+  /** Killed by the watchdog: it was still running STUCK_AFTER_MS after `go`. */
+  readonly stuck: boolean;
 }
+
+/** A run of 303 messages takes seconds; one still going after this is waiting on something that will not come. */
+export const STUCK_AFTER_MS = 60_000;
 
 /** When to kill: `ms` after `go`, or `ms` after the child announced `phase` (never, if it does not). */
 export type KillAt = { readonly ms: number; readonly phase?: string | undefined };
@@ -76,8 +81,9 @@ export class SyncChild {
     this.ready.catch(() => {});
   }
 
-  static start(storeDir: string, port: number, password: string): SyncChild {
-    const child = spawn(process.execPath, [CHILD, storeDir, String(port), password], {
+  /** `store`: a SQLite store's folder, or a PostgreSQL URL. */
+  static start(store: string, port: number, password: string): SyncChild {
+    const child = spawn(process.execPath, [CHILD, store, String(port), password], {
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     return new SyncChild(child);
@@ -101,10 +107,16 @@ export class SyncChild {
         if (phase === at.phase) arm();
       };
     }
+    let stuck = false;
+    const watchdog = setTimeout(() => {
+      stuck = true;
+      this.child.kill('SIGKILL');
+    }, STUCK_AFTER_MS);
     this.child.stdin!.end(`go ${accountId}\n`);
     const [code, signal] = await this.exited;
     clearTimeout(timer);
-    return { pid: this.pid, killed: signal === 'SIGKILL', code, phase: this.phase, done: this.done, stderr: this.stderr, ms: performance.now() - started };
+    clearTimeout(watchdog);
+    return { pid: this.pid, killed: signal === 'SIGKILL' && !stuck, code, phase: this.phase, done: this.done, stderr: this.stderr, ms: performance.now() - started, stuck };
   }
 
   /** Ends a child that was never used. */

@@ -15,20 +15,35 @@
  * next run. Each round ends with a clean run (in this process): every message of the round
  * stored exactly once, byte for byte, and the server empty.
  *
+ * It runs on SQLite and on PostgreSQL. On PostgreSQL the children connect through a relay that
+ * keeps the server's side of a connection open when the child dies (as when a machine vanishes
+ * rather than a process: no FIN reaches the server), so a killed child's transaction stays open
+ * with its locks, and the next run must work beside it: the store has the server end a session
+ * idle in a transaction (a minute by default, 1 s for these children; without it the next run
+ * waited on the dead one's row lock for good). The relayed sessions are ended once the next run
+ * is over. After each kill the test counts the dead child's sessions still in a transaction
+ * (by their application name) and reports how many kills left one.
+ *
  * The seed is printed; POPWIRE_CRASH_SEED=... replays the same draws (kill moments still fall
- * where that machine's timing puts them). POPWIRE_CRASH_KILLS sets how many kills to make.
+ * where that machine's timing puts them). POPWIRE_CRASH_KILLS sets how many kills to make on
+ * each store (default 30 on SQLite, 12 on PostgreSQL).
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, it } from 'node:test';
+import { after, before, describe, it, type TestContext } from 'node:test';
+import { once } from 'node:events';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
+import { sql } from 'kysely';
+import pg from 'pg';
 import { Pop3Client } from 'popwire';
 import { startDovecot, type Dovecot } from '../../../../support/dovecot.ts';
 import { bulkMessages, largeFixture } from '../../../../support/fixtures.ts';
+import { startPostgres, type Postgres } from '../../../../support/postgres.ts';
 import { Store } from '../../src/store/store.ts';
 import { syncAccount } from '../../src/sync/index.ts';
-import { SyncChild, assertBuildIsCurrent, seededRandom, type ChildEnd, type KillAt } from './crash-safety.ts';
+import { STUCK_AFTER_MS, SyncChild, assertBuildIsCurrent, seededRandom, type ChildEnd, type KillAt } from './crash-safety.ts';
 import {
   addAccount,
   assertExactlyOnce,
@@ -42,7 +57,7 @@ import {
 } from './promise-checks.ts';
 
 const SEED = Number(process.env.POPWIRE_CRASH_SEED ?? 0x5eed_0006);
-const KILLS = Number(process.env.POPWIRE_CRASH_KILLS ?? 30);
+const KILLS = { sqlite: Number(process.env.POPWIRE_CRASH_KILLS ?? 30), postgres: Number(process.env.POPWIRE_CRASH_KILLS ?? 12) };
 /** Kills in one round before a clean run ends it: the later ones land on ever shorter runs. */
 const KILLS_PER_ROUND = 6;
 const AIMED_EVERY = 5;
@@ -53,19 +68,17 @@ const LARGE_AT = new Map([
 ]);
 
 let dovecot: Dovecot;
+let postgres: Postgres;
 let dir: string;
-let store: Store;
 
 before(async () => {
   await assertBuildIsCurrent();
-  dovecot = await startDovecot();
+  [dovecot, postgres] = await Promise.all([startDovecot(), startPostgres()]);
   dir = await mkdtemp(join(tmpdir(), 'popwire-sync-crash-'));
-  store = await Store.open({ kind: 'sqlite', dir });
 });
 
 after(async () => {
-  await store?.close();
-  await dovecot?.stop();
+  await Promise.all([dovecot?.stop(), postgres?.stop()]);
   if (dir !== undefined) await rm(dir, { recursive: true, force: true });
 });
 
@@ -88,25 +101,127 @@ interface Kill {
   readonly lockHeld: boolean;
 }
 
-it('a sync killed with SIGKILL at random moments never loses a message, and a clean run then stores each exactly once and empties the server', async (t) => {
+/** The store the children and this process share, and how to see what a dead child left open in it. */
+interface Shared {
+  readonly store: Store;
+  /** What a child is given: a folder or a URL. */
+  readonly where: string;
+  /** Sessions of the dead child `pid` still inside a transaction on the server (PostgreSQL only). */
+  readonly openTransactions: (pid: number) => Promise<number>;
+  /** Ends, when called, the server sessions left by children dead so far. */
+  readonly orphans: () => () => void;
+  close(): Promise<void>;
+}
+
+async function shared(kind: 'sqlite' | 'postgres'): Promise<Shared> {
+  if (kind === 'sqlite') {
+    const store = await Store.open({ kind, dir });
+    return { store, where: dir, openTransactions: async () => 0, orphans: () => () => {}, close: () => store.close() };
+  }
+  const url = await postgres.createDatabase();
+  const store = await Store.open({ kind, url });
+  const { rows } = await sql<{ idle_in_transaction_session_timeout: string }>`show idle_in_transaction_session_timeout`.execute(store.db);
+  assert.equal(rows[0]?.idle_in_transaction_session_timeout, '1min', "the store's sessions end a transaction left idle by a vanished client");
+  const holder = await holdOpen(postgres.port);
+  const admin = new pg.Client({ connectionString: postgres.url });
+  admin.on('error', () => {});
+  await admin.connect();
+  return {
+    store,
+    where: url.replace(`:${postgres.port}/`, `:${holder.port}/`),
+    orphans: holder.orphans,
+    openTransactions: async (pid) => {
+      const { rows } = await admin.query<{ n: string }>(
+        'SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = $1 AND xact_start IS NOT NULL',
+        [`popwire-crash-${pid}`],
+      );
+      return Number(rows[0]!.n);
+    },
+    close: async () => {
+      holder.close();
+      await admin.end().catch(() => {});
+      await store.close();
+    },
+  };
+}
+
+/**
+ * A TCP relay to PostgreSQL that keeps the server's side of a connection open when the client's
+ * side dies, as a network does when the client's machine vanishes: the backend does not learn
+ * of it, and a transaction it had open stays open, with its locks.
+ */
+async function holdOpen(port: number): Promise<{ port: number; orphans(): () => void; close(): void }> {
+  const sockets = new Set<Socket>();
+  /** Server sides whose client is gone. */
+  const orphaned = new Set<Socket>();
+  const server = createServer((client) => {
+    const upstream = connect(port, '127.0.0.1');
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('error', () => {});
+    }
+    client.pipe(upstream, { end: false });
+    upstream.pipe(client);
+    client.on('close', () => orphaned.add(upstream));
+    upstream.on('close', () => {
+      orphaned.delete(upstream);
+      sockets.delete(upstream);
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    port: (server.address() as AddressInfo).port,
+    // Those orphaned so far, to end once a later run has shown it works beside them (and before
+    // they add up to max_connections).
+    orphans: () => {
+      const now = [...orphaned];
+      return () => now.forEach((s) => s.destroy());
+    },
+    close: () => {
+      server.close();
+      for (const s of sockets) s.destroy();
+    },
+  };
+}
+
+for (const kind of ['sqlite', 'postgres'] as const) {
+  describe(kind === 'sqlite' ? 'SQLite' : 'PostgreSQL', () => {
+    let on: Shared;
+    before(async () => {
+      on = await shared(kind);
+    });
+    after(() => on?.close());
+    it('a sync killed with SIGKILL at random moments never loses a message, and a clean run then stores each exactly once and empties the server', (t) => crashes(t, on, KILLS[kind]));
+  });
+}
+
+async function crashes(t: TestContext, on: Shared, KILLS: number): Promise<void> {
+  const { store } = on;
   const random = seededRandom(SEED);
   t.diagnostic(`seed ${SEED} (replay: POPWIRE_CRASH_SEED=${SEED}), ${KILLS} kills`);
-  let next = SyncChild.start(dir, dovecot.port, password());
+  let next = SyncChild.start(on.where, dovecot.port, password());
+  /** Kills after which the dead child still had a transaction open on the server. */
+  let leftOpen = 0;
   const dead = new Set<number>();
   const runChild = async (accountId: number, at: KillAt): Promise<ChildEnd> => {
     const child = next;
-    next = SyncChild.start(dir, dovecot.port, password());
+    next = SyncChild.start(on.where, dovecot.port, password());
+    const release = on.orphans();
     const end = await child.run(accountId, at);
+    assert.equal(end.stuck, false, `a run was still going after ${STUCK_AFTER_MS} ms (in phase ${end.phase}): waiting on a lock a dead run left?`);
+    release();
     dead.add(end.pid);
+    if (end.killed && (await on.openTransactions(end.pid)) > 0) leftOpen++;
     if (!end.killed) assert.equal(end.code, 0, `a run that was not killed failed: ${end.done ?? ''} ${end.stderr}`);
     return end;
   };
 
   try {
     // Round 0 is not killed: it measures a clean run, the span the kill moments are drawn from.
-    const calibration = await startRound(0);
+    const calibration = await startRound(store, 0);
     const clean = await runChild(calibration.accountId, { ms: 120_000 });
-    await endRound(calibration, 'after the unkilled run');
+    await endRound(store, calibration, 'after the unkilled run');
     let span = clean.ms;
     t.diagnostic(`a clean run of ${calibration.delivered.length} messages took ${Math.round(span)} ms`);
 
@@ -115,7 +230,7 @@ it('a sync killed with SIGKILL at random moments never loses a message, and a cl
     /** Runs that got past the lock a killed run had left held ('connecting' comes after the lock is taken). */
     let tookOver = 0;
     for (let round = 1; kills.length < KILLS; round++) {
-      const current = await startRound(round);
+      const current = await startRound(store, round);
       for (let inRound = 0; inRound < KILLS_PER_ROUND && kills.length < KILLS; ) {
         const aimed = (kills.length + 1) % AIMED_EVERY === 0;
         const delay = aimed ? random() * 40 : random() * span;
@@ -141,11 +256,12 @@ it('a sync killed with SIGKILL at random moments never loses a message, and a cl
         t.diagnostic(`kill ${kills.length}: round ${round} at ${Math.round(delay)} ms${aimed ? ' into deleting' : ''}, ${end.phase}, ${kill.stored} stored${kill.pending ? ', a large message half written' : ''}${lockHeld ? ', lock left held' : ''}`);
       }
       // The clean run, in this process, takes over any lock the last dead child left.
-      await endRound(current, `after round ${round}`);
+      await endRound(store, current, `after round ${round}`);
     }
 
     const phases = new Map<string, number>();
     for (const k of kills) phases.set(k.end.phase, (phases.get(k.end.phase) ?? 0) + 1);
+    if (store.dialect === 'postgres') t.diagnostic(`${leftOpen} of ${kills.length} killed children still had a transaction open on PostgreSQL when the test looked; the next run worked each time`);
     t.diagnostic(`${kills.length} kills: ${[...phases].map(([p, n]) => `${n} ${p}`).join(', ')}; ${kills.filter((k) => k.pending).length} mid large message; ${kills.filter((k) => k.lockHeld).length} left the lock held; ${finishedFirst} runs finished before their kill; ${tookOver} later children took a dead one's lock over`);
     assert.ok(tookOver > 0, 'some kills left the account lock held by a dead process, and the next child took it over');
     assert.ok(kills.some((k) => k.pending), 'some kills landed while a large message was being written in chunks');
@@ -154,7 +270,7 @@ it('a sync killed with SIGKILL at random moments never loses a message, and a cl
   } finally {
     await next.stop();
   }
-});
+}
 
 interface Round {
   readonly accountId: number;
@@ -164,7 +280,7 @@ interface Round {
 }
 
 /** Fills the (empty) mailbox with the round's messages, for a fresh account of the store. */
-async function startRound(round: number): Promise<Round> {
+async function startRound(store: Store, round: number): Promise<Round> {
   const files = mailbox(round);
   await dovecot.setMailbox('alice', files);
   const accountId = await addAccount(store, dovecot.port, `round-${round}`);
@@ -175,7 +291,7 @@ async function startRound(round: number): Promise<Round> {
 }
 
 /** A clean run; then each message of the round must be stored exactly once and the server empty. */
-async function endRound(round: Round, when: string): Promise<void> {
+async function endRound(store: Store, round: Round, when: string): Promise<void> {
   const report = await syncAccount({
     store,
     accountId: round.accountId,
