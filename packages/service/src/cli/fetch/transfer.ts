@@ -41,8 +41,8 @@ export type TransferClient = Pick<Pop3Client, 'retrieveMany' | 'delete' | 'state
  *
  * Group commit: messages are written as they arrive, and one commit at a time runs beside the
  * retrieval, covering every message written before it started; when it ends, the next covers
- * all written meanwhile. A slow disk makes the batches bigger rather than the transfer slower,
- * and a fast one keeps them small. The DELEs of a committed batch are written at once, pipelined
+ * all written meanwhile. A slow disk makes the batches bigger instead of adding its latency
+ * to every message, and a fast one keeps them small. The DELEs of a committed batch are written at once, pipelined
  * behind the RETRs already queued, and their replies collected later, so no round trip is spent
  * waiting on them. Whatever ends the transfer, what was written whole is committed at the end.
  *
