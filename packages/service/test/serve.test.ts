@@ -114,11 +114,20 @@ describe('popwire serve', () => {
   it('lists the messages newest first and serves each one byte for byte', async () => {
     const listed = await api(`/v1/accounts/${accountId}/messages?limit=100`);
     responses.push(listed.body.toString());
-    const messages = listed.json().messages as Array<{ id: number }>;
+    const messages = listed.json().messages as Array<{ id: number; date: string | number | null }>;
     assert.equal(messages.length, 13);
     const served = await Promise.all(messages.map(async (m) => (await api(`/v1/messages/${m.id}/raw`)).body));
     const key = (b: Buffer) => b.toString('base64');
     assert.deepEqual(served.map(key).sort(), [...bulkMessages(12, 1500), attachments].map(expectedRetrBytes).map(key).sort());
+    // The attachments fixture is dated 26 Nov 2025, the twelve others 25 Nov: it comes first,
+    // then the rest by date, and among equal dates the later stored (higher id) first.
+    assert.equal(key(served[0]!), key(expectedRetrBytes(attachments)), 'the newest message is listed first');
+    const order = messages.map((m) => ({ id: m.id, time: m.date === null ? -Infinity : new Date(m.date).getTime() }));
+    for (const [i, m] of order.entries()) {
+      const previous = order[i - 1];
+      if (previous === undefined) continue;
+      assert.ok(previous.time > m.time || (previous.time === m.time && previous.id > m.id), `listed newest first: ${JSON.stringify(order)}`);
+    }
   });
 
   it('serves a message parsed, and its attachment decoded', async () => {
