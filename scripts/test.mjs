@@ -13,7 +13,8 @@
 // one limit each: FILE_LIMIT_MS for most, LONGER for the few that need more (they say why).
 // Files run one at a time either way on 2 cores (node --test runs availableParallelism() - 1).
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -63,10 +64,25 @@ for (const file of files) {
   const limit = LONGER[file] ?? FILE_LIMIT_MS;
   groups.set(limit, [...(groups.get(limit) ?? []), file]);
 }
+// Each group prints its own summary; a TAP copy of each is counted so that the run ends with one
+// line for all of them.
+const tapDir = mkdtempSync(join(tmpdir(), 'popwire-test-'));
+const totals = { passed: 0, failed: 0, skipped: 0 };
 let failed = 0;
-for (const [limit, group] of [...groups].sort(([a], [b]) => a - b)) {
+for (const [index, [limit, group]] of [...groups].sort(([a], [b]) => a - b).entries()) {
   console.log(`\n# ${group.length} test file(s), each limited to ${limit / MINUTE} min`);
-  const result = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', `--test-timeout=${limit}`, ...options, ...group], { cwd: root, stdio: 'inherit' });
+  const tap = join(tapDir, `${index}.tap`);
+  const reporters = ['--test-reporter=spec', '--test-reporter-destination=stdout', '--test-reporter=tap', `--test-reporter-destination=${tap}`];
+  const result = spawnSync(process.execPath, ['--import', 'tsx', '--test', ...reporters, `--test-timeout=${limit}`, ...options, ...group], { cwd: root, stdio: 'inherit' });
   if (result.status !== 0) failed = result.status ?? 1;
+  const counts = existsSync(tap) ? readFileSync(tap, 'utf8') : '';
+  const count = (name) => Number([...counts.matchAll(new RegExp(`^# ${name} (\\d+)$`, 'gm'))].at(-1)?.[1] ?? 0);
+  totals.passed += count('pass');
+  totals.failed += count('fail') + count('cancelled');
+  totals.skipped += count('skipped');
+  // A group that failed without a test failing (a file that did not load) still counts as a failure.
+  if (result.status !== 0 && count('fail') + count('cancelled') === 0) totals.failed += 1;
 }
+rmSync(tapDir, { recursive: true, force: true });
+console.log(`\ntests: ${totals.passed} passed, ${totals.failed} failed, ${totals.skipped} skipped`);
 process.exit(failed);
