@@ -164,6 +164,33 @@ export class Pop3AbortError extends Pop3Error {
   }
 }
 
+/**
+ * What a response code means, in words, for a message: `-ERR [LOGIN-DELAY] wait` alone reads like a
+ * rejected password, and a person (or a cron job's log) must see that the server only said "later".
+ */
+const RESPONSE_CODE_MEANINGS: Readonly<Record<string, string>> = {
+  'IN-USE': 'another session holds the mailbox; try again once it has ended',
+  'LOGIN-DELAY': 'the server asks to wait between logins; try again later',
+  'SYS/TEMP': 'a temporary failure on the server; try again later',
+  'SYS/PERM': 'a permanent failure on the server; retrying will not help',
+  AUTH: 'the credentials were rejected',
+};
+
+/** `[LOGIN-DELAY] (the server asks to wait between logins; ...)`: the code and what it means; '' for none. */
+export function describeResponseCode(code: ResponseCode | undefined): string {
+  if (code === undefined) return '';
+  const meaning = RESPONSE_CODE_MEANINGS[code.toUpperCase()];
+  return meaning === undefined ? `[${code}]` : `[${code}] (${meaning})`;
+}
+
+/**
+ * Whether an error is the server's temporary refusal ([IN-USE], [LOGIN-DELAY], [SYS/TEMP]): the
+ * credentials were not judged wrong, and the same call can succeed later unchanged.
+ */
+export function isTemporaryRefusal(error: unknown): boolean {
+  return error instanceof Pop3ServerError && isRetryableResponseCode(error.responseCode);
+}
+
 export function isRetryableResponseCode(code: ResponseCode | undefined): boolean {
   return code !== undefined && RETRYABLE_RESPONSE_CODES.has(code.toUpperCase());
 }

@@ -16,6 +16,8 @@ export {
   Pop3AbortError,
   isPop3Error,
   isRetryableResponseCode,
+  isTemporaryRefusal,
+  describeResponseCode,
   type Pop3ErrorCode,
   type Pop3ErrorKind,
   type ResponseCode,

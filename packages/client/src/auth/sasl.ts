@@ -1,6 +1,7 @@
 import { AUTHORIZATION } from '../commands/states.js';
 import type { Engine, Exchange } from '../engine.js';
 import { Pop3AuthenticationError, Pop3Error, Pop3ProtocolError } from '../errors.js';
+import { withResponseCode } from './user-pass.js';
 import { encodeCommand, encodeSaslResponse, MAX_COMMAND_LINE, Sensitive, type EncodedCommand } from '../protocol/command.js';
 import type { StatusLine } from '../protocol/status.js';
 import type { SaslMechanismName } from './select.js';
@@ -175,7 +176,7 @@ class SaslExchange implements Exchange {
       });
     }
     const detail = this.mechanism.failureDetail === undefined ? '' : ` (${this.mechanism.failureDetail})`;
-    return new Pop3AuthenticationError(`Login with ${name} failed: ${status.text || '-ERR'}${detail}`, {
+    return new Pop3AuthenticationError(`Login with ${name} failed: ${withResponseCode(status)}${detail}`, {
       ...options,
       code: 'POP3_AUTH_FAILED',
     });

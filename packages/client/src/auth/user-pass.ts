@@ -1,5 +1,5 @@
 import type { Engine } from '../engine.js';
-import { Pop3AuthenticationError } from '../errors.js';
+import { describeResponseCode, Pop3AuthenticationError } from '../errors.js';
 import { sendLine, type SendOptions } from '../exchanges.js';
 import { encodeCommand, Sensitive } from '../protocol/command.js';
 import type { StatusLine } from '../protocol/status.js';
@@ -24,10 +24,17 @@ export async function userPass(engine: Engine, user: string, password: Sensitive
 }
 
 export function authenticationError(status: StatusLine, command: { verb: string; display: string }): Pop3AuthenticationError {
-  return new Pop3AuthenticationError(`Login failed at ${command.verb}: ${status.text || '-ERR'}`, {
+  return new Pop3AuthenticationError(`Login failed at ${command.verb}: ${withResponseCode(status)}`, {
     code: 'POP3_AUTH_FAILED',
     command: command.display,
     response: status.text,
     responseCode: status.code,
   });
+}
+
+/** The server's text after the response code and its meaning: `[IN-USE] (another session holds the mailbox; ...): busy`. */
+export function withResponseCode(status: StatusLine): string {
+  const code = describeResponseCode(status.code);
+  const text = status.text || (code === '' ? '-ERR' : '');
+  return code === '' ? text : text === '' ? code : `${code}: ${text}`;
 }

@@ -1,6 +1,6 @@
 import { constants } from 'node:os';
 import { CommanderError } from 'commander';
-import { Pop3Error, type Pop3ErrorKind } from 'popwire';
+import { isTemporaryRefusal, Pop3Error, type Pop3ErrorKind } from 'popwire';
 import { DeliveryError } from '../delivery/delivery.js';
 import { StoreError } from '../store/errors.js';
 import { SyncError } from '../sync/errors.js';
@@ -18,9 +18,10 @@ export const ExitCode = {
   /** fetch: a message could not be written where it was to go (disk full, permissions, mbox locked). */
   delivery: 6,
   /**
-   * sync: not now, and nothing is wrong. The server asks to come back later ([IN-USE]: another
-   * session holds the maildrop; [LOGIN-DELAY]: we logged in too recently), or another popwire
-   * sync of the same account is running. A script (cron) just waits for its next turn.
+   * Not now, and nothing is wrong, on every command: the server asks to come back later
+   * ([IN-USE]: another session holds the maildrop; [LOGIN-DELAY]: we logged in too recently;
+   * [SYS/TEMP]), or (sync) another popwire sync of the same account is running. Never a rejected
+   * password (4): a script (cron) just waits for its next turn.
    */
   deferred: 7,
   /** sync, messages, show, export: the store cannot be opened, read or written (folder, disk, PostgreSQL). */
@@ -136,6 +137,7 @@ export function failureOf(error: unknown): Failure {
   if (error instanceof CommanderError) return commanderFailure(error);
   if (error instanceof CommandFailure) return { exitCode: error.exitCode, message: error.message };
   if (error instanceof UsageError) return { exitCode: ExitCode.usage, message: error.message };
+  if (isTemporaryRefusal(error)) return { exitCode: ExitCode.deferred, message: pop3Message(error as Pop3Error) };
   if (error instanceof Pop3Error) return { exitCode: EXIT_CODE_BY_KIND[error.kind], message: pop3Message(error) };
   // The reader of our stdout went away (`popwire retr 1 URL | head -c 10`): it has all it wanted.
   if (isBrokenPipe(error)) return { exitCode: ExitCode.ok };

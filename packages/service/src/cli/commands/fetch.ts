@@ -53,7 +53,8 @@ octets as retrieved), and a failure as {"error": {"code", "message"}}.
 
 Exit codes: 0 done, 2 usage, 3 connection, 4 login, 5 server (a message the server could not
 give or delete: the rest were fetched), 6 delivery (disk full, permissions, mbox locked, a
-destination that cannot be made), 128 + the signal's number when interrupted (130 SIGINT, 143
+destination that cannot be made), 7 deferred (the server refused for now: [IN-USE],
+[LOGIN-DELAY], [SYS/TEMP]), 128 + the signal's number when interrupted (130 SIGINT, 143
 SIGTERM, 129 SIGHUP).`;
 
 export const fetch: CommandRegistration = (program) => {

@@ -1,4 +1,4 @@
-import { Pop3Client, type ConnectionTestReport, type ConnectionTestStep } from 'popwire';
+import { isRetryableResponseCode, Pop3Client, type ConnectionTestReport, type ConnectionTestStep } from 'popwire';
 import { CommandFailure, ExitCode } from '../failure.js';
 import { report, writeReport, type Json } from '../output.js';
 import { prepareSession, URL_DESCRIPTION, type CommandRegistration } from '../session-command.js';
@@ -33,7 +33,8 @@ export const test: CommandRegistration = (program) => {
     if (!result.ok) {
       throw new CommandFailure(
         `test failed at ${result.failedStep ?? 'an unknown step'}: ${result.error?.message ?? 'no detail'}`,
-        EXIT_BY_STEP[result.failedStep ?? ''] ?? ExitCode.connection,
+        // A temporary refusal ([IN-USE], [LOGIN-DELAY], [SYS/TEMP]) is not a rejected password.
+        isRetryableResponseCode(result.error?.responseCode) ? ExitCode.deferred : (EXIT_BY_STEP[result.failedStep ?? ''] ?? ExitCode.connection),
       );
     }
   });
