@@ -74,6 +74,11 @@ const Schema = Type.Object(
          * `pg-boss` (a queue in the PostgreSQL store, shared by several `popwire serve` processes).
          */
         engine: Type.Union([Type.Literal('in-process'), Type.Literal('pg-boss')], { default: 'in-process' }),
+        /**
+         * pg-boss: seconds a running sync's account lease lasts unrenewed (renewed every third).
+         * A sync whose process died is taken up by another process about this long after.
+         */
+        leaseSeconds: Type.Integer({ minimum: 1, maximum: 3600, default: 60 }),
       },
       { additionalProperties: false, default: {} },
     ),
@@ -131,6 +136,7 @@ const ENVIRONMENT: ReadonlyArray<readonly [string, string, 'string' | 'integer']
   ['POPWIRE_SYNC_INTERVAL', 'sync.defaultInterval', 'integer'],
   ['POPWIRE_SYNC_MIN_INTERVAL', 'sync.minInterval', 'integer'],
   ['POPWIRE_JOBS_ENGINE', 'jobs.engine', 'string'],
+  ['POPWIRE_JOBS_LEASE_SECONDS', 'jobs.leaseSeconds', 'integer'],
   ['POPWIRE_TLS_CA_FILE', 'tls.caFile', 'string'],
   ['POPWIRE_WEBHOOK_URL', 'webhook.url', 'string'],
   ['POPWIRE_WEBHOOK_SECRET', 'webhook.secret', 'string'],

@@ -18,6 +18,12 @@ export interface PgBossSchedulerOptions extends InProcessSchedulerOptions {
   readonly pollingSeconds?: number | undefined;
   /** pg-boss's schema in the store's database. Default `pgboss`. */
   readonly schema?: string | undefined;
+  /**
+   * Milliseconds a sync's account lease lasts unrenewed (config jobs.leaseSeconds; default 60 s).
+   * A sync whose process died is taken up by another process about this long after its last
+   * renewal. Every process on one database should use the same.
+   */
+  readonly leaseMs?: number | undefined;
 }
 
 /** A pg-boss job's data: the sync_jobs row it runs. */
@@ -32,8 +38,6 @@ const QUEUE = 'popwire-sync';
 const LOCK_SPACE = 0x706f70;
 /** pg-boss fails an active job after this (its limit is 24 h); a job whose process died is found sooner, by its lease (reapOrphans). */
 const EXPIRE_SECONDS = 23 * 3600;
-/** An active job this old whose account holds no sync lease ran in a process that is gone. */
-const ORPHAN_SECONDS = (2 * LEASE_MS) / 1000;
 const INTERRUPTED = 'interrupted: the process running it stopped';
 
 /**
@@ -51,8 +55,13 @@ const INTERRUPTED = 'interrupted: the process running it stopped';
  *   pg-boss job commit together. Had two sends raced anyway, `stately` drops the second.
  * - The account is rescheduled before its pg-boss job completes, so a tick never finds it due
  *   and without a live job at once.
- * - A process that dies mid-sync leaves an active job: once it is two leases old and the
- *   account's lease has run out, a tick fails it (and its row), and the account is due again.
+ * - Liveness is the account's lease (sync/lock.ts), a heartbeat in the accounts row: a running
+ *   sync renews it every third of `leaseMs`. A process that dies mid-sync leaves an active
+ *   pg-boss job, a `running` job row and a `running` run; once the job is one lease old and the
+ *   account's lease has run out, any process's tick fails the job and its row, closes the run as
+ *   `interrupted`, and queues the account again at once (reason `retry`), whatever its interval.
+ *   So a killed sync is taken up again about one lease (60 s by default) after its process died.
+ *   pg-boss's own expiry cannot be the mechanism: it must outlast the longest honest sync.
  */
 export class PgBossScheduler implements SyncScheduler {
   private boss: PgBoss;
@@ -68,6 +77,9 @@ export class PgBossScheduler implements SyncScheduler {
   private readonly tickMs: number;
   private readonly pollingSeconds: number;
   private readonly schema: string;
+  private readonly leaseMs: number;
+  /** When this process last closed runs left `running` by dead processes (reapOrphans). */
+  private lastSweep = 0;
   /** This process's running syncs, by pg-boss job id. */
   private readonly running = new Map<string, { stop: AbortController; abandon: AbortController; run: Promise<void> }>();
   private readonly workers: string[] = [];
@@ -88,9 +100,11 @@ export class PgBossScheduler implements SyncScheduler {
     this.tickMs = options.tickMs ?? 1_000;
     this.pollingSeconds = options.pollingSeconds ?? 2;
     this.schema = options.schema ?? 'pgboss';
+    this.leaseMs = options.leaseMs ?? LEASE_MS;
+    if (!Number.isSafeInteger(this.leaseMs) || this.leaseMs < 1000) throw new RangeError(`leaseMs must be at least 1000; got ${this.leaseMs}`);
     if (!Number.isSafeInteger(this.concurrency) || this.concurrency < 1) throw new RangeError(`concurrency must be a positive integer; got ${this.concurrency}`);
     if (!/^[a-z_][a-z0-9_]*$/.test(this.schema)) throw new RangeError(`schema must be a plain lower-case identifier; got ${this.schema}`);
-    this.runner = new JobRunner({ store, accounts, metrics, webhooks, sync, logger: this.log, now: this.now });
+    this.runner = new JobRunner({ store, accounts, metrics, webhooks, sync, logger: this.log, now: this.now, leaseMs: this.leaseMs });
     this.rescheduler = new Rescheduler(store, backoffWith(DEFAULT_SYNC_BACKOFF, options.backoff), this.log, this.now, options.accounts.minInterval);
     this.boss = this.createBoss();
   }
@@ -244,19 +258,34 @@ export class PgBossScheduler implements SyncScheduler {
     await this.boss.complete(QUEUE, job.id).catch(() => {});
   }
 
-  /** Fails active jobs of processes that are gone (no lease on the account for two lease times). */
+  /**
+   * Takes up the syncs of processes that are gone: an active job at least one lease old whose
+   * account holds no unexpired lease is failed (and its row), the account's run is closed as
+   * `interrupted`, and the account is queued again now. Runs left `running` otherwise (their job
+   * was failed by queue(), or by a process that died in between) are closed too, every quarter lease.
+   */
   private async reapOrphans(): Promise<void> {
     const now = this.now();
     const db = this.options.store.db;
-    const { rows } = await sql<{ id: string; job_id: number }>`
-      select j.id, (j.data->>'jobId')::int as job_id from ${this.table()} j left join accounts a on a.id = (j.data->>'accountId')::int
-      where j.name = ${QUEUE} and j.state = 'active' and j.started_on < now() - make_interval(secs => ${ORPHAN_SECONDS})
+    const { rows } = await sql<{ id: string; job_id: number; account_id: number; account_live: boolean }>`
+      select j.id, (j.data->>'jobId')::int as job_id, (j.data->>'accountId')::int as account_id, (a.id is not null and a.deleted_at is null) as account_live
+      from ${this.table()} j left join accounts a on a.id = (j.data->>'accountId')::int
+      where j.name = ${QUEUE} and j.state = 'active' and j.started_on < now() - make_interval(secs => ${this.leaseMs / 1000})
         and (a.id is null or a.lock_owner is null or a.lock_expires < ${now})`.execute(db);
-    for (const row of rows) {
-      if (this.running.has(row.id)) continue;
-      this.log.warn({ job: row.job_id }, 'a sync job of a process that is gone failed; the account is due again');
+    const orphans = rows.filter((row) => !this.running.has(row.id));
+    for (const row of orphans) {
       await this.boss.fail(QUEUE, row.id, { message: INTERRUPTED });
       await db.updateTable('sync_jobs').set({ status: 'failed', error: INTERRUPTED, finished_at: now }).where('id', '=', row.job_id).where('status', 'in', ['queued', 'running']).execute();
+    }
+    if (orphans.length > 0 || now - this.lastSweep >= this.leaseMs / 4) {
+      this.lastSweep = now;
+      const closed = await this.options.store.runs.closeInterrupted(now, this.leaseMs);
+      if (closed.length > 0) this.log.warn({ accounts: closed }, 'runs of a process that is gone were closed as interrupted');
+    }
+    for (const row of orphans) {
+      if (!row.account_live || this.stopping) continue;
+      const job = await this.queue(row.account_id, 'retry', false);
+      this.log.warn({ account: row.account_id, interrupted: row.job_id, job: job?.id }, 'a sync of a process that is gone was interrupted; the account is queued again');
     }
   }
 

@@ -31,6 +31,8 @@ export interface JobRunnerOptions {
   readonly now?: (() => number) | undefined;
   /** syncAccount, or a wrapper of it (tests count the runs in flight per account). */
   readonly sync?: SyncFunction | undefined;
+  /** How long a sync's account lease lasts unrenewed (sync/lock.ts): the heartbeat another process watches. */
+  readonly leaseMs?: number | undefined;
 }
 
 export interface JobRef {
@@ -110,6 +112,7 @@ export class JobRunner {
           return client;
         },
         policy: accounts.policy(row),
+        leaseMs: this.options.leaseMs,
         stop: control.stop,
         onProgress: () => {
           if (sawProgress) return;

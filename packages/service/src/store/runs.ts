@@ -13,7 +13,7 @@ export interface RunCounts {
 }
 
 export interface RunEnd extends RunCounts {
-  readonly status: Exclude<RunStatus, 'running'>;
+  readonly status: Exclude<RunStatus, 'running' | 'interrupted'>;
   readonly errorCode?: string | undefined;
   readonly errorMessage?: string | undefined;
 }
@@ -62,6 +62,29 @@ export class RunStore {
       })
       .where('id', '=', runId)
       .execute();
+  }
+
+  /**
+   * Closes as `interrupted` the runs left `running` by a process that died: their account holds
+   * no unexpired lease (a running sync renews it, sync/lock.ts), and they started at least
+   * `graceMs` ago. Returns the accounts whose runs were closed.
+   */
+  async closeInterrupted(now: number, graceMs: number): Promise<number[]> {
+    const rows = await this.db
+      .updateTable('sync_runs')
+      .set({ status: 'interrupted', finished_at: now, error_code: 'SYNC_INTERRUPTED', error_message: 'the process running this sync stopped; another process took the account up' })
+      .where('status', '=', 'running')
+      .where('started_at', '<', now - graceMs)
+      .where((eb) =>
+        eb.not(
+          eb.exists(
+            eb.selectFrom('accounts').select('accounts.id').whereRef('accounts.id', '=', 'sync_runs.account_id').where('accounts.lock_owner', 'is not', null).where('accounts.lock_expires', '>=', now),
+          ),
+        ),
+      )
+      .returning('account_id')
+      .execute();
+    return [...new Set(rows.map((r) => r.account_id))];
   }
 
   /** Newest first. */

@@ -127,8 +127,12 @@ export interface MessageChunkTable {
   data: Buffer;
 }
 
-/** `deferred`: the server said try later ([IN-USE], [LOGIN-DELAY]); `stopped`: asked to stop, and stopped cleanly. */
-export type RunStatus = 'running' | 'ok' | 'failed' | 'deferred' | 'stopped';
+/**
+ * `deferred`: the server said try later ([IN-USE], [LOGIN-DELAY]); `stopped`: asked to stop, and
+ * stopped cleanly; `interrupted`: the process running it died, and another process closed the run
+ * once the account's lease ran out (jobs/pg-boss.ts). A sync never ends `interrupted` by itself.
+ */
+export type RunStatus = 'running' | 'ok' | 'failed' | 'deferred' | 'stopped' | 'interrupted';
 
 export interface SyncRunTable {
   id: Generated<number>;

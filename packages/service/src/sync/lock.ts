@@ -11,9 +11,12 @@ import { SyncError } from './errors.js';
  * while the sync runs, released at its end. A claim whose holder died is taken over when its
  * lease ran out, or at once when the holder was a process on this machine that no longer
  * exists (a `popwire sync` killed with SIGKILL must not block the next run for a minute).
+ *
+ * The lease is also the heartbeat by which the pg-boss scheduler tells a sync whose process died
+ * (jobs/pg-boss.ts, reapOrphans): a running sync renews it every third of its length, so a lease
+ * that ran out means nobody is running that account's sync any more.
  */
 export const LEASE_MS = 60_000;
-const RENEW_MS = LEASE_MS / 3;
 
 export class AccountLock {
   private timer: NodeJS.Timeout | undefined;
@@ -23,11 +26,14 @@ export class AccountLock {
     private readonly db: Kysely<Database>,
     private readonly accountId: number,
     readonly owner: string,
+    private readonly leaseMs: number,
   ) {}
 
-  static async acquire(db: Kysely<Database>, accountId: number, now = Date.now()): Promise<AccountLock> {
+  /** `leaseMs`: how long the claim lasts unrenewed (config jobs.leaseSeconds); renewed every third of it. */
+  static async acquire(db: Kysely<Database>, accountId: number, now = Date.now(), leaseMs = LEASE_MS): Promise<AccountLock> {
+    if (!Number.isSafeInteger(leaseMs) || leaseMs < 1000) throw new RangeError(`the sync lease must be at least 1000 ms; got ${leaseMs}`);
     const owner = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
-    const lock = new AccountLock(db, accountId, owner);
+    const lock = new AccountLock(db, accountId, owner, leaseMs);
     if (!(await lock.claim(now))) {
       const holder = await db.selectFrom('accounts').select(['lock_owner', 'lock_expires']).where('id', '=', accountId).executeTakeFirst();
       if (holder?.lock_owner != null && holderIsGone(holder.lock_owner) && (await lock.takeOver(holder.lock_owner, now))) return lock.started();
@@ -47,7 +53,7 @@ export class AccountLock {
   }
 
   private started(): this {
-    this.timer = setInterval(() => void this.renew(), RENEW_MS);
+    this.timer = setInterval(() => void this.renew(), this.leaseMs / 3);
     this.timer.unref();
     return this;
   }
@@ -55,7 +61,7 @@ export class AccountLock {
   private async claim(now: number): Promise<boolean> {
     const result = await this.db
       .updateTable('accounts')
-      .set({ lock_owner: this.owner, lock_expires: now + LEASE_MS })
+      .set({ lock_owner: this.owner, lock_expires: now + this.leaseMs })
       .where('id', '=', this.accountId)
       .where((eb) => eb.or([eb('lock_owner', 'is', null), eb('lock_expires', '<', now)]))
       .executeTakeFirst();
@@ -65,7 +71,7 @@ export class AccountLock {
   private async takeOver(previous: string, now: number): Promise<boolean> {
     const result = await this.db
       .updateTable('accounts')
-      .set({ lock_owner: this.owner, lock_expires: now + LEASE_MS })
+      .set({ lock_owner: this.owner, lock_expires: now + this.leaseMs })
       .where('id', '=', this.accountId)
       .where('lock_owner', '=', previous)
       .executeTakeFirst();
@@ -76,7 +82,7 @@ export class AccountLock {
     try {
       const result = await this.db
         .updateTable('accounts')
-        .set({ lock_expires: Date.now() + LEASE_MS })
+        .set({ lock_expires: Date.now() + this.leaseMs })
         .where('id', '=', this.accountId)
         .where('lock_owner', '=', this.owner)
         .executeTakeFirst();

@@ -29,6 +29,8 @@ export interface SyncRequest {
   readonly stop?: AbortSignal | undefined;
   readonly onProgress?: ((progress: SyncProgress) => void) | undefined;
   readonly now?: (() => number) | undefined;
+  /** How long the account's lease lasts unrenewed (sync/lock.ts); default 60 s. */
+  readonly leaseMs?: number | undefined;
   readonly writer?: WriterOptions | undefined;
   /**
    * Told of the messages each commit stored, as soon as it returns (for `message.new` events).
@@ -46,13 +48,13 @@ export interface SyncRequest {
  */
 export interface SyncOutbox {
   readonly committed: OutboxRows;
-  ended(run: { readonly runId: number; readonly status: Exclude<RunStatus, 'running'>; readonly error: unknown }): readonly NewWebhookEvent[];
+  ended(run: { readonly runId: number; readonly status: Exclude<RunStatus, 'running' | 'interrupted'>; readonly error: unknown }): readonly NewWebhookEvent[];
 }
 
 export interface SyncReport {
   readonly runId: number;
   readonly accountId: number;
-  readonly status: Exclude<RunStatus, 'running'>;
+  readonly status: Exclude<RunStatus, 'running' | 'interrupted'>;
   readonly sessions: number;
   readonly newMessages: number;
   /** Of the new ones, those kept as headers only (over the size limit, `headers` policy). */
@@ -88,7 +90,7 @@ export async function syncAccount(request: SyncRequest): Promise<SyncReport> {
   const { store } = request;
   const now = request.now ?? Date.now;
   const account = await store.accounts.get(request.accountId);
-  const lock = await AccountLock.acquire(store.db, account.id, now());
+  const lock = await AccountLock.acquire(store.db, account.id, now(), request.leaseMs);
   const started = now();
   const repeat = request.repeat ?? GMAIL.test(account.host);
   const maxSessions = request.maxSessions ?? DEFAULT_MAX_SESSIONS;

@@ -4,7 +4,8 @@
  * intervals are never synced twice at once across both, every message is stored once, both do
  * some of the work; enqueue() gives one job across both while one is queued or running; stop()
  * lets a running sync end cleanly; a job left active by a process that is gone is failed and its
- * account synced again.
+ * account synced again; a `popwire serve` SIGKILLed mid-sync has its run closed `interrupted` and
+ * its account taken up by the other process once the (two-second) lease runs out.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -12,6 +13,7 @@ import { sql } from 'kysely';
 import { once } from 'node:events';
 import { after, before, describe, it } from 'node:test';
 import { startDovecot, type Dovecot } from '../../../../support/dovecot.ts';
+import { startFaultProxy } from '../../../../support/fault-proxy.ts';
 import { bulkMessages } from '../../../../support/fixtures.ts';
 import { testStores } from '../../../../support/stores.ts';
 import { SecretBox } from '../../src/accounts/secrets.ts';
@@ -29,7 +31,7 @@ const stores = testStores();
 const MANY = Array.from({ length: 10 }, (_, i) => ({ user: `user${i}`, password: `password-${i}` }));
 let dovecot: Dovecot;
 before(async () => {
-  dovecot = await startDovecot({ users: [...MANY, { user: 'gate', password: 'gate-secret' }, { user: 'big', password: 'big-secret' }] });
+  dovecot = await startDovecot({ users: [...MANY, { user: 'gate', password: 'gate-secret' }, { user: 'big', password: 'big-secret' }, { user: 'crash', password: 'crash-secret' }] });
 });
 after(() => dovecot?.stop());
 
@@ -42,7 +44,7 @@ interface Instance {
 }
 
 /** `count` instances on one fresh database (or `location`), closed (scheduler, then store) when the test ends. */
-async function instances(count: number, sync: (i: number) => SyncFunction | undefined, concurrency = 2, shared?: { location: StoreLocation; key: Buffer }): Promise<Instance[] & AsyncDisposable> {
+async function instances(count: number, sync: (i: number) => SyncFunction | undefined, concurrency = 2, shared?: { location: StoreLocation; key: Buffer; leaseMs?: number }): Promise<Instance[] & AsyncDisposable> {
   const location = shared?.location ?? (await stores.location('postgres'));
   const box = new SecretBox([shared?.key ?? randomBytes(32)]);
   const list: Instance[] = [];
@@ -50,7 +52,7 @@ async function instances(count: number, sync: (i: number) => SyncFunction | unde
     const store = await Store.open(location);
     const accounts = new AccountService(store, box, { minInterval: 1 });
     const metrics = new Metrics();
-    const scheduler = new PgBossScheduler({ store, accounts, metrics, concurrency, tickMs: 100, pollingSeconds: 0.5, sync: sync(i) });
+    const scheduler = new PgBossScheduler({ store, accounts, metrics, concurrency, tickMs: 100, pollingSeconds: 0.5, sync: sync(i), leaseMs: shared?.leaseMs });
     list.push({ store, accounts, metrics, scheduler });
   }
   return Object.assign(list, {
@@ -264,5 +266,71 @@ describe('PgBossScheduler', () => {
     await until(async () => (await a.scheduler.job(left.id)).status === 'failed', 'the orphaned job is failed');
     assert.equal((await a.scheduler.job(left.id)).error, 'interrupted: the process running it stopped');
     await until(async () => (await a.store.messages.count(id)) === 2, 'the account is synced again');
+  });
+
+  it('a `popwire serve` SIGKILLed mid-sync: once its lease runs out the other process closes the run as interrupted, fails the job, and syncs the account again unasked; every message stored once', async () => {
+    const TOTAL = 60;
+    const location = await stores.location('postgres');
+    assert.equal(location.kind, 'postgres');
+    const key = randomBytes(32);
+    await using one = await instances(1, () => undefined, 2, { location, key, leaseMs: 2_000 });
+    const a = one[0]!;
+    // 400 kB each: the writer's first commit (at 16 MB) comes after about 40 messages, before the hold.
+    const messages = bulkMessages(TOTAL, 400_000);
+    await dovecot.setMailbox('crash', messages);
+    await using proxy = Object.assign(await startFaultProxy({ host: dovecot.host, port: dovecot.port }), { [Symbol.asyncDispose]: () => proxy.close() });
+    let retrs = 0;
+    // Never settles: the child's session stops at its 50th RETR, mid-sync with a commit behind it, and dies there.
+    const held = new Promise<void>(() => {});
+    let holding = false;
+    proxy.onClientLine = ({ command, connection }) => {
+      if (connection !== 1 || command !== 'RETR' || ++retrs !== 50) return;
+      holding = true;
+      return held;
+    };
+    // No interval: synced only on request, so nothing but the recovery can sync it again.
+    const { id } = await a.accounts.create(dovecotAccount(dovecot, 'crash', { host: proxy.host, port: proxy.port }));
+    const env = { POPWIRE_STORE: location.kind === 'postgres' ? location.url : '', POPWIRE_JOBS_ENGINE: 'pg-boss', POPWIRE_JOBS_LEASE_SECONDS: '2', POPWIRE_SECRET_KEY: key.toString('hex'), POPWIRE_HTTP_PORT: '0', POPWIRE_NETWORK_ALLOW: '127.0.0.1', POPWIRE_LOG_LEVEL: 'warn', POPWIRE_SYNC_MIN_INTERVAL: '1' };
+    const child = spawnPopwire(['serve'], { env });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.stdout.resume();
+    let job;
+    try {
+      await until(() => /listening on http/.test(stderr) || child.exitCode !== null, 'popwire serve listens');
+      assert.equal(child.exitCode, null, stderr);
+      job = await a.scheduler.enqueue(id, 'api');
+      await until(async () => holding && (await a.store.messages.count(id)) > 0, 'the child is mid-sync with a commit behind it');
+    } finally {
+      const exited = once(child, 'exit');
+      child.kill('SIGKILL');
+      await exited;
+    }
+    const stored = await a.store.messages.count(id);
+    const [killed] = await a.store.runs.forAccount(id, 1);
+    assert.equal(killed?.status, 'running');
+    assert.equal((await a.scheduler.job(job.id)).status, 'running');
+
+    a.scheduler.start();
+    await until(async () => (await a.store.messages.count(id)) === TOTAL, 'the account is synced again with no one asking');
+    const finished = async () => (await a.store.db.selectFrom('sync_jobs').select('status').where('account_id', '=', id).where('reason', '=', 'retry').execute()).some((j) => j.status === 'done');
+    await until(finished, 'the job that took the account up is done');
+    const [interrupted] = await a.store.db.selectFrom('sync_runs').selectAll().where('id', '=', killed!.id).execute();
+    assert.deepEqual([interrupted?.status, interrupted?.error_code], ['interrupted', 'SYNC_INTERRUPTED']);
+    assert.ok(interrupted?.finished_at !== null);
+    const ended = await a.scheduler.job(job.id);
+    assert.deepEqual([ended.status, ended.error], ['failed', 'interrupted: the process running it stopped']);
+    const jobs = await a.store.db.selectFrom('sync_jobs').selectAll().where('account_id', '=', id).orderBy('id').execute();
+    assert.deepEqual(jobs.map((j) => [j.reason, j.status]), [['api', 'failed'], ['retry', 'done']]);
+    const [again] = await a.store.runs.forAccount(id, 1);
+    assert.deepEqual([again?.new_messages, again?.already_had], [TOTAL - stored, stored]);
+    const distinct = await a.store.db.selectFrom('messages').select('message_id_header').distinct().where('account_id', '=', id).execute();
+    assert.equal(distinct.length, TOTAL, 'nothing stored twice');
+    await until(async () => {
+      const { rows } = await sql<{ n: number }>`select count(*)::int as n from pgboss.job where name = 'popwire-sync' and state in ('created', 'retry', 'active')`.execute(a.store.db);
+      return rows[0]!.n === 0;
+    }, 'no job is left waiting or active');
+    const account = await a.store.db.selectFrom('accounts').select(['lock_owner']).where('id', '=', id).executeTakeFirstOrThrow();
+    assert.equal(account.lock_owner, null, 'the lease is released');
   });
 });

@@ -19,7 +19,7 @@ export const Job = Type.Object(
 export const Run = Type.Object({
   id: Type.Integer(),
   accountId: Type.Integer(),
-  status: Type.Enum(['running', 'ok', 'failed', 'deferred', 'stopped']),
+  status: Type.Enum(['running', 'ok', 'failed', 'deferred', 'stopped', 'interrupted'], { description: 'interrupted: the process running it died, and another closed it' }),
   startedAt: Time,
   finishedAt: Nullable(Time),
   sessions: Type.Integer(),
