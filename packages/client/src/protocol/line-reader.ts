@@ -29,7 +29,9 @@ export class LineReader {
     const lf = chunk.indexOf(LF, start);
     if (lf === -1) {
       this.partsLength += chunk.length - start;
-      this.checkLength(this.partsLength);
+      // A final CR may be the first half of the line's CRLF, split across chunks: it is not part of
+      // the line, so a line of exactly `maxLength` octets passes however the chunks fall.
+      this.checkLength(chunk[chunk.length - 1] === CR ? this.partsLength - 1 : this.partsLength);
       this.parts.push(chunk.subarray(start));
       return -1;
     }
