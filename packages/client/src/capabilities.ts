@@ -53,8 +53,10 @@ export function parseCapabilities(lines: readonly string[]): Capabilities {
     authRespCode: byName.has('AUTH-RESP-CODE'),
     utf8: byName.has('UTF8'),
     sasl: Object.freeze((args('SASL') ?? []).map((m) => m.toUpperCase())),
-    loginDelay: loginDelay !== undefined && /^\d+$/.test(loginDelay) ? Number(loginDelay) : undefined,
-    expire: expire === undefined ? undefined : /^never$/i.test(expire) ? 'never' : /^\d+$/.test(expire) ? Number(expire) : undefined,
+    // Up to 15 digits, as for LIST sizes: a longer number is not exact as a JS number (9999999999999999930
+    // reads as 1e19), so it is ignored like any other malformed argument.
+    loginDelay: loginDelay !== undefined && /^\d{1,15}$/.test(loginDelay) ? Number(loginDelay) : undefined,
+    expire: expire === undefined ? undefined : /^never$/i.test(expire) ? 'never' : /^\d{1,15}$/.test(expire) ? Number(expire) : undefined,
     implementation: args('IMPLEMENTATION')?.join(' '),
     has: (name: string) => byName.has(name.toUpperCase()),
     arguments: args,
