@@ -8,6 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -133,6 +134,13 @@ describe('a key lost for good', () => {
     await store.close();
     const env = { POPWIRE_STORE: location, POPWIRE_SECRET_KEY: newKey.toString('base64') };
 
+    // A mistyped store is not made: there is nothing there to forget.
+    const nowhere = join(dir, 'no-store-here');
+    const missingStore = await popwire(['keys', 'forget', keyId(oldKey)], { env: { ...env, POPWIRE_STORE: nowhere } });
+    assert.equal(missingStore.code, 8, missingStore.stderr);
+    assert.match(missingStore.stderr, /no store at/);
+    assert.equal(existsSync(nowhere), false);
+
     const held = await popwire(['keys', 'forget', keyId(newKey)], { env });
     assert.notEqual(held.code, 0);
     assert.match(held.stderr, /is in the key ring/);
@@ -140,6 +148,10 @@ describe('a key lost for good', () => {
     const forgot = await popwire(['keys', 'forget', keyId(oldKey), '--json'], { env });
     assert.equal(forgot.code, 0, forgot.stderr);
     assert.deepEqual(JSON.parse(forgot.stdout.toString()), { forgotten: [{ accountId: ids[0], credentials: true, webhook: true }] });
+    // With the lost key's secrets gone, the ring of one key re-seals what is left, and serve's check passes.
+    const rotated = await popwire(['keys', 'rotate', '--json'], { env });
+    assert.equal(rotated.code, 0, rotated.stderr);
+    assert.deepEqual(JSON.parse(rotated.stdout.toString()), { resealed: 0, keyId: keyId(newKey) });
 
     const reopened = await Store.open({ kind: 'sqlite', dir: location });
     try {

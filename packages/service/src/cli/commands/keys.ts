@@ -30,16 +30,9 @@ export const keys: CommandRegistration = (program) => {
     .option('--config <file>', 'the configuration file popwire serve uses (default: $POPWIRE_CONFIG)')
     .option('--json', 'print {"resealed", "keyId"} on stdout')
     .action(async (options: KeysOptions) => {
-      const { loadConfig } = await import('../../config.js');
-      const { SecretBox } = await import('../../accounts/secrets.js');
-      const { resolveKeyRing } = await import('../../serve.js');
       const { AccountService } = await import('../../accounts/service.js');
-      const { parseStoreLocation } = await import('../../store/database.js');
-      const { Store } = await import('../../store/store.js');
-      const config = loadConfig({ file: options.config ?? (process.env.POPWIRE_CONFIG || undefined) });
-      const location = parseStoreLocation(config.store);
-      const box = new SecretBox(resolveKeyRing(config, location, process.env));
-      await using store = await Store.open(location);
+      await using opened = await openWithKeyRing(options);
+      const { store, box } = opened;
       const count = await new AccountService(store, box).rotateKeys();
       if (options.json === true) await writeReport(report([], { resealed: count, keyId: box.currentKeyId }), true);
       else process.stderr.write(`popwire keys rotate: ${count} secret(s) re-sealed with key ${box.currentKeyId}\n`);
@@ -51,16 +44,9 @@ export const keys: CommandRegistration = (program) => {
     .option('--config <file>', 'the configuration file popwire serve uses (default: $POPWIRE_CONFIG)')
     .option('--json', 'print {"forgotten": [{"accountId", "credentials", "webhook"}]} on stdout')
     .action(async (keyIds: string[], options: KeysOptions) => {
-      const { loadConfig } = await import('../../config.js');
-      const { SecretBox } = await import('../../accounts/secrets.js');
-      const { resolveKeyRing } = await import('../../serve.js');
       const { forgetLostKeys } = await import('../../accounts/key-check.js');
-      const { parseStoreLocation } = await import('../../store/database.js');
-      const { Store } = await import('../../store/store.js');
-      const config = loadConfig({ file: options.config ?? (process.env.POPWIRE_CONFIG || undefined) });
-      const location = parseStoreLocation(config.store);
-      const box = new SecretBox(resolveKeyRing(config, location, process.env));
-      await using store = await Store.open(location);
+      await using opened = await openWithKeyRing(options);
+      const { store, box } = opened;
       const forgotten = await forgetLostKeys(store, box, keyIds);
       const lines = forgotten.map(
         ({ accountId, credentials, webhook }) =>
@@ -70,3 +56,19 @@ export const keys: CommandRegistration = (program) => {
       else process.stderr.write(`popwire keys forget: ${forgotten.length} account(s) changed\n${lines.map((line) => `  ${line}\n`).join('')}`);
     });
 };
+
+/**
+ * The store and key ring `popwire serve` would use with this configuration. The store must
+ * exist already: a mistyped location is not a reason to make a new, empty one.
+ */
+async function openWithKeyRing(options: KeysOptions) {
+  const { loadConfig } = await import('../../config.js');
+  const { SecretBox } = await import('../../accounts/secrets.js');
+  const { resolveKeyRing } = await import('../../serve.js');
+  const { parseStoreLocation } = await import('../../store/database.js');
+  const { Store } = await import('../../store/store.js');
+  const config = loadConfig({ file: options.config ?? (process.env.POPWIRE_CONFIG || undefined) });
+  const location = parseStoreLocation(config.store);
+  const store = await Store.open(location, { create: false });
+  return { store, box: new SecretBox(resolveKeyRing(config, location, process.env)), [Symbol.asyncDispose]: () => store.close() };
+}
