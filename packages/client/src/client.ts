@@ -7,7 +7,8 @@ import { NO_CAPABILITIES, type Capabilities } from './capabilities.js';
 import { capa } from './commands/capa.js';
 import { dele } from './commands/dele.js';
 import { readGreeting } from './commands/greeting.js';
-import { listAll, listOne, messageNumber, type MessageSize } from './commands/list.js';
+import { listAll, listOne, messageNumber, type MessageSize, type MessageSizes } from './commands/list.js';
+import { DEFAULT_MAX_LISTING_ENTRIES } from './commands/listing.js';
 import { noop } from './commands/noop.js';
 import { quit } from './commands/quit.js';
 import { retrBuffer, retrMany, retrStream, type RetrievedMessage } from './commands/retr.js';
@@ -15,14 +16,14 @@ import { rset } from './commands/rset.js';
 import { stat, type MailboxStat } from './commands/stat.js';
 import { stls } from './commands/stls.js';
 import { topBuffer, topStream } from './commands/top.js';
-import { uidlAll, uidlOne, type MessageUid } from './commands/uidl.js';
+import { uidlAll, uidlOne, type MessageUid, type MessageUids } from './commands/uidl.js';
 import { Engine, type SessionState, type TraceFn } from './engine.js';
 import { testConnection, type ConnectionTestReport } from './connection-test.js';
 import { Pop3AbortError, Pop3ConnectionError, Pop3Error, Pop3TimeoutError, Pop3UsageError } from './errors.js';
 import { parseMessage, type ParsedMessage, type ParseOptions } from './message.js';
 import { connectWithRetry, type RetryPolicy } from './retry.js';
 import { abortError, openTransport, upgradeToTls, type TlsSettings, type TransportOptions } from './transport.js';
-import { deadline } from './deadline.js';
+import { deadline, type Deadline } from './deadline.js';
 import { parsePop3Url } from './url.js';
 
 export type TlsMode = 'implicit' | 'starttls' | 'none';
@@ -61,6 +62,14 @@ export interface Pop3ClientOptions extends TlsSettings {
   readonly timeout?: number | undefined;
   /** Milliseconds for DNS, TCP, TLS, greeting, CAPA and login together. Default: `timeout`. */
   readonly connectTimeout?: number | undefined;
+  /**
+   * When the whole session must be over: milliseconds from `connect`, or a Date. `timeout` is per
+   * reply, so a server that sends a byte every few seconds never trips it; this does. When it
+   * passes, the connect (retries included) or whatever is in flight fails with POP3_TIMEOUT
+   * naming the deadline, and the connection is closed (no QUIT: nothing marked deleted is
+   * removed). Default: none.
+   */
+  readonly deadline?: number | Date | undefined;
   /** Aborts the connect and, later, whatever is in flight; the connection is then closed. */
   readonly signal?: AbortSignal | undefined;
   /**
@@ -87,6 +96,12 @@ export interface Pop3ClientOptions extends TlsSettings {
   readonly maxLineLength?: number | undefined;
   /** Largest message `retrieve()` and `top()` will hold in memory. Default 256 MiB; stream anything larger. */
   readonly maxMessageBytes?: number | undefined;
+  /**
+   * Most entries a LIST or UIDL listing may have. Default 4,000,000; past it the listing fails
+   * with POP3_REPLY_TOO_LARGE and the connection is closed. A listing is held compactly (see
+   * `sizeListing()`): 16 octets a message for LIST, 12 plus the uid for UIDL.
+   */
+  readonly maxListingEntries?: number | undefined;
   /**
    * Retry `connect` when it fails for a reason that can pass (refused, reset, timeout, [SYS/TEMP],
    * [IN-USE], [LOGIN-DELAY]); never after a rejected password. Each attempt has its own
@@ -118,6 +133,7 @@ interface Settings {
   readonly auth: AuthMechanism | undefined;
   readonly pipelining: boolean;
   readonly maxMessageBytes: number;
+  readonly maxListingEntries: number;
   readonly timeout: number;
 }
 
@@ -142,7 +158,8 @@ export class Pop3Client implements AsyncDisposable {
     signal: AbortSignal | undefined,
   ) {
     this.secureNow = settings.tls === 'implicit';
-    const onAbort = () => engine.fail(new Pop3AbortError(signal?.reason));
+    // The session deadline aborts with its own Pop3TimeoutError, which names it.
+    const onAbort = () => engine.fail(signal?.reason instanceof Pop3Error ? signal.reason : new Pop3AbortError(signal?.reason));
     signal?.addEventListener('abort', onAbort, { once: true });
     this.detachSignal = () => signal?.removeEventListener('abort', onAbort);
   }
@@ -152,14 +169,23 @@ export class Pop3Client implements AsyncDisposable {
    * credentials are given. A URL (`pop3s://alice@host`) may stand for host, port, TLS mode and user.
    */
   static async connect(target: string | Pop3ClientOptions, rest: Partial<Pop3ClientOptions> = {}): Promise<Pop3Client> {
-    const options: Pop3ClientOptions = typeof target === 'string' ? { ...Pop3Client.fromUrl(target), ...rest } : { ...target, ...rest };
+    const given: Pop3ClientOptions = typeof target === 'string' ? { ...Pop3Client.fromUrl(target), ...rest } : { ...target, ...rest };
+    // Fixed now, once: every retry attempt then shares the same end.
+    const options: Pop3ClientOptions = { ...given, deadline: sessionEnd(given.deadline) };
     if (options.retry) return connectWithRetry(options, options.retry, (attempt) => Pop3Client.connect(attempt));
     const tls = options.tls ?? 'implicit';
     const timeout = positive(options.timeout, DEFAULT_TIMEOUT, 'timeout');
     const connectTimeout = positive(options.connectTimeout, timeout, 'connectTimeout');
-    const connectDeadline = deadline(connectTimeout, options.signal);
+    const session = sessionDeadline(options.deadline as Date | undefined, options.signal);
+    const connectDeadline = deadline(connectTimeout, session?.signal ?? options.signal);
     try {
-      return await Pop3Client.openWithin(options, tls, timeout, connectDeadline.signal);
+      const client = await Pop3Client.openWithin({ ...options, signal: session?.signal ?? options.signal }, tls, timeout, connectDeadline.signal);
+      // However the session ends (QUIT, close, a failure), its deadline's timer goes with it.
+      if (session !== undefined) void client.engine.whenClosed().then(session.clear);
+      return client;
+    } catch (error) {
+      session?.clear();
+      throw error;
     } finally {
       connectDeadline.clear();
     }
@@ -199,6 +225,7 @@ export class Pop3Client implements AsyncDisposable {
         auth,
         pipelining: options.pipelining !== false && !pipeliningBroken.has(`${transport.host}:${transport.port}`),
         maxMessageBytes: positive(options.maxMessageBytes, DEFAULT_MAX_MESSAGE, 'maxMessageBytes'),
+        maxListingEntries: positive(options.maxListingEntries, DEFAULT_MAX_LISTING_ENTRIES, 'maxListingEntries'),
         timeout,
       },
       options.signal,
@@ -274,15 +301,29 @@ export class Pop3Client implements AsyncDisposable {
   /** Every message's size, or one message's with `n`. */
   list(): Promise<MessageSize[]>;
   list(n: number): Promise<MessageSize>;
-  list(n?: number): Promise<MessageSize[] | MessageSize> {
-    return n === undefined ? listAll(this.engine) : listOne(this.engine, n);
+  async list(n?: number): Promise<MessageSize[] | MessageSize> {
+    return n === undefined ? (await this.sizeListing()).toArray() : listOne(this.engine, n);
+  }
+
+  /**
+   * Every message's size (LIST), held compactly: read it by index (`n(i)`, `size(i)`) or iterate
+   * it. For a large mailbox: two million messages take 32 MB here, and several times that as the
+   * array `list()` returns. At most `maxListingEntries`.
+   */
+  sizeListing(): Promise<MessageSizes> {
+    return listAll(this.engine, this.settings.maxListingEntries);
+  }
+
+  /** Every message's unique id (UIDL), held compactly like `sizeListing()`; `indexOf(n)` finds message n. */
+  uidListing(): Promise<MessageUids> {
+    return uidlAll(this.engine, this.settings.maxListingEntries);
   }
 
   /** Every message's unique id, or one message's with `n`. */
   uidl(): Promise<MessageUid[]>;
   uidl(n: number): Promise<MessageUid>;
-  uidl(n?: number): Promise<MessageUid[] | MessageUid> {
-    return n === undefined ? uidlAll(this.engine) : uidlOne(this.engine, n);
+  async uidl(n?: number): Promise<MessageUid[] | MessageUid> {
+    return n === undefined ? (await this.uidListing()).toArray() : uidlOne(this.engine, n);
   }
 
   /**
@@ -308,7 +349,7 @@ export class Pop3Client implements AsyncDisposable {
    * ```
    */
   async *retrieveMany(numbers?: Iterable<number>): AsyncGenerator<RetrievedMessage> {
-    const which = numbers ?? (await this.list()).map((m) => m.n);
+    const which = numbers ?? Array.from(await this.sizeListing(), (m) => m.n);
     // Without PIPELINING, one queued behind the one in flight is enough for the engine to send it
     // the moment the previous reply ends. With it, the window plus an eighth: the engine refills
     // the window an eighth at a time, in one write, which needs that eighth waiting; with only
@@ -496,11 +537,37 @@ export class Pop3Client implements AsyncDisposable {
  * sign, so the timeout says what it probably means and what to do.
  */
 function noGreetingHint(error: unknown, transport: TransportOptions): unknown {
-  if (!(error instanceof Pop3TimeoutError)) return error;
+  // The session's deadline is not a silent port: the greeting may have been arriving, slowly.
+  if (!(error instanceof Pop3TimeoutError) || error.deadline !== undefined) return error;
   return new Pop3TimeoutError(
     `Timed out: no greeting from ${transport.host}:${transport.port}; is it an implicit-TLS port? ` +
       'Try implicit TLS (pop3s://, port 995), or the clear-text port (usually 110) with pop3://',
     { cause: error },
+  );
+}
+
+/** The `deadline` option as a Date (a number is milliseconds from now); checked before anything is sent. */
+function sessionEnd(value: number | Date | undefined): Date | undefined {
+  if (value === undefined) return undefined;
+  if (value instanceof Date) {
+    if (Number.isNaN(value.getTime())) throw new Pop3UsageError('deadline is an invalid Date', { code: 'POP3_INVALID_ARGUMENT' });
+    return value;
+  }
+  return new Date(Date.now() + positive(value, 0, 'deadline'));
+}
+
+/**
+ * A signal that aborts at `end` with a Pop3TimeoutError naming it, or when `signal` aborts. The
+ * engine fails whatever is in flight with that error (see the constructor's onAbort).
+ */
+function sessionDeadline(end: Date | undefined, signal: AbortSignal | undefined): Deadline | undefined {
+  if (end === undefined) return undefined;
+  return deadline(end.getTime() - Date.now(), signal, () =>
+    new Pop3TimeoutError(`The session's deadline passed (${end.toISOString()}): the server was too slow overall, though each reply kept coming`, {
+      // Trying again cannot help: the time is gone (and a retry loop must not spin on it).
+      retryable: false,
+      deadline: end,
+    }),
   );
 }
 

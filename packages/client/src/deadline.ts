@@ -8,7 +8,8 @@
  * that accepts and then stalls would then wait forever, under exactly the memory pressure of a
  * busy sync service. Here the timer holds the controller until it fires or `clear()` runs.
  *
- * The timer is unref'd: a deadline alone does not keep the process alive.
+ * The timer is unref'd: a deadline alone does not keep the process alive. `reason`, if given,
+ * makes the abort reason instead of the TimeoutError.
  */
 export interface Deadline {
   readonly signal: AbortSignal;
@@ -16,10 +17,13 @@ export interface Deadline {
   clear(): void;
 }
 
-export function deadline(ms: number, signal?: AbortSignal): Deadline {
+export function deadline(ms: number, signal?: AbortSignal, reason?: () => unknown): Deadline {
   const controller = new AbortController();
   const onAbort = () => controller.abort(signal?.reason);
-  const timer = setTimeout(() => controller.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError')), ms);
+  const timer = setTimeout(
+    () => controller.abort(reason === undefined ? new DOMException('The operation was aborted due to timeout', 'TimeoutError') : reason()),
+    Math.max(0, ms),
+  );
   timer.unref();
   if (signal?.aborted) onAbort();
   else signal?.addEventListener('abort', onAbort, { once: true });

@@ -137,9 +137,12 @@ export class Pop3ConnectionError extends Pop3Error {
 
 export class Pop3TimeoutError extends Pop3ConnectionError {
   override readonly kind: Pop3ErrorKind = 'timeout';
+  /** Set when the session's `deadline` passed (not one reply's `timeout`): when it was. */
+  readonly deadline: Date | undefined;
 
-  constructor(message: string, options: Omit<Pop3ErrorOptions, 'code'> = {}) {
-    super(message, { ...options, code: 'POP3_TIMEOUT', retryable: true });
+  constructor(message: string, options: Omit<Pop3ErrorOptions, 'code'> & { deadline?: Date | undefined } = {}) {
+    super(message, { ...options, code: 'POP3_TIMEOUT', retryable: options.retryable ?? true });
+    this.deadline = options.deadline;
   }
 }
 

@@ -1,4 +1,5 @@
 import { Readable } from 'node:stream';
+import { ListingSplitter, MAX_LISTING_BYTES, type ListingSink } from './commands/listing.js';
 import type { Engine, Exchange, SessionState } from './engine.js';
 import { Pop3Error, Pop3ProtocolError, Pop3ServerError } from './errors.js';
 import type { EncodedCommand } from './protocol/command.js';
@@ -134,6 +135,44 @@ export class BufferedExchange<T> extends PromiseExchange<T> {
   }
 }
 
+/**
+ * A listing (LIST, UIDL) parsed line by line as it arrives, into the compact store `sink` builds:
+ * the reply itself is never held. Bounded in octets like a buffered reply, and in entries by the
+ * sink; past either the connection is failed (an endless listing would never drain).
+ */
+export class ListingExchange<T> extends PromiseExchange<T> {
+  private readonly splitter: ListingSplitter;
+  private size = 0;
+
+  constructor(
+    command: EncodedCommand,
+    options: SendOptions,
+    private readonly sink: ListingSink<T>,
+  ) {
+    super(command, options);
+    this.splitter = new ListingSplitter(sink);
+  }
+
+  protected onOk(): 'block' {
+    return 'block';
+  }
+
+  override onData(chunk: Buffer): void {
+    this.size += chunk.length;
+    if (this.size > MAX_LISTING_BYTES) {
+      throw new Pop3ProtocolError(`The reply to ${this.command.verb} is larger than ${MAX_LISTING_BYTES} octets`, {
+        code: 'POP3_REPLY_TOO_LARGE',
+        command: this.command.display,
+      });
+    }
+    this.splitter.push(chunk);
+  }
+
+  override onEnd(): void {
+    this.resolve(this.sink.finish());
+  }
+}
+
 export interface StreamedReply {
   readonly status: StatusLine;
   /** The body, dot-unstuffed. Read it to the end or destroy it: the session waits for it. */
@@ -245,6 +284,12 @@ export function sendBuffered<T>(
   parse: (body: Buffer) => T,
 ): Promise<T> {
   const exchange = new BufferedExchange(command, options, maxBytes, parse);
+  engine.submit(exchange, options.allowedIn);
+  return exchange.promise;
+}
+
+export function sendListing<T>(engine: Engine, command: EncodedCommand, options: SendOptions, sink: ListingSink<T>): Promise<T> {
+  const exchange = new ListingExchange(command, options, sink);
   engine.submit(exchange, options.allowedIn);
   return exchange.promise;
 }

@@ -2,8 +2,9 @@ export { Pop3Client, type Pop3ClientOptions, type TlsMode } from './client.js';
 export type { Capabilities } from './capabilities.js';
 export { parseCapabilities } from './capabilities.js';
 export type { MailboxStat } from './commands/stat.js';
-export type { MessageSize } from './commands/list.js';
-export type { MessageUid } from './commands/uidl.js';
+export type { MessageSize, MessageSizes } from './commands/list.js';
+export type { MessageUid, MessageUids } from './commands/uidl.js';
+export { DEFAULT_MAX_LISTING_ENTRIES } from './commands/listing.js';
 export type { SessionState, TraceEvent, TraceFn } from './engine.js';
 export {
   Pop3Error,

@@ -53,6 +53,12 @@ const Schema = Type.Object(
         maxSize: Type.Integer({ minimum: 1024, default: 100 * 1024 * 1024 }),
         /** Milliseconds allowed for each server reply. */
         timeout: Type.Integer({ minimum: 1000, default: 30_000 }),
+        /**
+         * Seconds one sync's POP3 session may take, connect to QUIT, however steadily the server
+         * answers: `timeout` is per reply, and a server sending a byte every few seconds never trips
+         * it. Past it the run fails with POP3_TIMEOUT (nothing is deleted) and is retried at the next turn.
+         */
+        deadline: Type.Integer({ minimum: 1, default: 3600 }),
         /** Connect attempts per sync ([SYS/TEMP], [IN-USE], refused...); never after a rejected password. */
         connectAttempts: Type.Integer({ minimum: 1, maximum: 10, default: 3 }),
         /** Milliseconds a running sync gets to finish cleanly on SIGTERM before it is abandoned. */

@@ -67,6 +67,7 @@ export async function startService(config: ServiceConfig, options: ServiceOption
     const accounts = new AccountService(store, box, {
       ca,
       timeout: config.sync.timeout,
+      deadline: config.sync.deadline * 1000,
       retry: { attempts: config.sync.connectAttempts },
       defaultInterval: config.sync.defaultInterval,
       defaultMaxSize: config.sync.maxSize,

@@ -1,8 +1,8 @@
 import type { Engine } from '../engine.js';
 import { Pop3UsageError } from '../errors.js';
-import { sendBuffered, sendLine } from '../exchanges.js';
+import { sendListing, sendLine } from '../exchanges.js';
 import { encodeCommand } from '../protocol/command.js';
-import { listingLines, MAX_LISTING_BYTES, parseCount, tokens } from './listing.js';
+import { parseCount, tokens, tooManyEntries, withRoom, type ListingSink } from './listing.js';
 import { TRANSACTION } from './states.js';
 
 export interface MessageSize {
@@ -14,11 +14,65 @@ export interface MessageSize {
   readonly size: number;
 }
 
+/**
+ * A LIST reply held compactly: two Float64Arrays (16 octets a message) instead of an array of
+ * objects (about 60 with their headers and the array's slot). Read it by index, or iterate it.
+ */
+export class MessageSizes implements Iterable<MessageSize> {
+  /** @internal Built by LIST; not for callers. */
+  constructor(
+    private readonly numbers: Float64Array,
+    private readonly octets: Float64Array,
+  ) {}
+
+  get length(): number {
+    return this.numbers.length;
+  }
+
+  /** The message number of entry `i` (0-based, in the server's order). */
+  n(i: number): number {
+    return this.numbers[i] as number;
+  }
+
+  /** The size in octets of entry `i`. */
+  size(i: number): number {
+    return this.octets[i] as number;
+  }
+
+  *[Symbol.iterator](): Iterator<MessageSize> {
+    for (let i = 0; i < this.numbers.length; i++) yield { n: this.numbers[i] as number, size: this.octets[i] as number };
+  }
+
+  toArray(): MessageSize[] {
+    return Array.from(this);
+  }
+}
+
 /** RFC 1939: `LIST` -> one `n size` line per message not marked deleted. */
-export function listAll(engine: Engine): Promise<MessageSize[]> {
-  return sendBuffered(engine, encodeCommand('LIST'), { allowedIn: TRANSACTION }, MAX_LISTING_BYTES, (body) =>
-    listingLines(body).map(parseSizeLine),
-  );
+export function listAll(engine: Engine, maxEntries: number): Promise<MessageSizes> {
+  return sendListing(engine, encodeCommand('LIST'), { allowedIn: TRANSACTION }, new SizesBuilder(maxEntries));
+}
+
+class SizesBuilder implements ListingSink<MessageSizes> {
+  private numbers = new Float64Array(1024);
+  private octets = new Float64Array(1024);
+  private count = 0;
+
+  constructor(private readonly maxEntries: number) {}
+
+  line(text: string): void {
+    const { n, size } = parseSizeLine(text);
+    if (this.count >= this.maxEntries) throw tooManyEntries('LIST', this.maxEntries);
+    this.numbers = withRoom(this.numbers, this.count + 1, (length) => new Float64Array(length));
+    this.octets = withRoom(this.octets, this.count + 1, (length) => new Float64Array(length));
+    this.numbers[this.count] = n;
+    this.octets[this.count] = size;
+    this.count += 1;
+  }
+
+  finish(): MessageSizes {
+    return new MessageSizes(this.numbers.subarray(0, this.count), this.octets.subarray(0, this.count));
+  }
 }
 
 /** `LIST n` -> `+OK n size`. */

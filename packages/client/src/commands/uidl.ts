@@ -1,8 +1,8 @@
 import type { Engine } from '../engine.js';
-import { sendBuffered, sendLine } from '../exchanges.js';
+import { sendListing, sendLine } from '../exchanges.js';
 import { encodeCommand } from '../protocol/command.js';
 import { messageNumber } from './list.js';
-import { listingLines, malformed, MAX_LISTING_BYTES, parseCount, tokens } from './listing.js';
+import { malformed, parseCount, tokens, tooManyEntries, withRoom, type ListingSink } from './listing.js';
 import { TRANSACTION } from './states.js';
 
 export interface MessageUid {
@@ -11,17 +11,110 @@ export interface MessageUid {
   readonly uid: string;
 }
 
+/**
+ * A UIDL reply held compactly: the numbers in a Float64Array, the uids' octets packed in blocks
+ * of 1 MiB with each one's start and length in typed arrays (about 14 octets a message plus the
+ * uid), instead of an object and a string per message. A uid becomes a string only when asked for.
+ * Blocks, not one Buffer doubled as it fills: doubling would copy, and for a moment hold, 1.5
+ * times the uids' octets.
+ */
+export class MessageUids implements Iterable<MessageUid> {
+  private byNumber: Map<number, number> | undefined;
+
+  /** @internal Built by UIDL; not for callers. */
+  constructor(
+    private readonly numbers: Float64Array,
+    private readonly starts: Uint32Array,
+    private readonly lengths: Uint16Array,
+    private readonly blocks: readonly Buffer[],
+  ) {}
+
+  get length(): number {
+    return this.numbers.length;
+  }
+
+  /** The message number of entry `i` (0-based, in the server's order). */
+  n(i: number): number {
+    return this.numbers[i] as number;
+  }
+
+  /** The unique id of entry `i`. */
+  uid(i: number): string {
+    const start = this.starts[i] as number;
+    const at = start % UID_BLOCK;
+    return (this.blocks[(start - at) / UID_BLOCK] as Buffer).toString('latin1', at, at + (this.lengths[i] as number));
+  }
+
+  /**
+   * The entry of message `n`, or -1. Servers list in order, so entry n-1 is tried first; a map is
+   * built (once) only for a listing out of order.
+   */
+  indexOf(n: number): number {
+    if (this.numbers[n - 1] === n) return n - 1;
+    if (this.byNumber === undefined) {
+      this.byNumber = new Map();
+      for (let i = this.numbers.length - 1; i >= 0; i--) this.byNumber.set(this.numbers[i] as number, i);
+    }
+    return this.byNumber.get(n) ?? -1;
+  }
+
+  *[Symbol.iterator](): Iterator<MessageUid> {
+    for (let i = 0; i < this.numbers.length; i++) yield { n: this.numbers[i] as number, uid: this.uid(i) };
+  }
+
+  toArray(): MessageUid[] {
+    return Array.from(this);
+  }
+}
+
+/** Octets per block of uids; a uid (512 at most) never straddles two. */
+const UID_BLOCK = 1024 * 1024;
+
 /** UIDL is optional: a server without it answers -ERR, which reaches the caller as a Pop3ServerError. */
-export function uidlAll(engine: Engine): Promise<MessageUid[]> {
-  return sendBuffered(engine, encodeCommand('UIDL'), { allowedIn: TRANSACTION }, MAX_LISTING_BYTES, (body) =>
-    listingLines(body).map(parseUidLine),
-  );
+export function uidlAll(engine: Engine, maxEntries: number): Promise<MessageUids> {
+  return sendListing(engine, encodeCommand('UIDL'), { allowedIn: TRANSACTION }, new UidsBuilder(maxEntries));
 }
 
 export function uidlOne(engine: Engine, n: number): Promise<MessageUid> {
   return sendLine(engine, encodeCommand('UIDL', messageNumber(n)), { allowedIn: TRANSACTION }, ({ text }) =>
     parseUidLine(text),
   );
+}
+
+class UidsBuilder implements ListingSink<MessageUids> {
+  private numbers = new Float64Array(1024);
+  private starts = new Uint32Array(1024);
+  private lengths = new Uint16Array(1024);
+  private readonly blocks: Buffer[] = [];
+  /** Where the next uid goes in the last block. */
+  private used = UID_BLOCK;
+  private count = 0;
+
+  constructor(private readonly maxEntries: number) {}
+
+  line(text: string): void {
+    const { n, uid } = parseUidLine(text);
+    if (this.count >= this.maxEntries) throw tooManyEntries('UIDL', this.maxEntries);
+    this.numbers = withRoom(this.numbers, this.count + 1, (length) => new Float64Array(length));
+    this.starts = withRoom(this.starts, this.count + 1, (length) => new Uint32Array(length));
+    this.lengths = withRoom(this.lengths, this.count + 1, (length) => new Uint16Array(length));
+    if (this.used + uid.length > UID_BLOCK) {
+      this.blocks.push(Buffer.allocUnsafeSlow(UID_BLOCK));
+      this.used = 0;
+    }
+    const block = this.blocks.length - 1;
+    (this.blocks[block] as Buffer).write(uid, this.used, 'latin1');
+    this.numbers[this.count] = n;
+    this.starts[this.count] = block * UID_BLOCK + this.used;
+    this.lengths[this.count] = uid.length;
+    this.used += uid.length;
+    this.count += 1;
+  }
+
+  finish(): MessageUids {
+    const count = this.count;
+    return new MessageUids(this.numbers.subarray(0, count), this.starts.subarray(0, count), this.lengths.subarray(0, count), this.blocks);
+  }
 }
 
 /**

@@ -86,6 +86,8 @@ export interface AccountServiceOptions {
   readonly retry?: RetryPolicy | undefined;
   /** Per-reply timeout, ms. */
   readonly timeout?: number | undefined;
+  /** Milliseconds one sync's POP3 session may take, connect to QUIT (config `sync.deadline`). */
+  readonly deadline?: number | undefined;
   /** Seconds between syncs of an account created without its own interval. Default 300. */
   readonly defaultInterval?: number | undefined;
   /**
@@ -258,6 +260,8 @@ export class AccountService {
       ca: this.options.ca,
       retry: this.options.retry,
       timeout: this.options.timeout,
+      // From the connect: a server dripping one byte at a time cannot hold a sync (and its lease) for ever.
+      deadline: this.options.deadline,
       // Checked where the socket is opened, on the address it is opened to (net/guard.ts).
       lookup: this.options.network?.lookupFunction(),
     };

@@ -18,10 +18,26 @@ export interface Bytes {
 }
 
 /**
+ * A report of many rows, each made only as it is written: a listing of two million messages is
+ * never an array of two million strings, nor one string of them all. `--json` writes the rows as
+ * one JSON array, as a Report of the same rows would.
+ */
+export interface Rows {
+  readonly kind: 'rows';
+  readonly count: number;
+  line(i: number): string;
+  json(i: number): Json;
+}
+
+/**
  * What a command produces. Commands do not write to stdout themselves: the session decides when,
  * because a body must be read while the session is open and a report must wait for QUIT.
  */
-export type CommandOutput = Report | Bytes;
+export type CommandOutput = Report | Rows | Bytes;
+
+export function rows(count: number, line: (i: number) => string, json: (i: number) => Json): Rows {
+  return { kind: 'rows', count, line, json };
+}
 
 export function report(lines: readonly string[], json: Json): Report {
   return { kind: 'report', lines, json };
@@ -57,6 +73,31 @@ export function writeReport(output: Report, asJson: boolean): Promise<void> {
   if (asJson) wroteJson = true;
   const text = asJson ? `${JSON.stringify(output.json)}\n` : output.lines.map((line) => `${line}\n`).join('');
   if (text === '') return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    process.stdout.write(text, (error) => (error ? reject(error) : resolve()));
+  });
+}
+
+/** Text written to stdout at a time: large enough for few writes, small enough to hold nothing much. */
+const ROWS_CHUNK = 64 * 1024;
+
+/** Writes rows to stdout a chunk at a time, waiting for it to drain: memory stays flat however many. */
+export async function writeRows(output: Rows, asJson: boolean): Promise<void> {
+  if (asJson) wroteJson = true;
+  let text = asJson ? '[' : '';
+  for (let i = 0; i < output.count; i++) {
+    text += asJson ? `${i === 0 ? '' : ','}${JSON.stringify(output.json(i))}` : `${output.line(i)}\n`;
+    if (text.length >= ROWS_CHUNK) {
+      await writeText(text);
+      text = '';
+    }
+  }
+  if (asJson) text += ']\n';
+  if (text !== '') await writeText(text);
+}
+
+/** Resolves once stdout has taken `text`; rejects with its error (EPIPE when the reader left). */
+function writeText(text: string): Promise<void> {
   return new Promise((resolve, reject) => {
     process.stdout.write(text, (error) => (error ? reject(error) : resolve()));
   });

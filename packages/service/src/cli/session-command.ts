@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { parsePop3Url, Pop3Client, schemePortWarning, type Pop3ClientOptions, type Pop3Url } from 'popwire';
 import { wholeNumber, type NumberArgument } from './arguments.js';
 import { UsageError } from './failure.js';
-import { writeBytes, writeReport, type CommandOutput } from './output.js';
+import { writeBytes, writeReport, writeRows, type CommandOutput } from './output.js';
 import { readPassword, readToken } from './password.js';
 import { addSessionOptions, connectOptions, type SessionOptions } from './session-options.js';
 
@@ -58,6 +58,7 @@ async function runSession<Name extends string>(
   await client.quit();
   // A report waits for QUIT's +OK: for `dele`, that is the proof the message is gone.
   if (output.kind === 'report') await writeReport(output, options.json === true);
+  else if (output.kind === 'rows') await writeRows(output, options.json === true);
 }
 
 /**

@@ -11,6 +11,7 @@ export interface SessionOptions {
   readonly insecure?: boolean;
   readonly ca?: string;
   readonly timeout?: number;
+  readonly deadline?: number;
   readonly json?: boolean;
   readonly trace?: boolean;
 }
@@ -26,6 +27,11 @@ export function addSessionOptions(command: Command): void {
     .option('--insecure', 'accept any TLS certificate (anyone on the path can then read the session)')
     .option('--ca <file>', 'also trust the CA certificate(s) in this PEM file')
     .option('--timeout <ms>', 'milliseconds to wait for the server at each step (default 30000)', wholeNumber(1))
+    .option(
+      '--deadline <ms>',
+      'milliseconds the whole session may take, connect to QUIT (default: no limit); a server that drips a byte at a time fails with POP3_TIMEOUT',
+      wholeNumber(1),
+    )
     .option('--json', 'print the result as JSON; a failure as {"error": {"code", "message"}}')
     .option('--trace', 'print the protocol exchange to stderr, the password and every SASL line shown as ***');
 }
@@ -37,6 +43,7 @@ export async function connectOptions(options: SessionOptions): Promise<Partial<P
     insecure: options.insecure === true,
     ca: options.ca === undefined ? undefined : await readOptionFile('--ca', options.ca),
     timeout: options.timeout,
+    deadline: options.deadline,
     trace: options.trace === true ? printTrace : undefined,
   };
 }

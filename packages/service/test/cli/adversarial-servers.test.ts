@@ -11,7 +11,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { startScriptedServer, type Script, type ScriptedConnection } from '../../../../support/scripted-server.ts';
+import { acceptLogin, startScriptedServer, type Script, type ScriptedConnection } from '../../../../support/scripted-server.ts';
 import { popwire, type Run } from './popwire.ts';
 
 async function withServer<T>(script: Script, run: (url: string) => Promise<T>): Promise<T> {
@@ -102,5 +102,81 @@ describe('a temporary refusal of the login, on every command', () => {
     const run = await withServer(refuseLogin('-ERR [AUTH] invalid credentials', 'USER'), (url) => cli(['stat'], url));
     assert.equal(run.code, 4, run.stderr);
     assert.match(run.stderr, /\[AUTH\] \(the credentials were rejected\): invalid credentials/);
+  });
+});
+
+/**
+ * A big listing through the CLI: written a chunk at a time from the compact listing (see
+ * output.ts writeRows). Its memory is measured by hand, not here (nothing asserts on time or
+ * RSS): see the CHANGELOG for the numbers.
+ */
+describe('list and uidl with a big listing', () => {
+  const COUNT = 200_000;
+  const block = (line: (n: number) => string): string => {
+    const lines: string[] = ['+OK'];
+    for (let n = 1; n <= COUNT; n++) lines.push(line(n));
+    return `${lines.join('\r\n')}\r\n.\r\n`;
+  };
+  const uidOf = (n: number) => `u${n.toString(36)}-${'z'.repeat(n % 40)}`;
+  const mailbox: Script = async (conn) => {
+    await acceptLogin(conn, ['USER', 'UIDL']);
+    for (;;) {
+      const line = await conn.line();
+      if (line === 'LIST') conn.send(block((n) => `${n} ${n * 3}`));
+      else if (line === 'UIDL') conn.send(block((n) => `${n} ${uidOf(n)}`));
+      else if (line === 'QUIT') return conn.reply('+OK');
+      else conn.reply('-ERR what');
+    }
+  };
+
+  it(`list prints all ${COUNT} lines, each with its size and uid, in order`, async () => {
+    const run = await withServer(mailbox, (url) => cli(['list'], url));
+    assert.equal(run.code, 0, run.stderr);
+    const lines = run.stdout.toString('latin1').split('\n');
+    assert.equal(lines.pop(), '');
+    assert.equal(lines.length, COUNT);
+    lines.forEach((line, i) => assert.equal(line, `${i + 1} ${(i + 1) * 3} ${uidOf(i + 1)}`));
+  });
+
+  it('uidl --json prints one JSON array of every entry', async () => {
+    const run = await withServer(mailbox, (url) => cli(['uidl', '--json'], url));
+    assert.equal(run.code, 0, run.stderr);
+    const rows = JSON.parse(run.stdout.toString('utf8')) as Array<{ n: number; uid: string }>;
+    assert.equal(rows.length, COUNT);
+    rows.forEach((row, i) => assert.deepEqual(row, { n: i + 1, uid: uidOf(i + 1) }));
+  });
+});
+
+/**
+ * Slow drip: a server that sends one byte of its listing every 50 ms never trips --timeout
+ * (per reply; each byte restarts it). --deadline bounds the whole session.
+ */
+describe('--deadline against a server that drips', { timeout: 30_000 }, () => {
+  const dripping: Script = async (conn) => {
+    await acceptLogin(conn, ['USER']);
+    await conn.expect('LIST');
+    conn.send('+OK\r\n');
+    const timer = setInterval(() => {
+      if (!conn.socket.destroyed) conn.send('1');
+    }, 50);
+    try {
+      await conn.closed();
+    } finally {
+      clearInterval(timer);
+    }
+  };
+
+  for (const json of [false, true]) {
+    it(`list --deadline 500${json ? ' --json' : ''}: exit 3, POP3_TIMEOUT naming the deadline`, async () => {
+      const run = await withServer(dripping, (url) => cli(['list', '--deadline', '500', ...(json ? ['--json'] : [])], url));
+      assert.equal(run.code, 3, run.stderr);
+      assert.match(run.stderr, /^popwire: The session's deadline passed \(\d{4}-/);
+      if (json) assert.equal((JSON.parse(run.stdout.toString('utf8')) as { error: { code: string } }).error.code, 'POP3_TIMEOUT');
+    });
+  }
+
+  it('--deadline 0 is refused as usage (exit 2)', async () => {
+    const run = await popwire(['list', '--deadline', '0', 'pop3://alice@127.0.0.1:1'], { password: 'secret' });
+    assert.equal(run.code, 2, run.stderr);
   });
 });

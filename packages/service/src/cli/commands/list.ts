@@ -1,5 +1,5 @@
-import { Pop3ServerError, type Pop3Client } from 'popwire';
-import { report } from '../output.js';
+import { Pop3ServerError, type MessageUids, type Pop3Client } from 'popwire';
+import { rows } from '../output.js';
 import { sessionCommand } from '../session-command.js';
 
 export const list = sessionCommand({
@@ -7,12 +7,21 @@ export const list = sessionCommand({
   description: "Print each message's number and size in octets, and its unique id when the server has UIDL",
   needsLogin: true,
   async run(client) {
-    // Both go out in one write when the server pipelines.
-    const [sizes, uids] = await Promise.all([client.list(), uidsIfAny(client)]);
-    const rows = sizes.map(({ n, size }) => ({ n, size, uid: uids.get(n) }));
-    return report(
-      rows.map(({ n, size, uid }) => (uid === undefined ? `${n} ${size}` : `${n} ${size} ${uid}`)),
-      rows,
+    // Both go out in one write when the server pipelines. Both are held compactly (typed arrays,
+    // not an object per message), and each line is made only as it is written.
+    const [sizes, uids] = await Promise.all([client.sizeListing(), uidsIfAny(client)]);
+    const uidOf = (n: number): string | undefined => {
+      const i = uids?.indexOf(n) ?? -1;
+      return i === -1 ? undefined : uids?.uid(i);
+    };
+    return rows(
+      sizes.length,
+      (i) => {
+        const n = sizes.n(i);
+        const uid = uidOf(n);
+        return uid === undefined ? `${n} ${sizes.size(i)}` : `${n} ${sizes.size(i)} ${uid}`;
+      },
+      (i) => ({ n: sizes.n(i), size: sizes.size(i), uid: uidOf(sizes.n(i)) }),
     );
   },
 });
@@ -21,11 +30,11 @@ export const list = sessionCommand({
  * Asks UIDL rather than trusting CAPA: servers from before RFC 2449 have UIDL but no CAPA. Their
  * -ERR means "no UIDL here", and the listing goes on without uids.
  */
-async function uidsIfAny(client: Pop3Client): Promise<Map<number, string>> {
+async function uidsIfAny(client: Pop3Client): Promise<MessageUids | undefined> {
   try {
-    return new Map((await client.uidl()).map(({ n, uid }) => [n, uid]));
+    return await client.uidListing();
   } catch (error) {
-    if (error instanceof Pop3ServerError) return new Map();
+    if (error instanceof Pop3ServerError) return undefined;
     throw error;
   }
 }

@@ -1,4 +1,4 @@
-import { report } from '../output.js';
+import { rows } from '../output.js';
 import { sessionCommand } from '../session-command.js';
 
 export const uidl = sessionCommand({
@@ -6,10 +6,12 @@ export const uidl = sessionCommand({
   description: "Print each message's number and unique id",
   needsLogin: true,
   async run(client) {
-    const uids = await client.uidl();
-    return report(
-      uids.map(({ n, uid }) => `${n} ${uid}`),
-      uids.map(({ n, uid }) => ({ n, uid })),
+    // Held compactly, each line made only as it is written: see list.ts.
+    const uids = await client.uidListing();
+    return rows(
+      uids.length,
+      (i) => `${uids.n(i)} ${uids.uid(i)}`,
+      (i) => ({ n: uids.n(i), uid: uids.uid(i) }),
     );
   },
 });
