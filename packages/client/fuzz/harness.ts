@@ -23,9 +23,10 @@ const FIXTURES = new URL('../test/fixtures/', import.meta.url);
 const CORPUS = new URL('./corpus/', import.meta.url);
 
 function filesIn(dir: URL): Buffer[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
-    entry.isDirectory() ? filesIn(new URL(`${entry.name}/`, dir)) : [readFileSync(new URL(entry.name, dir))],
-  );
+  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
+    if (entry.isDirectory()) return filesIn(new URL(`${entry.name}/`, dir));
+    return entry.name.endsWith('.eml') ? [readFileSync(new URL(entry.name, dir))] : [];
+  });
 }
 
 /** The messages of test/fixtures (plain and MIME). */
@@ -106,8 +107,8 @@ export function assertTyped(error: unknown): asserts error is Pop3Error {
  * delivered in the chunks given; after the last reply it closes. Everything is synchronous
  * except the delivery, which waits a tick so the engine is never re-entered.
  */
-/** Long enough for a SCRAM step's PBKDF2 (4096 rounds: a few ms) on a loaded machine. */
-const IDLE_MS = 100;
+/** Long enough for a SCRAM step's PBKDF2 (4096 rounds: about 5 ms); a longer one ends in a (typed) timeout. */
+const IDLE_MS = 50;
 
 class ScriptedSocket extends EventEmitter {
   destroyed = false;
@@ -118,6 +119,7 @@ class ScriptedSocket extends EventEmitter {
   /** Sends the next reply (at connect: the greeting). */
   next(): void {
     const reply = this.replies.shift();
+    const last = this.replies.length === 0;
     setImmediate(() => {
       if (this.destroyed) return;
       if (reply === undefined) {
@@ -126,7 +128,7 @@ class ScriptedSocket extends EventEmitter {
       }
       for (const chunk of reply) if (!this.destroyed) this.emit('data', chunk);
       // The last reply said, the server hangs up: an unfinished reply must end, not wait forever.
-      if (this.replies.length === 0) this.destroy();
+      if (last) this.destroy();
       // A reply cut short, with more to come: the server waits for a command the client never
       // writes. The engine's idle timeout ends that in real life; here it fires after IDLE_MS.
       const written = this.written.length;
@@ -154,12 +156,15 @@ class ScriptedSocket extends EventEmitter {
 
 /**
  * An engine in `state` whose server answers the first command with `replies[0]`, the next with
- * `replies[1]`, and so on, each reply cut into chunks at `at`.
+ * `replies[1]`, and so on (with `greeting`, replies[0] is sent at once), each reply cut into
+ * chunks at `at`.
  */
-export function scriptedEngine(replies: readonly Buffer[], at: readonly number[], state: SessionState = 'transaction', maxLineLength = 8192): Engine {
+export function scriptedEngine(replies: readonly Buffer[], at: readonly number[], state: SessionState = 'transaction', greeting = false): Engine {
   const socket = new ScriptedSocket(replies.map((reply) => chunked(reply, at)));
-  const engine = new Engine(socket as unknown as Socket, { timeout: 1000, maxLineLength, pipelineDepth: 1, maxBufferedBytes: 1 << 20 });
+  const engine = new Engine(socket as unknown as Socket, { timeout: 1000, maxLineLength: 8192, pipelineDepth: 4, maxBufferedBytes: 1 << 20 });
   engine.state = state;
+  // The server speaks first: replies[0] is the greeting, sent before any command.
+  if (greeting) socket.next();
   return engine;
 }
 

@@ -30,7 +30,8 @@ for (const target of chosen) {
   if (details.failed) {
     failed = true;
     console.log(`FAIL ${target.name}: after ${details.numRuns} executions (${took} s)`);
-    console.log(`  counterexample: ${fc.stringify(details.counterexample)}`);
+    const shown = fc.stringify(details.counterexample);
+    console.log(`  counterexample: ${shown.length > 4000 ? `${shown.slice(0, 4000)}... (${shown.length} characters)` : shown}`);
     console.log(`  error: ${String(details.errorInstance)}`);
     console.log(`  replay: seed ${details.seed}, path "${details.counterexamplePath}"`);
   } else {
