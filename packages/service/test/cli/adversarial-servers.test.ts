@@ -175,6 +175,30 @@ describe('--deadline against a server that drips', { timeout: 30_000 }, () => {
     });
   }
 
+  it('sync --deadline 500: exit 3 naming the deadline, whatever command the server drips its reply to', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'popwire-drip-'));
+    try {
+      const dripAnyReply: Script = async (conn) => {
+        await acceptLogin(conn, ['USER', 'UIDL']);
+        await conn.line();
+        // A status line that never ends, one byte at a time: each byte restarts --timeout.
+        const timer = setInterval(() => {
+          if (!conn.socket.destroyed) conn.send('x');
+        }, 50);
+        try {
+          await conn.closed();
+        } finally {
+          clearInterval(timer);
+        }
+      };
+      const run = await withServer(dripAnyReply, (url) => cli(['sync', '--store', join(dir, 'store'), '--deadline', '500'], url));
+      assert.equal(run.code, 3, run.stderr);
+      assert.match(run.stderr, /The session's deadline passed/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('--deadline 0 is refused as usage (exit 2)', async () => {
     const run = await popwire(['list', '--deadline', '0', 'pop3://alice@127.0.0.1:1'], { password: 'secret' });
     assert.equal(run.code, 2, run.stderr);
