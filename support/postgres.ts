@@ -58,6 +58,8 @@ export interface Postgres {
    * lower-case identifier; by default a fresh random one.
    */
   createDatabase(name?: string): Promise<string>;
+  /** Kills the server as a crash would (SIGQUIT, every connection dropped) and starts it again on the same data and port. */
+  restart(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -129,7 +131,7 @@ async function startIn(dir: string, options: PostgresOptions): Promise<Postgres>
   if (account !== undefined) await chown(dir, account.uid, account.gid);
   await initdb(layout);
   const { child, port } = await launch(layout, options);
-  return makeHandle(layout, child, port);
+  return makeHandle(layout, child, port, options);
 }
 
 async function initdb(layout: Layout): Promise<void> {
@@ -236,7 +238,8 @@ function exitDescription(child: ChildProcess): string {
   return child.signalCode !== null ? `signal ${child.signalCode}` : `exit code ${child.exitCode}`;
 }
 
-function makeHandle(layout: Layout, child: ChildProcess, port: number): Postgres {
+function makeHandle(layout: Layout, first: ChildProcess, port: number, options: PostgresOptions): Postgres {
+  let child = first;
   const urlOf = (database: string) => `postgres://${SUPERUSER}@${HOST}:${port}/${database}`;
   const url = urlOf('postgres');
   let stopping: Promise<void> | undefined;
@@ -257,6 +260,12 @@ function makeHandle(layout: Layout, child: ChildProcess, port: number): Postgres
         await client.end().catch(() => {});
       }
       return urlOf(name);
+    },
+    async restart() {
+      if (stopping !== undefined) throw new Error('the server is stopped');
+      await terminate(child, STOP_TIMEOUT_MS);
+      child = await spawnPostgres(layout, port, options);
+      await waitUntilAccepting(port, child, layout);
     },
     stop() {
       stopping ??= terminate(child, STOP_TIMEOUT_MS).then(() => rm(layout.dir, { recursive: true, force: true, maxRetries: 5 }));

@@ -248,7 +248,26 @@ export class PgBossScheduler implements SyncScheduler {
       this.running.delete(job.id);
     }
     // Completed here rather than after the handler returns, so that a stop() right after cannot lose it.
-    await this.boss.complete(QUEUE, job.id).catch((error: unknown) => this.log.error({ err: error, job: job.id }, 'the queue could not mark a job complete'));
+    await this.completeJob(job.id);
+  }
+
+  /**
+   * Marks the job complete, trying again while the database is unreachable (a restart). pg-boss
+   * 10 completes it again once the handler returns, without awaiting that: with the database
+   * still down then, the rejection went unhandled and ended the process (found by `npm run soak`).
+   * So the handler returns only once the database answered, or when this process stops.
+   */
+  private async completeJob(id: string): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.boss.complete(QUEUE, id);
+        return;
+      } catch (error) {
+        if (this.stopping) return this.log.error({ err: error, job: id }, 'the queue could not mark a job complete');
+        if (attempt === 1) this.log.warn({ err: error, job: id }, 'the queue could not mark a job complete; trying again');
+        await delay(Math.min(500 * attempt, 5_000), undefined, { signal: this.halt.signal }).catch(() => {});
+      }
+    }
   }
 
   /** A job fetched as this process stops: queued again for another process, its row left queued. */

@@ -172,6 +172,10 @@ function openPostgres(url: string): OpenDatabase {
   // An idle client that loses its server emits 'error' on the pool; without a listener that
   // would end the process. The next query gets a fresh connection (or its own error).
   pool.on('error', () => {});
+  // A client checked out between two statements (inside a transaction) has no listener of the
+  // pool's: a server restart there emitted 'error' on it and ended the process (found by `npm run
+  // soak`). The transaction's next statement fails instead, and the pool drops the client.
+  pool.on('connect', (client) => client.on('error', () => {}));
   return { db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), dialect: 'postgres' };
 }
 
