@@ -23,7 +23,7 @@ import { Pop3AbortError, Pop3ConnectionError, Pop3Error, Pop3TimeoutError, Pop3U
 import { parseMessage, type ParsedMessage, type ParseOptions } from './message.js';
 import { connectWithRetry, type RetryPolicy } from './retry.js';
 import { abortError, openTransport, upgradeToTls, type TlsSettings, type TransportOptions } from './transport.js';
-import { deadline, type Deadline } from './deadline.js';
+import { deadline, deadlinePassed, sessionDeadline, sessionEnd } from './deadline.js';
 import { parsePop3Url } from './url.js';
 
 export type TlsMode = 'implicit' | 'starttls' | 'none';
@@ -151,6 +151,8 @@ export class Pop3Client implements AsyncDisposable {
   private loggedInWith: AuthMechanism | undefined;
   private secureNow: boolean;
   private readonly detachSignal: () => void;
+  /** The timer of `setDeadline()`, if one is set. */
+  private laterDeadline: NodeJS.Timeout | undefined;
 
   private constructor(
     private readonly engine: Engine,
@@ -371,6 +373,23 @@ export class Pop3Client implements AsyncDisposable {
     return topBuffer(this.engine, n, lines, maxBytes);
   }
 
+  /**
+   * A deadline for what follows (ms from now, or a Date), say one long listing or retrieval: when
+   * it passes, whatever is in flight fails with POP3_TIMEOUT naming it and the connection is
+   * closed. It adds to the connect's `deadline`, which still holds (the earlier one wins); a new
+   * call replaces the previous one, and `undefined` removes it.
+   */
+  setDeadline(at: number | Date | undefined): void {
+    clearTimeout(this.laterDeadline);
+    this.laterDeadline = undefined;
+    const end = sessionEnd(at);
+    if (end === undefined || this.engine.closed) return;
+    const timer = setTimeout(() => this.engine.fail(deadlinePassed(end)), Math.max(0, end.getTime() - Date.now()));
+    timer.unref();
+    this.laterDeadline = timer;
+    void this.engine.whenClosed().then(() => clearTimeout(timer));
+  }
+
   /** Marks message `n` deleted; the server removes it at `quit()`, and only then. */
   delete(n: number): Promise<void> {
     return dele(this.engine, n);
@@ -543,31 +562,6 @@ function noGreetingHint(error: unknown, transport: TransportOptions): unknown {
     `Timed out: no greeting from ${transport.host}:${transport.port}; is it an implicit-TLS port? ` +
       'Try implicit TLS (pop3s://, port 995), or the clear-text port (usually 110) with pop3://',
     { cause: error },
-  );
-}
-
-/** The `deadline` option as a Date (a number is milliseconds from now); checked before anything is sent. */
-function sessionEnd(value: number | Date | undefined): Date | undefined {
-  if (value === undefined) return undefined;
-  if (value instanceof Date) {
-    if (Number.isNaN(value.getTime())) throw new Pop3UsageError('deadline is an invalid Date', { code: 'POP3_INVALID_ARGUMENT' });
-    return value;
-  }
-  return new Date(Date.now() + positive(value, 0, 'deadline'));
-}
-
-/**
- * A signal that aborts at `end` with a Pop3TimeoutError naming it, or when `signal` aborts. The
- * engine fails whatever is in flight with that error (see the constructor's onAbort).
- */
-function sessionDeadline(end: Date | undefined, signal: AbortSignal | undefined): Deadline | undefined {
-  if (end === undefined) return undefined;
-  return deadline(end.getTime() - Date.now(), signal, () =>
-    new Pop3TimeoutError(`The session's deadline passed (${end.toISOString()}): the server was too slow overall, though each reply kept coming`, {
-      // Trying again cannot help: the time is gone (and a retry loop must not spin on it).
-      retryable: false,
-      deadline: end,
-    }),
   );
 }
 

@@ -1,3 +1,5 @@
+import { Pop3TimeoutError, Pop3UsageError } from './errors.js';
+
 /**
  * A signal that aborts when `ms` have passed (with a `TimeoutError`, as AbortSignal.timeout
  * does) or when `signal` aborts, whichever comes first.
@@ -34,4 +36,34 @@ export function deadline(ms: number, signal?: AbortSignal, reason?: () => unknow
       signal?.removeEventListener('abort', onAbort);
     },
   };
+}
+
+/** The `deadline` option as a Date (a number is milliseconds from now); checked before anything is sent. */
+export function sessionEnd(value: number | Date | undefined): Date | undefined {
+  if (value === undefined) return undefined;
+  if (value instanceof Date) {
+    if (Number.isNaN(value.getTime())) throw new Pop3UsageError('deadline is an invalid Date', { code: 'POP3_INVALID_ARGUMENT' });
+    return value;
+  }
+  if (!Number.isFinite(value) || value <= 0) {
+    throw new Pop3UsageError(`deadline must be a positive number of milliseconds or a Date; got ${String(value)}`, { code: 'POP3_INVALID_ARGUMENT' });
+  }
+  return new Date(Date.now() + value);
+}
+
+/**
+ * A signal that aborts at `end` with a Pop3TimeoutError naming it, or when `signal` aborts. The
+ * engine fails whatever is in flight with that error (see the constructor's onAbort).
+ */
+export function sessionDeadline(end: Date | undefined, signal: AbortSignal | undefined): Deadline | undefined {
+  if (end === undefined) return undefined;
+  return deadline(end.getTime() - Date.now(), signal, () => deadlinePassed(end));
+}
+
+export function deadlinePassed(end: Date): Pop3TimeoutError {
+  return new Pop3TimeoutError(`The session's deadline passed (${end.toISOString()}): the server was too slow overall, though each reply kept coming`, {
+    // Trying again cannot help: the time is gone (and a retry loop must not spin on it).
+    retryable: false,
+    deadline: end,
+  });
 }

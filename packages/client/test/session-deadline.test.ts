@@ -47,6 +47,39 @@ describe('the session deadline', { timeout: 30_000 }, () => {
     assert.equal(client.state, 'closed');
   });
 
+  it('setDeadline() bounds what follows, one command, on a session connected without a deadline', async () => {
+    const srv = await serve(async (conn) => {
+      await acceptLogin(conn);
+      await conn.expect('STAT');
+      conn.reply('+OK 2 200');
+      await conn.expect('UIDL');
+      conn.send('+OK\r\n');
+      await drip(conn, '1 abc\r\n');
+    });
+    const client = await Pop3Client.connect(plainOptions(srv, { timeout: 5000 }));
+    client.setDeadline(60_000);
+    assert.deepEqual(await client.stat(), { count: 2, size: 200 });
+    client.setDeadline(new Date(Date.now() + 300));
+    await assert.rejects(client.uidl(), namesTheDeadline);
+  });
+
+  it('setDeadline(undefined) removes the deadline it set', async () => {
+    const srv = await serve(async (conn) => {
+      await acceptLogin(conn);
+      await conn.expect('NOOP');
+      // Answered only after the removed deadline would have passed.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      conn.reply('+OK');
+      await conn.expect('QUIT');
+      conn.reply('+OK');
+    });
+    const client = await Pop3Client.connect(plainOptions(srv, { timeout: 5000 }));
+    client.setDeadline(100);
+    client.setDeadline(undefined);
+    await client.noop();
+    await client.quit();
+  });
+
   it('bounds the connect too: a greeting dripped a byte at a time fails the connect', async () => {
     const srv = await serve(async (conn) => {
       await drip(conn, '+OK slow greeting ');
