@@ -102,14 +102,14 @@ export function assertTyped(error: unknown): asserts error is Pop3Error {
   }
 }
 
+/** Long enough for a SCRAM step's PBKDF2 (4096 rounds: about 5 ms); a longer one ends in a (typed) timeout. */
+const IDLE_MS = 50;
+
 /**
  * A socket that answers each command the engine writes with the next reply of `replies`, each
  * delivered in the chunks given; after the last reply it closes. Everything is synchronous
  * except the delivery, which waits a tick so the engine is never re-entered.
  */
-/** Long enough for a SCRAM step's PBKDF2 (4096 rounds: about 5 ms); a longer one ends in a (typed) timeout. */
-const IDLE_MS = 50;
-
 class ScriptedSocket extends EventEmitter {
   destroyed = false;
   written: Buffer[] = [];
