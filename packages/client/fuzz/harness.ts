@@ -41,7 +41,7 @@ export function corpus(prefix: string): Buffer[] {
 }
 
 /** Bytes a server is likely to get wrong, mixed into random and mutated inputs. */
-const TOKENS = ['\r\n', '\n', '\r', '.', '..', '.\r\n', '+OK', '-ERR', '+ ', ' ', '\t', '<', '>', '@', '=', ',', '0', '4096', '99999999999999999', '\x00', '\xff', '[', ']'];
+const TOKENS = ['\r\n', '\n', '\r', '.', '..', '.\r\n', '\n.\r', '\r\n.\r', '\n.\n', '\r\n..', '.\rx', '+OK', '-ERR', '+ ', ' ', '\t', '<', '>', '@', '=', ',', '0', '4096', '99999999999999999', '\x00', '\xff', '[', ']'];
 
 /** One of `seeds` with up to 8 edits: a byte set, a range cut, a range repeated, or a token inserted. */
 export function mutated(seeds: readonly Buffer[]): fc.Arbitrary<Buffer> {
