@@ -194,14 +194,18 @@ try {
   await deliveries;
   say('deliveries stopped; waiting until every account holds its mail and every killed sync ran again');
   const deadline = Date.now() + (3 * LEASE_SECONDS + 180) * 1000;
+  let behind = '';
   const holds = async () => {
     const { rows } = await sql<{ account_id: number; n: number }>`select account_id, count(distinct message_id_header)::int as n from messages group by account_id`.execute(store.db);
-    const counts = new Map(rows.map((r) => [r.account_id, r.n]));
-    return ids.every((id) => counts.get(id) === expected.get(id)!.size);
+    const counts = new Map(rows.map((r) => [Number(r.account_id), Number(r.n)]));
+    const short = ids.filter((id) => counts.get(id) !== expected.get(id)!.size);
+    behind = short.map((id) => `account ${id}: ${counts.get(id) ?? 0} of ${expected.get(id)!.size}`).join(', ');
+    return short.length === 0;
   };
-  for (;;) {
-    const done = await Promise.all([holds(), watch().then(() => victims.every((v) => v.resumedAt !== undefined && v.closedAt !== undefined))]).catch(() => [false, false]);
+  for (let look = 1; ; look++) {
+    const done = await Promise.all([holds(), watch().then(() => victims.every((v) => v.resumedAt !== undefined && v.closedAt !== undefined))]).catch((error: unknown) => (say(`look failed: ${String(error)}`), [false, false]));
     if (done.every(Boolean)) break;
+    if (look % 40 === 0) say(`still waiting: ${behind || 'killed syncs not run again yet'}`);
     if (Date.now() > deadline) {
       failures.push('timed out waiting for every account to hold its mail and every killed sync to run again');
       break;
