@@ -25,13 +25,22 @@ export class RunStore {
     private readonly filter: AccountFilter = EVERY_ACCOUNT,
   ) {}
 
+  /**
+   * A new run of the account. The caller holds the account's lock (sync/lock.ts), so a run of the
+   * account still marked `running` is one whose process died holding it (a SIGKILL, a lost
+   * machine): it is closed as `interrupted` here, whoever syncs the account next (either
+   * scheduler, or the CLI), rather than left `running` for ever.
+   */
   async start(accountId: number, now: number): Promise<number> {
-    const { id } = await this.db
-      .insertInto('sync_runs')
-      .values({ account_id: accountId, started_at: now, status: 'running' })
-      .returning('id')
-      .executeTakeFirstOrThrow();
-    return id;
+    return this.db.transaction().execute(async (trx) => {
+      await trx.updateTable('sync_runs').set(interruptedAt(now)).where('account_id', '=', accountId).where('status', '=', 'running').execute();
+      const { id } = await trx
+        .insertInto('sync_runs')
+        .values({ account_id: accountId, started_at: now, status: 'running' })
+        .returning('id')
+        .executeTakeFirstOrThrow();
+      return id;
+    });
   }
 
   /**
@@ -72,7 +81,7 @@ export class RunStore {
   async closeInterrupted(now: number, graceMs: number): Promise<number[]> {
     const rows = await this.db
       .updateTable('sync_runs')
-      .set({ status: 'interrupted', finished_at: now, error_code: 'SYNC_INTERRUPTED', error_message: 'the process running this sync stopped; another process took the account up' })
+      .set(interruptedAt(now))
       .where('status', '=', 'running')
       .where('started_at', '<', now - graceMs)
       .where((eb) =>
@@ -93,4 +102,14 @@ export class RunStore {
     const query = this.db.selectFrom('sync_runs').selectAll().where('account_id', '=', accountId);
     return (condition === undefined ? query : query.where(condition)).orderBy('id', 'desc').limit(limit).execute();
   }
+}
+
+/** How a run whose process died is closed. */
+function interruptedAt(now: number) {
+  return {
+    status: 'interrupted',
+    finished_at: now,
+    error_code: 'SYNC_INTERRUPTED',
+    error_message: 'the process running this sync stopped; the account was taken up again',
+  } as const;
 }

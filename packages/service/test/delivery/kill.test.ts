@@ -122,6 +122,7 @@ it('delivers every stored message\'s message.new at least once, under one Popwir
     }),
   });
   const killPoints: string[] = [];
+  let killedMidRun = false;
   await using reader = await Store.open({ kind: 'sqlite', dir: join(dir, 'data') });
   // Done: the sync job ended and every message.new row is delivered. Until then, each round is killed at its drawn moment.
   const done = async (jobId: number) => {
@@ -152,11 +153,17 @@ it('delivers every stored message\'s message.new at least once, under one Popwir
     const s = await snapshot(reader);
     // The heart of it: whatever moment the kill picked, each stored message has its outbox row.
     assert.equal(s.outbox, s.messages, `after a kill, ${s.messages} messages stored but ${s.outbox} message.new rows`);
+    killedMidRun ||= s.runs.includes('running');
     killPoints.push(`round ${kill + 1}, mailbox ${delivered}, killed ${at} ms after the sync request: ${s.messages} stored, ${s.outbox} message.new rows, ${s.delivered} delivered, runs [${s.runs.join(', ')}]`);
     base = await start();
   }
   server!.kill('SIGTERM');
   await once(server!, 'exit');
+
+  // A run killed with its process is not left running: the next sync of the account closed it.
+  const { runs } = await snapshot(reader);
+  assert.deepEqual(runs.filter((status) => status === 'running'), [], `runs after the last sync: ${runs.join(', ')}`);
+  if (killedMidRun) assert.ok(runs.includes('interrupted'), `no run was closed as interrupted: ${runs.join(', ')}`);
 
   const stored = (await reader.db.selectFrom('messages').select('id').where('pending', '=', 0).execute()).map((m) => m.id);
   assert.equal(stored.length, MESSAGES, 'the completed sync stored the whole mailbox');

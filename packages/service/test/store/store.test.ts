@@ -123,6 +123,21 @@ for (const kind of STORE_KINDS) {
       assert.deepEqual(order, ['d3', 'd2b', 'd2', 'd1', 'none2', 'none1']);
     });
 
+    it('closes as interrupted the run a dead holder left running when the account is synced next, and no other account\'s', async () => {
+      await using store = await stores.open(kind);
+      const account = await store.accounts.upsert(accountFields('a'), 1);
+      const other = await store.accounts.upsert(accountFields('b'), 1);
+      const dead = await store.runs.start(account.id, 10);
+      const elsewhere = await store.runs.start(other.id, 10);
+      const next = await store.runs.start(account.id, 20);
+      const byId = new Map((await store.db.selectFrom('sync_runs').selectAll().execute()).map((r) => [r.id, r]));
+      assert.equal(byId.get(dead)?.status, 'interrupted');
+      assert.equal(byId.get(dead)?.error_code, 'SYNC_INTERRUPTED');
+      assert.equal(Number(byId.get(dead)?.finished_at), 20);
+      assert.equal(byId.get(elsewhere)?.status, 'running');
+      assert.equal(byId.get(next)?.status, 'running');
+    });
+
     it('lets one sync hold an account at a time, and lets the next take over a holder that died', async () => {
       await using store = await stores.open(kind);
       const account = await store.accounts.upsert(accountFields('a'), 1);
