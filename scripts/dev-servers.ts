@@ -12,12 +12,12 @@
  *
  * Needs root, as the tests do (Dovecot's master switches users; PostgreSQL runs as `postgres`).
  */
-import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { descendantsOf } from '../support/daemon.ts';
 import { startDovecot, type Dovecot } from '../support/dovecot.ts';
 import { smallFixtures } from '../support/fixtures.ts';
 import { startPostgres, type Postgres } from '../support/postgres.ts';
@@ -179,31 +179,6 @@ async function pids(dovecot: Dovecot, postgres: Postgres | undefined): Promise<s
     found.push(`postgres ${postgresPid}`);
   }
   return found.join(', ');
-}
-
-/** The PIDs whose parent chain reaches `pid`, from /proc. */
-function descendantsOf(pid: number): number[] {
-  const parents = new Map<number, number>();
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      // The 4th field of /proc/PID/stat, after the command name in parentheses (which may hold spaces).
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      parents.set(Number(entry), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
-    } catch {
-      // It ended while we looked.
-    }
-  }
-  const found: number[] = [];
-  const walk = (parent: number): void => {
-    for (const [each, ppid] of parents) {
-      if (ppid !== parent) continue;
-      found.push(each);
-      walk(each);
-    }
-  };
-  walk(pid);
-  return found;
 }
 
 const GONE_WAIT_MS = 5_000;

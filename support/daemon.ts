@@ -5,7 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { constants } from 'node:fs';
+import { constants, readdirSync, readFileSync } from 'node:fs';
 import { access, readFile } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 
@@ -100,4 +100,29 @@ export async function isExecutable(path: string): Promise<boolean> {
     () => true,
     () => false,
   );
+}
+
+/** The PIDs whose parent chain reaches `pid`, from /proc. */
+export function descendantsOf(pid: number): number[] {
+  const parents = new Map<number, number>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      // The 4th field of /proc/PID/stat, after the command name in parentheses (which may hold spaces).
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      parents.set(Number(entry), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch {
+      // It ended while we looked.
+    }
+  }
+  const found: number[] = [];
+  const walk = (parent: number): void => {
+    for (const [each, ppid] of parents) {
+      if (ppid !== parent) continue;
+      found.push(each);
+      walk(each);
+    }
+  };
+  walk(pid);
+  return found;
 }

@@ -51,6 +51,22 @@ export interface ScriptedServer {
 export type Script = (conn: ScriptedConnection) => Promise<void>;
 
 /**
+ * Sends `bytes` one at a time, 50 ms apart, until the client closes: a slow-drip server, whose
+ * every byte restarts a per-reply timeout, so only an overall deadline ends it.
+ */
+export async function drip(conn: ScriptedConnection, bytes: string): Promise<void> {
+  let at = 0;
+  const timer = setInterval(() => {
+    if (!conn.socket.destroyed) conn.send(bytes[at++ % bytes.length] as string);
+  }, 50);
+  try {
+    await conn.closed();
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+/**
  * The opening most scripts share: greeting, CAPA, USER alice / PASS secret, CAPA again (the
  * client asks after login), all in plain text, advertising `caps`.
  */

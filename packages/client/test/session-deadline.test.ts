@@ -8,23 +8,11 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Pop3Client } from '../src/client.ts';
 import { Pop3TimeoutError, Pop3UsageError } from '../src/errors.ts';
-import { acceptLogin, type ScriptedConnection } from '../../../support/scripted-server.ts';
+import { acceptLogin, drip, type ScriptedConnection } from '../../../support/scripted-server.ts';
 import { isError, plainOptions, useScriptedServer } from './scripted.ts';
 
 const serve = useScriptedServer();
 
-/** Sends `bytes` one at a time, 50 ms apart, until the client closes. */
-async function drip(conn: ScriptedConnection, bytes: string): Promise<void> {
-  let at = 0;
-  const timer = setInterval(() => {
-    if (!conn.socket.destroyed) conn.send(bytes[at++ % bytes.length] as string);
-  }, 50);
-  try {
-    await conn.closed();
-  } finally {
-    clearInterval(timer);
-  }
-}
 
 function namesTheDeadline(error: unknown): boolean {
   isError(Pop3TimeoutError, 'POP3_TIMEOUT')(error);

@@ -8,13 +8,14 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { Pop3Client } from 'popwire';
+import { descendantsOf } from '../../../support/daemon.ts';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const SCRIPT = fileURLToPath(new URL('../../../scripts/dev-servers.ts', import.meta.url));
@@ -67,27 +68,6 @@ function isAlive(pid: number): boolean {
     assert.equal((error as NodeJS.ErrnoException).code, 'ESRCH');
     return false;
   }
-}
-
-/** The PIDs whose parent chain reaches `pid`, from /proc. */
-function descendantsOf(pid: number): number[] {
-  const parents = new Map<number, number>();
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      // Field 4 of /proc/PID/stat, after the command name in parentheses (which may hold spaces).
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      parents.set(Number(entry), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
-    } catch {
-      // The process ended while we looked.
-    }
-  }
-  const found: number[] = [];
-  const walk = (parent: number) => {
-    for (const [each, ppid] of parents) if (ppid === parent) found.push(each), walk(each);
-  };
-  walk(pid);
-  return found;
 }
 
 function refuses(port: number): Promise<boolean> {

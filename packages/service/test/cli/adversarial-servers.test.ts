@@ -11,7 +11,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { acceptLogin, startScriptedServer, type Script, type ScriptedConnection } from '../../../../support/scripted-server.ts';
+import { acceptLogin, drip, startScriptedServer, type Script, type ScriptedConnection } from '../../../../support/scripted-server.ts';
 import { popwire, type Run } from './popwire.ts';
 
 async function withServer<T>(script: Script, run: (url: string) => Promise<T>): Promise<T> {
@@ -156,14 +156,7 @@ describe('--deadline against a server that drips', { timeout: 30_000 }, () => {
     await acceptLogin(conn, ['USER']);
     await conn.expect('LIST');
     conn.send('+OK\r\n');
-    const timer = setInterval(() => {
-      if (!conn.socket.destroyed) conn.send('1');
-    }, 50);
-    try {
-      await conn.closed();
-    } finally {
-      clearInterval(timer);
-    }
+    await drip(conn, '1');
   };
 
   for (const json of [false, true]) {
@@ -182,14 +175,7 @@ describe('--deadline against a server that drips', { timeout: 30_000 }, () => {
         await acceptLogin(conn, ['USER', 'UIDL']);
         await conn.line();
         // A status line that never ends, one byte at a time: each byte restarts --timeout.
-        const timer = setInterval(() => {
-          if (!conn.socket.destroyed) conn.send('x');
-        }, 50);
-        try {
-          await conn.closed();
-        } finally {
-          clearInterval(timer);
-        }
+        await drip(conn, 'x');
       };
       const run = await withServer(dripAnyReply, (url) => cli(['sync', '--store', join(dir, 'store'), '--deadline', '500'], url));
       assert.equal(run.code, 3, run.stderr);

@@ -18,14 +18,12 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo, type Server } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { expectedRetrBytes, startDovecot, type Dovecot } from '../../../../support/dovecot.ts';
+import { expectedRetrBytes, type Dovecot } from '../../../../support/dovecot.ts';
 import { smallFixtures } from '../../../../support/fixtures.ts';
-import { BIN, failedWith, finished, parseJson, popwire, succeeded, type Run } from './popwire.ts';
+import { BIN, failedWith, finished, parseJson, popwire, succeeded, type Run, dovecotScratch, type DovecotScratch } from './popwire.ts';
 
 const PASSWORD = 'alice-secret';
 /** A hang is a failure, not a stuck suite: the test runner ends a test that takes longer than this. */
@@ -35,17 +33,12 @@ let dovecot: Dovecot;
 let scratch: string;
 let caFile: string;
 
+let servers: DovecotScratch | undefined;
 before(async () => {
-  dovecot = await startDovecot();
-  scratch = await mkdtemp(join(tmpdir(), 'popwire-traps-test-'));
-  caFile = join(scratch, 'ca.pem');
-  await writeFile(caFile, dovecot.ca);
+  ({ dovecot, scratch, caFile } = servers = await dovecotScratch('popwire-traps-test-'));
 });
 
-after(async () => {
-  await dovecot?.stop();
-  if (scratch !== undefined) await rm(scratch, { recursive: true, force: true });
-});
+after(() => servers?.stop());
 
 let paths = 0;
 const freshPath = (name: string) => join(scratch, `${name}-${++paths}`);

@@ -5,7 +5,11 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startDovecot, type Dovecot } from '../../../../support/dovecot.ts';
 
 export const BIN = fileURLToPath(new URL('../../bin/popwire.js', import.meta.url));
 
@@ -70,4 +74,29 @@ export function failedWith(run: Run, code: number, message: RegExp): void {
 /** What --json printed, as the type the command promises. */
 export function parseJson<T>(run: Run): T {
   return JSON.parse(run.stdout.toString('utf8')) as T;
+}
+
+/** A private Dovecot and a scratch folder holding its CA as `ca.pem`, for one CLI test file. */
+export interface DovecotScratch {
+  readonly dovecot: Dovecot;
+  readonly scratch: string;
+  readonly caFile: string;
+  /** Stops Dovecot and removes the folder. */
+  stop(): Promise<void>;
+}
+
+export async function dovecotScratch(prefix: string): Promise<DovecotScratch> {
+  const dovecot = await startDovecot();
+  const scratch = await mkdtemp(join(tmpdir(), prefix));
+  const caFile = join(scratch, 'ca.pem');
+  await writeFile(caFile, dovecot.ca);
+  return {
+    dovecot,
+    scratch,
+    caFile,
+    stop: async () => {
+      await dovecot.stop();
+      await rm(scratch, { recursive: true, force: true });
+    },
+  };
 }

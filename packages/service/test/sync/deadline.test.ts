@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { Pop3Client, Pop3TimeoutError } from 'popwire';
-import { acceptLogin, startScriptedServer, type Script } from '../../../../support/scripted-server.ts';
+import { acceptLogin, drip, startScriptedServer, type Script } from '../../../../support/scripted-server.ts';
 import { testStores } from '../../../../support/stores.ts';
 import { AccountService } from '../../src/accounts/service.ts';
 import { SecretBox } from '../../src/accounts/secrets.ts';
@@ -21,14 +21,7 @@ const stores = testStores();
 const dripping: Script = async (conn) => {
   await acceptLogin(conn, ['USER', 'UIDL']);
   await conn.line();
-  const timer = setInterval(() => {
-    if (!conn.socket.destroyed) conn.send('x');
-  }, 50);
-  try {
-    await conn.closed();
-  } finally {
-    clearInterval(timer);
-  }
+  await drip(conn, 'x');
 };
 
 describe('sync.deadline', { timeout: 60_000 }, () => {

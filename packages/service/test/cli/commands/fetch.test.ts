@@ -11,17 +11,16 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { dotStuff } from '../../../../../support/dot-stuff.ts';
-import { expectedRetrBytes, startDovecot, type Dovecot } from '../../../../../support/dovecot.ts';
+import { expectedRetrBytes, type Dovecot } from '../../../../../support/dovecot.ts';
 import { bulkMessages, largeFixture, smallFixtures } from '../../../../../support/fixtures.ts';
 import { acceptLogin, startScriptedServer, type Script, type ScriptedConnection } from '../../../../../support/scripted-server.ts';
 import { lfNormalized, readMboxrd } from '../../delivery/mboxrd-reader.ts';
-import { BIN, failedWith, finished, parseJson, popwire, spawnPopwire, succeeded, type Run, type SpawnOptions } from '../popwire.ts';
+import { BIN, failedWith, finished, parseJson, popwire, spawnPopwire, succeeded, type Run, type SpawnOptions, dovecotScratch, type DovecotScratch } from '../popwire.ts';
 
 const PASSWORD = 'alice-secret';
 
@@ -29,17 +28,12 @@ let dovecot: Dovecot;
 let scratch: string;
 let caFile: string;
 
+let servers: DovecotScratch | undefined;
 before(async () => {
-  dovecot = await startDovecot();
-  scratch = await mkdtemp(join(tmpdir(), 'popwire-fetch-test-'));
-  caFile = join(scratch, 'ca.pem');
-  await writeFile(caFile, dovecot.ca);
+  ({ dovecot, scratch, caFile } = servers = await dovecotScratch('popwire-fetch-test-'));
 });
 
-after(async () => {
-  await dovecot?.stop();
-  if (scratch !== undefined) await rm(scratch, { recursive: true, force: true });
-});
+after(() => servers?.stop());
 
 let paths = 0;
 /** A path in the scratch folder that does not exist yet. */

@@ -6,29 +6,23 @@
  *   node --import tsx --test packages/service/test/cli/commands/messages.test.ts
  */
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { expectedRetrBytes, startDovecot, type Dovecot } from '../../../../../support/dovecot.ts';
+import { expectedRetrBytes, type Dovecot } from '../../../../../support/dovecot.ts';
 import { bulkMessages, largeFixture, smallFixtures } from '../../../../../support/fixtures.ts';
-import { failedWith, finished, parseJson, popwire, spawnPopwire, succeeded, type Run } from '../popwire.ts';
+import { failedWith, finished, parseJson, popwire, spawnPopwire, succeeded, type Run, dovecotScratch, type DovecotScratch } from '../popwire.ts';
 
 let dovecot: Dovecot;
 let scratch: string;
 let caFile: string;
 
+let servers: DovecotScratch | undefined;
 before(async () => {
-  dovecot = await startDovecot();
-  scratch = await mkdtemp(join(tmpdir(), 'popwire-messages-test-'));
-  caFile = join(scratch, 'ca.pem');
-  await writeFile(caFile, dovecot.ca);
+  ({ dovecot, scratch, caFile } = servers = await dovecotScratch('popwire-messages-test-'));
 });
 
-after(async () => {
-  await dovecot?.stop();
-  if (scratch !== undefined) await rm(scratch, { recursive: true, force: true });
-});
+after(() => servers?.stop());
 
 let paths = 0;
 const freshPath = (name: string) => join(scratch, `${name}-${++paths}`);

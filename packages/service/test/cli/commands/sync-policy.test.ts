@@ -12,32 +12,25 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { startDovecot, type Dovecot } from '../../../../../support/dovecot.ts';
+import { type Dovecot } from '../../../../../support/dovecot.ts';
 import { bulkMessages } from '../../../../../support/fixtures.ts';
 import { SecretBox } from '../../../src/accounts/secrets.ts';
 import { AccountService, type PolicyInput } from '../../../src/accounts/service.ts';
 import { Store } from '../../../src/store/store.ts';
-import { failedWith, parseJson, popwire, type Run } from '../popwire.ts';
+import { failedWith, parseJson, popwire, type Run, dovecotScratch, type DovecotScratch } from '../popwire.ts';
 
 let dovecot: Dovecot;
 let scratch: string;
 let caFile: string;
 
+let servers: DovecotScratch | undefined;
 before(async () => {
-  dovecot = await startDovecot();
-  scratch = await mkdtemp(join(tmpdir(), 'popwire-sync-policy-test-'));
-  caFile = join(scratch, 'ca.pem');
-  await writeFile(caFile, dovecot.ca);
+  ({ dovecot, scratch, caFile } = servers = await dovecotScratch('popwire-sync-policy-test-'));
 });
 
-after(async () => {
-  await dovecot?.stop();
-  if (scratch !== undefined) await rm(scratch, { recursive: true, force: true });
-});
+after(() => servers?.stop());
 
 let paths = 0;
 const freshPath = (name: string) => join(scratch, `${name}-${++paths}`);
