@@ -119,12 +119,7 @@ export class BufferedExchange<T> extends PromiseExchange<T> {
 
   override onData(chunk: Buffer): void {
     this.size += chunk.length;
-    if (this.size > this.maxBytes) {
-      throw new Pop3ProtocolError(`The reply to ${this.command.verb} is larger than ${this.maxBytes} octets`, {
-        code: 'POP3_REPLY_TOO_LARGE',
-        command: this.command.display,
-      });
-    }
+    if (this.size > this.maxBytes) throw replyTooLarge(this.command, this.maxBytes);
     this.chunks.push(chunk);
   }
 
@@ -159,12 +154,7 @@ export class ListingExchange<T> extends PromiseExchange<T> {
 
   override onData(chunk: Buffer): void {
     this.size += chunk.length;
-    if (this.size > MAX_LISTING_BYTES) {
-      throw new Pop3ProtocolError(`The reply to ${this.command.verb} is larger than ${MAX_LISTING_BYTES} octets`, {
-        code: 'POP3_REPLY_TOO_LARGE',
-        command: this.command.display,
-      });
-    }
+    if (this.size > MAX_LISTING_BYTES) throw replyTooLarge(this.command, MAX_LISTING_BYTES);
     this.splitter.push(chunk);
   }
 
@@ -286,6 +276,11 @@ export function sendBuffered<T>(
   const exchange = new BufferedExchange(command, options, maxBytes, parse);
   engine.submit(exchange, options.allowedIn);
   return exchange.promise;
+}
+
+/** A reply that outgrew its bound: the connection is failed, since what is left of it would never drain. */
+function replyTooLarge(command: EncodedCommand, maxBytes: number): Pop3ProtocolError {
+  return new Pop3ProtocolError(`The reply to ${command.verb} is larger than ${maxBytes} octets`, { code: 'POP3_REPLY_TOO_LARGE', command: command.display });
 }
 
 export function sendListing<T>(engine: Engine, command: EncodedCommand, options: SendOptions, sink: ListingSink<T>): Promise<T> {
