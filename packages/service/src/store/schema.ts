@@ -16,6 +16,8 @@ export interface Database {
   api_token_accounts: ApiTokenAccountTable;
   sync_jobs: SyncJobTable;
   webhook_events: WebhookEventTable;
+  account_destinations: AccountDestinationTable;
+  message_deliveries: MessageDeliveryTable;
 }
 
 export type RetentionPolicy = 'leave' | 'delete' | 'keep';
@@ -73,11 +75,17 @@ export interface AccountTable {
   policy_owner: Generated<PolicyOwner>;
   /** The server's LOGIN-DELAY in seconds, from CAPA after the last scheduled login; null when it announced none. */
   login_delay: number | null;
+  /** 1: the account's first sync records the UIDs on the server as seen, retrieving none (migration 0006). */
+  skip_existing: Generated<number>;
   created_at: number;
   updated_at: number;
 }
 
-export type SeenState = 'stored' | 'headers' | 'skipped';
+/**
+ * `ignored`: on the server when the account first synced with skip-existing; never retrieved,
+ * never deleted, not retrieved again while listed with the same size.
+ */
+export type SeenState = 'stored' | 'headers' | 'skipped' | 'ignored';
 
 /**
  * Every UID of an account seen on its server, and what became of it. A row with state `stored`
@@ -118,6 +126,11 @@ export interface MessageTable {
   message_id_header: string | null;
   has_attachments: Generated<number>;
   stored_at: number;
+  /** 1 once read (PATCH /v1/messages/{id}): POP3 keeps no flags, so they are the store's own. Migration 0007. */
+  seen: Generated<number>;
+  flagged: Generated<number>;
+  /** Soft-deleted: hidden from lists, purged `messages.purgeAfterDays` later. Never deleted on the server for it. */
+  deleted_at: number | null;
 }
 
 /** A message's raw bytes, in order. Small messages are one chunk. */
@@ -201,7 +214,50 @@ export interface WebhookEventTable {
   last_error: string | null;
 }
 
+/** Who made a destination: `popwire sync`'s options, or the API's `destinations` list (serve delivers only to these). */
+export type DestinationOrigin = 'cli' | 'api';
+
+/** Where an account's stored messages are handed over (migration 0006; store/deliveries.ts). */
+export interface AccountDestinationTable {
+  id: Generated<number>;
+  account_id: number;
+  /** Names the destination within the account and origin, e.g. `lmtp:127.0.0.1:24`. */
+  key: string;
+  origin: DestinationOrigin;
+  /** `mda`, `lmtp`, `smtp`, `imap`, `maildir`. */
+  kind: string;
+  /** The order in which the API's list gave it. */
+  position: Generated<number>;
+  /** Its settings as JSON, no secret in it. */
+  spec: string;
+  /** A password or OAuth token, sealed by accounts/secrets.ts; null when it needs none. */
+  credentials: string | null;
+  /** It receives the messages stored after it was added: ids above this one. */
+  first_message_id: Generated<number>;
+  created_at: number;
+  updated_at: number;
+}
+
+/**
+ * What a destination answered for a message: `delivered`, `temporary` (4xx, EX_TEMPFAIL) or
+ * `permanent` (5xx, another exit). No row: not handed over yet, or in flight when a run died.
+ */
+export type DeliveryState = 'delivered' | 'temporary' | 'permanent';
+
+export interface MessageDeliveryTable {
+  message_id: number;
+  destination_id: number;
+  state: DeliveryState;
+  /** Answers recorded so far (a message handed over twice because of a crash counts once). */
+  attempts: Generated<number>;
+  /** The destination's words for the last answer (`452 4.2.2 Mailbox full`, an MDA's exit and stderr). */
+  reply: string | null;
+  updated_at: number;
+}
+
 export type Account = Selectable<AccountTable>;
+export type AccountDestination = Selectable<AccountDestinationTable>;
+export type MessageDelivery = Selectable<MessageDeliveryTable>;
 export type ApiToken = Selectable<ApiTokenTable>;
 export type SyncJob = Selectable<SyncJobTable>;
 export type WebhookEvent = Selectable<WebhookEventTable>;

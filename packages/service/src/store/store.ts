@@ -2,6 +2,7 @@ import type { Kysely } from 'kysely';
 import { sql } from 'kysely';
 import { EVERY_ACCOUNT, type AccountFilter } from './account-filter.js';
 import { AccountStore } from './accounts.js';
+import { DeliveryStore } from './deliveries.js';
 import { openDatabase, type OpenOptions, type StoreLocation } from './database.js';
 import type { Dialect } from './dialect.js';
 import { JobStore } from './jobs.js';
@@ -21,6 +22,7 @@ export class Store implements AsyncDisposable {
   readonly jobs: JobStore;
   readonly webhookEvents: WebhookEventStore;
   readonly tokens: TokenStore;
+  readonly deliveries: DeliveryStore;
 
   private constructor(
     readonly db: Kysely<Database>,
@@ -38,6 +40,7 @@ export class Store implements AsyncDisposable {
     this.jobs = new JobStore(db, filter);
     this.webhookEvents = new WebhookEventStore(db);
     this.tokens = new TokenStore(db);
+    this.deliveries = new DeliveryStore(db);
   }
 
   /** Opens (and creates, unless `create: false`, or migrates) the store. */

@@ -4,6 +4,7 @@ import * as service from './0002-service.js';
 import * as policyOwner from './0003-policy-owner-recipients.js';
 import * as tokenScopes from './0004-token-scopes.js';
 import * as credentialType from './0005-credential-type.js';
+import * as destinations from './0006-destinations.js';
 
 /**
  * Every migration, in order. Listed here rather than found on disk, so that the same set runs
@@ -16,6 +17,7 @@ const migrations: Record<string, Migration> = {
   '0003-policy-owner-recipients': policyOwner,
   '0004-token-scopes': tokenScopes,
   '0005-credential-type': credentialType,
+  '0006-destinations': destinations,
 };
 
 export const migrationProvider: MigrationProvider = {
