@@ -28,6 +28,10 @@ export interface Result {
   bytes: number;
   /** Retrieval only: from the first RETR written to the last octet read; login excluded. */
   seconds: number;
+  /** Connect to close, QUIT answered (scenario h), for the clients that report it. */
+  sessionSeconds?: number;
+  /** CPU time (user and system) of the process over `sessionSeconds`, for the clients that report it. */
+  cpuSeconds?: number;
   /** Peak RSS of the process, and RSS before retrieval started, in MiB. */
   peakRssMiB: number;
   startRssMiB: number;

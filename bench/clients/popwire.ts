@@ -1,8 +1,15 @@
-/** popwire through its library API: retrieveMany (pipelined), each body read to a null sink. */
+/**
+ * popwire through its library API: retrieveMany (pipelined), each body read to a null sink.
+ * `seconds` is the retrieval; `sessionSeconds` is connect to close, QUIT answered (scenario h).
+ */
 import { Pop3Client } from '../../packages/client/src/index.ts';
-import { measure, range, readJob } from './common.ts';
+import { peakRssKiB, range, readJob, type Result } from './common.ts';
 
 const job = readJob();
+const since = (start: bigint) => Number(process.hrtime.bigint() - start) / 1e9;
+const startRssMiB = process.memoryUsage.rss() / 2 ** 20;
+const cpu = process.cpuUsage();
+const started = process.hrtime.bigint();
 const client = await Pop3Client.connect({
   host: job.host,
   port: job.port,
@@ -12,13 +19,16 @@ const client = await Pop3Client.connect({
   password: job.password,
   timeout: 120_000,
 });
-await measure(async () => {
-  let messages = 0;
-  let bytes = 0;
-  for await (const { body } of client.retrieveMany(range(job.count))) {
-    for await (const chunk of body) bytes += (chunk as Buffer).length;
-    messages++;
-  }
-  return { messages, bytes };
-});
+const retrieving = process.hrtime.bigint();
+let messages = 0;
+let bytes = 0;
+for await (const { body } of client.retrieveMany(range(job.count))) {
+  for await (const chunk of body) bytes += (chunk as Buffer).length;
+  messages++;
+}
+const seconds = since(retrieving);
 await client.quit();
+const sessionSeconds = since(started);
+const { user, system } = process.cpuUsage(cpu);
+const result: Result = { messages, bytes, seconds, sessionSeconds, cpuSeconds: (user + system) / 1e6, peakRssMiB: peakRssKiB() / 1024, startRssMiB };
+process.stdout.write(`${JSON.stringify(result)}\n`);

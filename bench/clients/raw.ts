@@ -1,63 +1,135 @@
 /**
  * The baseline: as fast as any client can go against this server. One socket logs in, writes
- * every RETR at once, and counts octets up to the last terminator; no framing, no unstuffing,
- * no per-message work at all. Not a usable client; a ceiling to measure real ones against.
+ * every RETR at once, and counts terminators (CRLF . CRLF) up to the last one; no framing, no
+ * unstuffing, no per-message work at all. Not a usable client; a ceiling to measure real ones
+ * against.
+ *
+ * A true ceiling (issue 13): the socket reads into one reused 1 MiB buffer (net's `onread`), so
+ * no chunk is allocated; terminators are found with indexOf inside a read, and the ones that
+ * straddle two reads are found by comparing the previous read's last four octets, kept in a
+ * four-byte array, with the next read's first ones. Nothing is allocated per read or per message.
+ *
+ * `seconds` is the retrieval (first RETR written to the last terminator read), as for the other
+ * clients; `sessionSeconds` is connect to close, QUIT answered (scenario h).
  */
-import { connect, type Socket } from 'node:net';
-import { measure, readJob } from './common.ts';
+import { connect } from 'node:net';
+import { peakRssKiB, readJob, type Result } from './common.ts';
 
 const job = readJob();
-const socket = connect(job.port, job.host);
-socket.setNoDelay(true);
+const LF = 0x0a;
+const TERMINATOR = Buffer.from('\r\n.\r\n', 'latin1');
+/** The last octets of the previous read, oldest first; `tailLength` of them are valid (at most 4). */
+const tail = new Uint8Array(4);
+let tailLength = 0;
 
-/** Resolves with the next status line (login is lock-step and tiny, so a simple reader will do). */
-function line(sock: Socket): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let text = '';
-    const onData = (chunk: Buffer) => {
-      text += chunk.toString('latin1');
-      const lf = text.indexOf('\n');
-      if (lf === -1) return;
-      sock.off('data', onData);
-      if (lf + 1 < text.length) sock.unshift(Buffer.from(text.slice(lf + 1), 'latin1'));
-      if (!text.startsWith('+OK')) reject(new Error(text.trim()));
-      else resolve(text.slice(0, lf));
-    };
-    sock.on('data', onData);
-  });
+type Phase = 'greeting' | 'user' | 'pass' | 'retrieving' | 'quit';
+let phase: Phase = 'greeting';
+let seen = 0;
+let bytes = 0;
+let retrievalStarted = 0n;
+let retrievalEnded = 0n;
+let lineStart = true;
+let failed: Error | undefined;
+
+const startRssMiB = process.memoryUsage.rss() / 2 ** 20;
+const cpu = process.cpuUsage();
+const started = process.hrtime.bigint();
+
+const socket = connect({
+  host: job.host,
+  port: job.port,
+  noDelay: true,
+  onread: { buffer: Buffer.allocUnsafe(1 << 20), callback: onRead },
+});
+
+/** Called with each read, in the same buffer every time. */
+function onRead(length: number, buffer: Buffer): boolean {
+  if (phase === 'retrieving') {
+    count(buffer, length);
+    return true;
+  }
+  // Login and QUIT are lock-step and tiny: each line is checked for +OK at its first octet.
+  for (let i = 0; i < length; i++) {
+    if (lineStart && buffer[i] !== 0x2b /* + */) failed ??= new Error(`${phase}: ${buffer.toString('latin1', i, length).trim()}`);
+    lineStart = buffer[i] === LF;
+    if (lineStart) next();
+  }
+  return true;
 }
 
-await line(socket);
-socket.write(`USER ${job.user}\r\n`);
-await line(socket);
-socket.write(`PASS ${job.password}\r\n`);
-await line(socket);
-
-const TERMINATOR = Buffer.from('\r\n.\r\n');
-await measure(
-  () =>
-    new Promise((resolve) => {
+/** A status line ended: the next step of the session. */
+function next(): void {
+  if (failed !== undefined) {
+    socket.destroy();
+    return;
+  }
+  switch (phase) {
+    case 'greeting':
+      phase = 'user';
+      socket.write(`USER ${job.user}\r\n`);
+      break;
+    case 'user':
+      phase = 'pass';
+      socket.write(`PASS ${job.password}\r\n`);
+      break;
+    case 'pass': {
+      phase = 'retrieving';
       let commands = '';
       for (let n = 1; n <= job.count; n++) commands += `RETR ${n}\r\n`;
-      let seen = 0;
-      let bytes = 0;
-      let tail = Buffer.alloc(0);
-      socket.on('data', (chunk: Buffer) => {
-        bytes += chunk.length;
-        // Search the seam too: a terminator may straddle two chunks.
-        const window = tail.length > 0 ? Buffer.concat([tail, chunk.subarray(0, 4)]) : Buffer.alloc(0);
-        for (let i = window.indexOf(TERMINATOR); i !== -1; i = window.indexOf(TERMINATOR, i + 1)) {
-          if (i < tail.length && i + TERMINATOR.length > tail.length) seen++;
-        }
-        for (let i = chunk.indexOf(TERMINATOR); i !== -1; i = chunk.indexOf(TERMINATOR, i + 1)) seen++;
-        tail = Buffer.from(chunk.subarray(Math.max(0, chunk.length - 4)));
-        if (seen >= job.count) {
-          socket.write('QUIT\r\n');
-          socket.end();
-          resolve({ messages: seen, bytes });
-        }
-      });
+      retrievalStarted = process.hrtime.bigint();
       socket.write(commands);
-    }),
-);
-socket.destroy();
+      break;
+    }
+    case 'quit':
+      break;
+  }
+}
+
+/** Counts the terminators in one read, those that straddle the previous read included. */
+function count(buffer: Buffer, length: number): void {
+  bytes += length;
+  // A terminator starting `back` octets before this read: its first `back` octets are the tail's.
+  for (let back = tailLength; back >= 1; back--) {
+    if (5 - back > length) continue;
+    let match = true;
+    for (let k = 0; k < 5 && match; k++) {
+      const byte = k < back ? tail[tailLength - back + k] : buffer[k - back];
+      match = byte === TERMINATOR[k];
+    }
+    if (match) seen++;
+  }
+  const view = length === buffer.length ? buffer : buffer.subarray(0, length);
+  for (let i = view.indexOf(TERMINATOR); i !== -1; i = view.indexOf(TERMINATOR, i + 5)) seen++;
+  // Keep the last four octets seen (across reads shorter than four, too).
+  for (let i = Math.max(0, length - 4); i < length; i++) {
+    if (tailLength === 4) tail.copyWithin(0, 1);
+    else tailLength++;
+    tail[tailLength - 1] = buffer[i] as number;
+  }
+  if (seen >= job.count) {
+    retrievalEnded = process.hrtime.bigint();
+    phase = 'quit';
+    lineStart = true;
+    socket.write('QUIT\r\n');
+  }
+}
+
+await new Promise<void>((resolve, reject) => {
+  socket.on('close', () => resolve());
+  socket.on('error', reject);
+});
+const ended = process.hrtime.bigint();
+const { user, system } = process.cpuUsage(cpu);
+if (failed !== undefined) throw failed;
+if (seen !== job.count) throw new Error(`counted ${seen} terminators, expected ${job.count}`);
+
+const result: Result = {
+  messages: seen,
+  bytes,
+  seconds: Number(retrievalEnded - retrievalStarted) / 1e9,
+  sessionSeconds: Number(ended - started) / 1e9,
+  cpuSeconds: (user + system) / 1e6,
+  peakRssMiB: peakRssKiB() / 1024,
+  startRssMiB,
+};
+process.stdout.write(`${JSON.stringify(result)}\n`);
