@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { dropDeliveryHeaders, startDeliveryDovecot, type DeliveryDovecot } from '../../../../support/dovecot-delivery.ts';
+import { startPostfix, type Postfix } from '../../../../support/postfix.ts';
 
 /** Speaks a whole LMTP/SMTP dialogue line by line, returning every reply. */
 export async function converse(port: number, lines: string[]): Promise<string[]> {
@@ -30,7 +31,7 @@ export async function converse(port: number, lines: string[]): Promise<string[]>
           socket.end();
           resolve(replies);
         } else {
-          socket.write(next);
+          socket.write(next, 'latin1');
         }
       }
     });
@@ -59,5 +60,32 @@ describe('support/dovecot-delivery.ts', () => {
     assert.equal(rest.length, 0);
     assert.equal(dropDeliveryHeaders(file as Buffer).toString('latin1'), message.replaceAll('\r\n', '\n').replace('..dot', '.dot'));
     assert.match((file as Buffer).toString('latin1'), /^Return-Path: <a@example.org>\n/);
+  });
+});
+
+describe('support/postfix.ts', () => {
+  let postfix: Postfix;
+  before(async () => {
+    postfix = await startPostfix();
+  });
+  after(() => postfix?.stop());
+
+  it('delivers what its SMTP listener accepts into the recipient Maildir, and refuses an unknown recipient with 550', async () => {
+    const message = 'Subject: via postfix\r\nFrom: a@example.org\r\n\r\n8-bit: \xe9t\xe9\r\n';
+    const replies = await converse(postfix.port, [
+      'EHLO test\r\n',
+      'MAIL FROM:<a@example.org>\r\n',
+      'RCPT TO:<nobody@example.org>\r\n',
+      'RCPT TO:<alice@example.org>\r\n',
+      'DATA\r\n',
+      `${message}.\r\n`,
+      'QUIT\r\n',
+    ]);
+    assert.match(replies[3] ?? '', /^550 /, replies.join('\n'));
+    assert.match(replies[6] ?? '', /^250 /, replies.join('\n'));
+    const [file] = await postfix.waitForMessages('alice', 1);
+    const text = (file as Buffer).toString('latin1');
+    assert.match(text, /^Return-Path: <a@example.org>\nDelivered-To: alice@example.org\nReceived: /);
+    assert.equal(dropDeliveryHeaders(file as Buffer).toString('latin1'), message.replaceAll('\r\n', '\n'));
   });
 });
