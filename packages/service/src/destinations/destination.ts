@@ -69,6 +69,30 @@ export interface Destination {
   close(): Promise<void>;
 }
 
+/**
+ * How a destination is opened: the same TLS policy as POP3 (certificates verified against the
+ * system's CAs plus `ca`, `insecure` to accept any), and clear text only where nothing can read it
+ * (loopback, a Unix socket) unless `allowPlaintext` opts in. See docs/architecture.md, "Destinations".
+ */
+export interface DestinationOptions {
+  readonly tls?: {
+    readonly ca?: string | Buffer;
+    readonly insecure?: boolean;
+    /** Hand messages (and an IMAP password) to a non-loopback server without TLS. */
+    readonly allowPlaintext?: boolean;
+  };
+  /** IMAP login (the user comes from the URL when not given here), SMTP AUTH. */
+  readonly auth?: { readonly user?: string; readonly password?: string; readonly accessToken?: string };
+  /** Each network step (connect, greeting, a reply), and the MDA's whole run. Default 30 s / 5 min. */
+  readonly timeoutMs?: number;
+  /** How much of an MDA's stderr is kept for the report (default 4 KiB). */
+  readonly stderrLimit?: number;
+  /** IMAP: store the message with \Seen. */
+  readonly seen?: boolean;
+  /** Where a destination says something worth showing (an MDA's stderr on success). */
+  readonly onNote?: (line: string) => void;
+}
+
 export type DestinationErrorCode = 'DESTINATION_REFUSED' | 'DESTINATION_UNAVAILABLE' | 'DESTINATION_SPEC_INVALID';
 
 export abstract class DestinationError extends DeliveryError {

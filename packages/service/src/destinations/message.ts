@@ -23,7 +23,7 @@ export function headerValue(message: Buffer, name: string): string | undefined {
 /**
  * The envelope sender: the address in Return-Path (which the last MTA wrote from its MAIL FROM),
  * else '' (the null sender). Anything that is not one plain address (several, a comment, a space,
- * a character that would break an SMTP command) also gives '': a wrong sender would only
+* a character that would break an SMTP command, a leading '-') also gives '': a wrong sender would only
  * mis-route bounces, but a broken one could get the message refused.
  */
 export function envelopeSender(message: Buffer): string {
@@ -31,7 +31,8 @@ export function envelopeSender(message: Buffer): string {
   if (value === undefined) return '';
   const match = /^<([^<>\s]*)>$/.exec(value) ?? /^([^<>\s]+)$/.exec(value);
   const address = match?.[1] ?? '';
-  return /^[\x21-\x7e]*$/.test(address) && (address === '' || address.includes('@')) ? address : '';
+  // A leading '-' would read as an option to an MDA given %F as an argument of its own.
+  return /^[\x21-\x7e]*$/.test(address) && !address.startsWith('-') && (address === '' || address.includes('@')) ? address : '';
 }
 
 /** The Date header as a Date, if it parses (the IMAP internal date). */
