@@ -27,6 +27,28 @@ export class SeenUidStore {
     });
   }
 
+  /**
+   * skip-existing: every listed UID recorded as seen (`ignored`) without retrieving it, so that
+   * only mail that arrives later is stored and handed over. Adds the rows to `seen` too, and
+   * returns how many. Rows of a few hundred per statement: a first run may list 100,000.
+   */
+  async markIgnored(accountId: number, listed: ReadonlyArray<{ uid: string; size: number }>, seen: Map<string, SeenUid>, now: number): Promise<number> {
+    const rows = listed
+      .filter((m) => !seen.has(m.uid))
+      .map((m) => ({ account_id: accountId, uid: m.uid, state: 'ignored' as const, listed_size: m.size, message_id: null, first_seen_at: now, deleted_at: null }));
+    await this.db.transaction().execute(async (trx) => {
+      for (let i = 0; i < rows.length; i += IN_BATCH) {
+        await trx
+          .insertInto('seen_uids')
+          .values(rows.slice(i, i + IN_BATCH))
+          .onConflict((oc) => oc.columns(['account_id', 'uid']).doNothing())
+          .execute();
+      }
+    });
+    for (const row of rows) seen.set(row.uid, row);
+    return rows.length;
+  }
+
   /** Called after the server acknowledged the QUIT that followed these UIDs' DELE commands. */
   async markDeleted(accountId: number, uids: readonly string[], at: number): Promise<void> {
     for (let i = 0; i < uids.length; i += IN_BATCH) {

@@ -31,7 +31,8 @@ export function planSession(listing: readonly ListedMessage[], seen: ReadonlyMap
     if (row !== undefined && row.state !== 'skipped' && !sameSize) reused.push(message);
     // What we already hold of this very message.
     const have = sameSize ? row?.state : undefined;
-    if (have === 'stored') known.push(message);
+    // `ignored` (skip-existing): seen, never retrieved, never deleted.
+    if (have === 'stored' || have === 'ignored') known.push(message);
     else if (fits(message)) retrieve.push(message);
     else if (policy.oversize === 'headers') (have === 'headers' ? known : headers).push(message);
     else skipped.push(message);

@@ -6,6 +6,7 @@ import type { Store } from '../store/store.js';
 import { publicError } from '../jobs/failure.js';
 import { SyncError } from './errors.js';
 import type { ListedMessage } from './listing.js';
+import { Outbox, type HandoverTarget, type OutboxOptions, type Refusal } from './handover.js';
 import { AccountLock } from './lock.js';
 import type { SyncPolicy } from './policy.js';
 import { runSession, type SessionOutcome, type SyncProgress } from './session.js';
@@ -39,6 +40,13 @@ export interface SyncRequest {
   readonly onCommit?: ((messages: readonly CommittedMessage[]) => void) | undefined;
   /** Webhook events written in the same transactions as what they tell of. */
   readonly outbox?: SyncOutbox | undefined;
+  /**
+   * Where each stored message is handed over (MDA, LMTP, SMTP, IMAP, Maildir) before it may be
+   * deleted from the server; closed when the run ends. See handover.ts.
+   */
+  readonly destinations?: { readonly targets: readonly HandoverTarget[]; readonly options?: OutboxOptions } | undefined;
+  /** Record the UIDs on the server as seen without retrieving them, at the account's first sync. Default: the account's `skip_existing`. */
+  readonly skipExisting?: boolean | undefined;
 }
 
 /**
@@ -72,6 +80,20 @@ export interface SyncReport {
   readonly retryAfter: number | null;
   /** Why it failed, was deferred or stopped early. */
   readonly error: unknown;
+  /** skip-existing: UIDs recorded as seen without being retrieved. */
+  readonly ignoredExisting: number;
+  /** What the destinations answered (summed over sessions); zeros without destinations. */
+  readonly delivery: DeliverySummary;
+}
+
+export interface DeliverySummary {
+  readonly handedOver: number;
+  readonly delivered: number;
+  readonly temporary: number;
+  readonly permanent: number;
+  /** Stored messages on the server that some destination has not accepted: not deleted (last session). */
+  readonly undelivered: number;
+  readonly refusals: readonly Refusal[];
 }
 
 const GMAIL = /(^|\.)(gmail|googlemail)\.com\.?$/i;
@@ -100,6 +122,11 @@ export async function syncAccount(request: SyncRequest): Promise<SyncReport> {
   let status: SyncReport['status'] = 'ok';
   let failure: unknown;
   let retryAfter: number | null = null;
+  const destinations = request.destinations;
+  const outbox =
+    destinations === undefined || destinations.targets.length === 0
+      ? undefined
+      : new Outbox(store, account.id, destinations.targets, now, { stop: request.stop, ...destinations.options });
   try {
     runId = await store.runs.start(account.id, started);
     await store.messages.removePending(account.id);
@@ -123,6 +150,8 @@ export async function syncAccount(request: SyncRequest): Promise<SyncReport> {
         progress: (p) => request.onProgress?.(p),
         onCommit: request.onCommit,
         retrievedAgain,
+        outbox,
+        skipExisting: request.skipExisting ?? account.skip_existing === 1,
       });
       outcomes.push(outcome);
       if (request.stop?.aborted) {
@@ -139,6 +168,8 @@ export async function syncAccount(request: SyncRequest): Promise<SyncReport> {
   } catch (error) {
     failure = error;
     ({ status, retryAfter } = classify(error, now()));
+  } finally {
+    await outbox?.close();
   }
 
   const last = outcomes.at(-1);
@@ -148,6 +179,18 @@ export async function syncAccount(request: SyncRequest): Promise<SyncReport> {
   if (outcomes.some((o) => o.reused > 0)) notes.push(`${sum((o) => o.reused)} known UID(s) came back with another size and were retrieved again`);
   if (sum((o) => o.unavailable) > 0) notes.push(`${sum((o) => o.unavailable)} message(s) vanished before they could be retrieved; the next run tries again`);
   // [IN-USE], [LOGIN-DELAY] and [SYS/TEMP] refuse the login too, but say nothing against the credentials.
+  const handovers = outcomes.flatMap((o) => (o.handover === undefined ? [] : [o.handover]));
+  const delivery: DeliverySummary = {
+    handedOver: handovers.reduce((n, h) => n + h.handedOver, 0),
+    delivered: handovers.reduce((n, h) => n + h.delivered, 0),
+    temporary: handovers.reduce((n, h) => n + h.temporary, 0),
+    permanent: handovers.reduce((n, h) => n + h.permanent, 0),
+    undelivered: last?.undelivered ?? 0,
+    refusals: handovers.flatMap((h) => h.refusals).slice(0, 20),
+  };
+  if (delivery.temporary > 0) notes.push(`${delivery.temporary} message(s) deferred by a destination (4xx, EX_TEMPFAIL): kept on the server, handed over again next run`);
+  if (delivery.permanent > 0) notes.push(`${delivery.permanent} message(s) refused by a destination: kept on the server, never bounced; handed over again next run`);
+  if (sum((o) => o.ignoredExisting) > 0) notes.push(`skip-existing: ${sum((o) => o.ignoredExisting)} message(s) on the server recorded as seen, not retrieved`);
   if (failure instanceof Pop3AuthenticationError && !failure.retryable) notes.push('the server rejected the credentials: the account needs attention');
 
   const report: SyncReport = {
@@ -167,6 +210,8 @@ export async function syncAccount(request: SyncRequest): Promise<SyncReport> {
     notes,
     retryAfter,
     error: failure,
+    ignoredExisting: sum((o) => o.ignoredExisting),
+    delivery,
   };
   try {
     if (runId !== undefined) {

@@ -3,6 +3,7 @@ import type { Store } from '../store/store.js';
 import type { IdentityMode } from '../store/schema.js';
 import { MAX_HEADER_BYTES, readListing, type ListedMessage } from './listing.js';
 import type { AccountLock } from './lock.js';
+import type { HandoverOutcome, Outbox } from './handover.js';
 import { planDeletions, planSession } from './plan.js';
 import type { SyncPolicy } from './policy.js';
 import { MessageWriter, type CommittedMessage, type WriterOptions } from './writer.js';
@@ -37,6 +38,12 @@ export interface SessionOutcome {
   readonly gone: number;
   /** Known messages retrieved again, their bytes not stored again (see `retrievedAgain` below). */
   readonly retrievedAgain: number;
+  /** skip-existing: UIDs on the server at the account's first sync, recorded as seen, not retrieved. */
+  readonly ignoredExisting: number;
+  /** What the destinations answered this session; undefined without destinations. */
+  readonly handover: HandoverOutcome | undefined;
+  /** Stored messages on the server that some destination has not accepted: kept there. */
+  readonly undelivered: number;
 }
 
 export interface SessionContext {
@@ -62,6 +69,10 @@ export interface SessionContext {
    * session, not a loop.
    */
   readonly retrievedAgain?: Set<string> | undefined;
+  /** The destinations to hand each stored message to before it may be deleted (handover.ts). */
+  readonly outbox?: Outbox | undefined;
+  /** At the account's first sync (no UID seen yet): record every listed UID as seen, retrieve none. */
+  readonly skipExisting?: boolean | undefined;
 }
 
 /**
@@ -90,6 +101,7 @@ export async function runSession(client: Pop3Client, ctx: SessionContext): Promi
       for (const row of seen.values()) if (row.state === 'stored' && row.deleted_at === null) known.set(row.uid, row.listed_size);
     }
     const listing = await readListing(client, known);
+    const ignoredExisting = ctx.skipExisting === true && seen.size === 0 ? await store.seen.markIgnored(accountId, listing.messages, seen, now()) : 0;
     const plan = planSession(listing.messages, seen, policy);
     const sessionStart = now();
     const firstSeen = (uid: string) => seen.get(uid)?.first_seen_at ?? sessionStart;
@@ -122,6 +134,11 @@ export async function runSession(client: Pop3Client, ctx: SessionContext): Promi
       now(),
     );
 
+    // Then the destinations get what they have not accepted (this session's messages and any
+    // left from before); a message one of them has not accepted stays on the server.
+    const handover = await ctx.outbox?.handOver();
+    const undelivered = ctx.outbox === undefined ? new Set<string>() : await ctx.outbox.undelivered();
+
     // Only now, with every commit returned, may anything be deleted.
     const committed = new Map<string, { firstSeenAt: number }>();
     for (const m of plan.known) {
@@ -129,6 +146,7 @@ export async function runSession(client: Pop3Client, ctx: SessionContext): Promi
       if (row?.state === 'stored') committed.set(m.uid, { firstSeenAt: row.first_seen_at });
     }
     for (const m of writer.committed) if (!m.headersOnly) committed.set(m.uid, m);
+    for (const uid of undelivered) committed.delete(uid);
     const toDelete = planDeletions(listing.messages, committed, policy, now());
     let again: ListedMessage[] = [];
     if (ctx.retrievedAgain !== undefined && total === 0) {
@@ -165,6 +183,9 @@ export async function runSession(client: Pop3Client, ctx: SessionContext): Promi
       unavailable,
       gone,
       retrievedAgain: again.length,
+      ignoredExisting,
+      handover,
+      undelivered: listing.messages.filter((m) => undelivered.has(m.uid)).length,
     };
   } catch (error) {
     // Whatever arrived whole is kept; the failure is reported after. A second failure here (the

@@ -16,7 +16,8 @@ const NO_JITTER = { ...DEFAULT_SYNC_BACKOFF, jitter: 0 };
 function report(status: SyncReport['status'], extra: Partial<SyncReport> = {}): JobOutcome {
   const base: SyncReport = {
     runId: 1, accountId: 1, status, sessions: 1, newMessages: 0, headersOnly: 0, alreadyHad: 0, deleted: 0,
-    skipped: [], bytes: 0, seconds: 0, identity: 'uidl', notes: [], retryAfter: null, error: undefined,
+    skipped: [], bytes: 0, seconds: 0, identity: 'uidl', notes: [], retryAfter: null, error: undefined, ignoredExisting: 0,
+    delivery: { handedOver: 0, delivered: 0, temporary: 0, permanent: 0, undelivered: 0, refusals: [] },
   };
   return { kind: 'report', report: { ...base, ...extra }, abandoned: false };
 }
