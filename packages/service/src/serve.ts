@@ -78,7 +78,7 @@ export async function startService(config: ServiceConfig, options: ServiceOption
     const schedulerOptions = { store, accounts, metrics, webhooks, logger: logger.child({ part: 'scheduler' }), concurrency: config.sync.concurrency };
     // pg-boss: several serve processes on one PostgreSQL store share the queue (config.ts checks the store).
     const scheduler = config.jobs.engine === 'pg-boss' ? new PgBossScheduler({ ...schedulerOptions, leaseMs: config.jobs.leaseSeconds * 1000 }) : new InProcessScheduler(schedulerOptions);
-    const app = await buildApp({ store, accounts, scheduler, metrics, logger, tokens: store.tokens, limits: config.http });
+    const app = await buildApp({ store, accounts, scheduler, metrics, logger, tokens: store.tokens, limits: config.http, webhooks });
     await app.listen({ host: config.http.host, port: config.http.port });
     const pruner = new Pruner(store, { keepDays: config.history.keepDays, logger: logger.child({ part: 'prune' }) });
     webhooks.start();

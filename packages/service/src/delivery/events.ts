@@ -50,7 +50,19 @@ export interface SyncFailedEvent {
   readonly createdAt: string;
 }
 
-export type WebhookPayload = MessageNewEvent | SyncFailedEvent;
+/**
+ * A stored message's state changed (PATCH /v1/messages/{id}): `message` says what it is now,
+ * `changes` only what this change set. Sent only when something did change.
+ */
+export interface MessageUpdatedEvent {
+  readonly type: 'message.updated';
+  readonly account: AccountRef;
+  readonly message: { readonly id: number; readonly uid: string; readonly seen: boolean; readonly flagged: boolean };
+  readonly changes: { readonly seen?: boolean; readonly flagged?: boolean };
+  readonly createdAt: string;
+}
+
+export type WebhookPayload = MessageNewEvent | SyncFailedEvent | MessageUpdatedEvent;
 
 export function accountRef(account: Pick<Account, 'id' | 'name'>): AccountRef {
   return account.name === null ? { id: account.id } : { id: account.id, name: account.name };
@@ -82,6 +94,21 @@ export function syncFailedEvent(account: Pick<Account, 'id' | 'name'>, runId: nu
     type: 'sync.failed',
     account: accountRef(account),
     run: { id: runId, status: 'failed', error },
+    createdAt: isoTime(now),
+  };
+}
+
+type MessageState = { readonly id: number; readonly uid: string; readonly seen: number; readonly flagged: number };
+
+export function messageUpdatedEvent(account: Pick<Account, 'id' | 'name'>, before: MessageState, after: MessageState, now: number): MessageUpdatedEvent {
+  const changes: { seen?: boolean; flagged?: boolean } = {};
+  if (before.seen !== after.seen) changes.seen = after.seen === 1;
+  if (before.flagged !== after.flagged) changes.flagged = after.flagged === 1;
+  return {
+    type: 'message.updated',
+    account: accountRef(account),
+    message: { id: after.id, uid: after.uid, seen: after.seen === 1, flagged: after.flagged === 1 },
+    changes,
     createdAt: isoTime(now),
   };
 }

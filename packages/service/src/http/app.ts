@@ -2,6 +2,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { AccountService } from '../accounts/service.js';
+import type { WebhookDispatcher } from '../delivery/webhook.js';
 import type { SyncScheduler } from '../jobs/scheduler.js';
 import type { Metrics } from '../metrics.js';
 import type { Store } from '../store/store.js';
@@ -30,6 +31,8 @@ export interface AppDeps {
   readonly tokens: TokenStore;
   /** Timeouts, connection and authentication-failure bounds (http/limits.ts); defaults if absent. */
   readonly limits?: HttpLimits | undefined;
+  /** The webhook outbox, for the events a route makes (message.updated); without it, none are written. */
+  readonly webhooks?: Pick<WebhookDispatcher, 'rowsFor' | 'wake'> | undefined;
 }
 
 /** What the token-checked routes get: no store, no account service (they read through request.scoped, http/access.ts). */

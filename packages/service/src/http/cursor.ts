@@ -1,4 +1,4 @@
-import type { MessageCursor } from '../store/messages.js';
+import type { MessageCursor, SearchCursor } from '../store/messages.js';
 import { invalid } from './errors.js';
 
 /**
@@ -33,4 +33,23 @@ export function parseTime(text: string | undefined, field: string): number | und
   const ms = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2}))?$/.test(text) ? Date.parse(text) : Number.NaN;
   if (Number.isNaN(ms)) throw invalid(field, 'must be milliseconds since the epoch or an ISO 8601 date or date-time');
   return ms;
+}
+
+/** A search page's `next`: (rank, id), marked so that a list's cursor is not taken for one. */
+export function encodeSearchCursor(cursor: SearchCursor): string {
+  return Buffer.from(JSON.stringify(['rank', cursor.rank, cursor.id])).toString('base64url');
+}
+
+export function decodeSearchCursor(text: string, field = 'querystring.cursor'): SearchCursor {
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.from(text, 'base64url').toString('utf8'));
+  } catch {
+    throw invalid(field, 'is not a cursor of this search (a cursor from a search goes with the same q)');
+  }
+  const [mark, rank, id] = Array.isArray(value) ? (value as unknown[]) : [];
+  if (!Array.isArray(value) || value.length !== 3 || mark !== 'rank' || typeof rank !== 'number' || !Number.isFinite(rank) || !Number.isSafeInteger(id) || (id as number) < 1) {
+    throw invalid(field, 'is not a cursor of this search (a cursor from a search goes with the same q)');
+  }
+  return { rank, id: id as number };
 }

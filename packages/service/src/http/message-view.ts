@@ -17,7 +17,13 @@ export function summaryView(row: StoredMessage) {
     hasAttachments: row.has_attachments === 1,
     headersOnly: row.headers_only === 1,
     storedAt: isoTime(row.stored_at),
+    ...stateView(row),
   };
+}
+
+/** seen, flagged and deletedAt: the state kept in the store (POP3 has none). */
+export function stateView(row: Pick<StoredMessage, 'seen' | 'flagged' | 'deleted_at'>) {
+  return { seen: row.seen === 1, flagged: row.flagged === 1, deletedAt: isoTimeOrNull(row.deleted_at) };
 }
 
 /** A parsed message: its envelope, every header, the text, and the list of its attachments (not their bytes). */
@@ -28,6 +34,7 @@ export function parsedView(row: StoredMessage, parsed: ParsedMessage) {
     size: row.size,
     headersOnly: row.headers_only === 1,
     storedAt: isoTime(row.stored_at),
+    ...stateView(row),
     subject: parsed.subject,
     date: parsed.date === null ? null : isoTime(parsed.date.getTime()),
     messageId: parsed.messageId,

@@ -1,9 +1,13 @@
-import { sql, type Kysely, type Transaction } from 'kysely';
+import { sql, type Kysely, type RawBuilder, type SqlBool, type Transaction } from 'kysely';
 import { randomUUID } from 'node:crypto';
 import { accountCondition, EVERY_ACCOUNT, type AccountFilter } from './account-filter.js';
+import { dialectOf, type Dialect } from './dialect.js';
 import { StoreError } from './errors.js';
+import { indexSqlite, tsvectorOf } from './search.js';
+import { toFts5, toTsquery, type SearchQuery } from './search-query.js';
+import { searchDocument } from './search-text.js';
 import { insertWebhookEvents, type NewWebhookEvent } from './webhook-events.js';
-import type { Database, StoredMessage } from './schema.js';
+import type { Account, Database, StoredMessage } from './schema.js';
 
 export interface Recipient {
   readonly name: string;
@@ -27,6 +31,8 @@ export interface MessageSummary {
   readonly subject: string | null;
   readonly messageId: string | null;
   readonly hasAttachments: boolean;
+  /** The text body (at most MAX_INDEXED_TEXT characters), for the search index only: never stored as a column. */
+  readonly text?: string | null | undefined;
 }
 
 /** A message ready to commit: its bytes, already hashed, and its UID's row. */
@@ -79,7 +85,65 @@ export interface MessageListOptions {
   readonly until?: number | undefined;
   /** The sender's address contains this, in any case. */
   readonly from?: string | undefined;
+  readonly seen?: boolean | undefined;
+  readonly flagged?: boolean | undefined;
+  /** Soft-deleted messages: left out (the default), listed with the others, or the only ones listed. */
+  readonly deleted?: DeletedFilter | undefined;
 }
+
+export type DeletedFilter = 'exclude' | 'include' | 'only';
+
+/** A page of search results, best first; `next` continues it. */
+export interface SearchPage {
+  readonly messages: StoredMessage[];
+  readonly next: SearchCursor | null;
+}
+
+/** Where a page of results ended: the last one's rank (lower is better, on both dialects) and id. */
+export interface SearchCursor {
+  readonly rank: number;
+  readonly id: number;
+}
+
+export interface MessageStateChange {
+  readonly seen?: boolean | undefined;
+  readonly flagged?: boolean | undefined;
+}
+
+/** The account fields a `message.updated` event needs: where it goes, and how it names the account. */
+export type EventAccount = Pick<Account, 'id' | 'name' | 'webhook_url' | 'webhook_secret'>;
+
+/** The outbox rows for a state change, written in its transaction. */
+export type UpdateOutboxRows = (account: EventAccount, before: StoredMessage, after: StoredMessage) => readonly NewWebhookEvent[];
+
+/**
+ * The columns a message row is read with. Not `select *`: PostgreSQL's `search` tsvector is
+ * as large as the text it indexes, and no reader wants it.
+ */
+const COLUMNS = [
+  'messages.id',
+  'messages.account_id',
+  'messages.uid',
+  'messages.size',
+  'messages.sha256',
+  'messages.pending',
+  'messages.headers_only',
+  'messages.date',
+  'messages.from_address',
+  'messages.from_name',
+  'messages.to_addresses',
+  'messages.to_mailboxes',
+  'messages.subject',
+  'messages.message_id_header',
+  'messages.has_attachments',
+  'messages.stored_at',
+  'messages.seen',
+  'messages.flagged',
+  'messages.deleted_at',
+] as const;
+
+/** FTS5's bm25 weights, in the index's column order: subject, sender, recipients, body. */
+const BM25 = sql.raw('bm25(message_search, 4.0, 2.0, 2.0, 1.0)');
 
 /** Raw bytes are kept in chunks of at most this size, so a large message streams out of the database. */
 export const CHUNK_BYTES = 1024 * 1024;
@@ -94,14 +158,18 @@ export const CHUNK_BYTES = 1024 * 1024;
  * account outside it is not found.
  */
 export class MessageStore {
+  private readonly dialect: Dialect;
+
   constructor(
     private readonly db: Kysely<Database>,
     private readonly filter: AccountFilter = EVERY_ACCOUNT,
-  ) {}
+  ) {
+    this.dialect = dialectOf(db as unknown as Kysely<unknown>);
+  }
 
   /** The rows of visible messages: committed, of an account the filter lets through. */
-  private visible() {
-    const query = this.db.selectFrom('messages').where('pending', '=', 0);
+  private visible(db: Kysely<Database> = this.db) {
+    const query = db.selectFrom('messages').where('messages.pending', '=', 0);
     const condition = accountCondition('messages.account_id', this.filter);
     return condition === undefined ? query : query.where(condition);
   }
@@ -117,13 +185,14 @@ export class MessageStore {
       for (const rows of slices(batch, ROWS_PER_STATEMENT)) {
         const inserted = await trx
           .insertInto('messages')
-          .values(rows.map((m) => messageRow(accountId, m, now, 0)))
+          .values(rows.map((m) => messageRow(accountId, m, now, 0, this.dialect)))
           .onConflict((oc) => oc.columns(['account_id', 'uid', 'sha256']).doNothing())
           .returning(['id', 'uid'])
           .execute();
         for (const row of inserted) ids.set(row.uid, row.id);
       }
       const fresh = new Set(ids.keys());
+      if (this.dialect === 'sqlite') await indexSqlite(trx, batch.filter((m) => fresh.has(m.uid)).map((m) => ({ id: ids.get(m.uid)!, doc: documentOf(m.summary) })));
       // Already stored: this very commit ran before and its outcome was lost. Mark the UID, store nothing twice.
       for (const message of batch.filter((m) => !fresh.has(m.uid))) {
         const existing = await storedCopy(trx, accountId, message);
@@ -178,8 +247,9 @@ export class MessageStore {
         return existing;
       }
       if (!message.headersOnly) await dropReplacedHeaders(trx, accountId, [message.uid]);
-      const row = messageRow(accountId, { ...message, bytes: Buffer.alloc(0) }, now, 0);
+      const row = messageRow(accountId, { ...message, bytes: Buffer.alloc(0) }, now, 0, this.dialect);
       await trx.updateTable('messages').set({ ...row, size: message.size }).where('id', '=', messageId).execute();
+      if (this.dialect === 'sqlite') await indexSqlite(trx, [{ id: messageId, doc: documentOf(message.summary) }]);
       await markStored(trx, accountId, [{ ...message, messageId }]);
       if (outbox !== undefined) await insertWebhookEvents(trx, outbox([{ id: messageId, uid: message.uid, size: message.size, headersOnly: message.headersOnly, summary: message.summary }]), now);
       return messageId;
@@ -198,8 +268,9 @@ export class MessageStore {
     return ids.length;
   }
 
+  /** A soft-deleted message included: it can still be read until it is purged. */
   async get(id: number): Promise<StoredMessage> {
-    const row = await this.visible().selectAll().where('id', '=', id).executeTakeFirst();
+    const row = await this.visible().select(COLUMNS).where('messages.id', '=', id).executeTakeFirst();
     if (row === undefined) throw new StoreError('STORE_MESSAGE_NOT_FOUND', `no stored message has id ${id}`);
     return row;
   }
@@ -207,30 +278,26 @@ export class MessageStore {
   /** Newest first; messages without a date after all dated ones, by id. */
   async list(options: MessageListOptions = {}): Promise<MessagePage> {
     const limit = options.limit ?? 50;
-    let query = this.visible().selectAll();
-    if (options.accountId !== undefined) query = query.where('account_id', '=', options.accountId);
-    // A date filter leaves out the messages without a date: nothing says they are in the range.
-    if (options.since !== undefined) query = query.where('date', '>=', options.since);
-    if (options.until !== undefined) query = query.where('date', '<', options.until);
-    if (options.from !== undefined) {
-      // lower() on both sides: SQLite's LIKE ignores ASCII case, PostgreSQL's does not.
-      const pattern = `%${options.from.toLowerCase().replace(/[\\%_]/g, '\\$&')}%`;
-      query = query.where(sql<boolean>`lower(from_address) like ${pattern} escape '\\'`);
-    }
+    let query = this.visible().select(COLUMNS);
+    for (const condition of listConditions(options)) query = query.where(condition);
     const after = options.after;
     if (after != null) {
       query =
         after.date === null
-          ? query.where((eb) => eb.and([eb('date', 'is', null), eb('id', '<', after.id)]))
+          ? query.where((eb) => eb.and([eb('messages.date', 'is', null), eb('messages.id', '<', after.id)]))
           : query.where((eb) =>
-              eb.or([eb('date', '<', after.date), eb.and([eb('date', '=', after.date), eb('id', '<', after.id)]), eb('date', 'is', null)]),
+              eb.or([
+                eb('messages.date', '<', after.date),
+                eb.and([eb('messages.date', '=', after.date), eb('messages.id', '<', after.id)]),
+                eb('messages.date', 'is', null),
+              ]),
             );
     }
     // SQLite sorts NULL last in DESC order and PostgreSQL first: the CASE puts the undated last on both.
     const rows = await query
-      .orderBy((eb) => eb.case().when('date', 'is', null).then(1).else(0).end())
-      .orderBy('date', 'desc')
-      .orderBy('id', 'desc')
+      .orderBy((eb) => eb.case().when('messages.date', 'is', null).then(1).else(0).end())
+      .orderBy('messages.date', 'desc')
+      .orderBy('messages.id', 'desc')
       .limit(limit + 1)
       .execute();
     const page = rows.slice(0, limit);
@@ -238,8 +305,92 @@ export class MessageStore {
     return { messages: page, next: rows.length > limit && last !== undefined ? { date: last.date, id: last.id } : null };
   }
 
+  /**
+   * Full-text search (search-query.ts gives the syntax), best first, with the list's filters.
+   * The rank is FTS5's bm25 on SQLite and minus ts_rank on PostgreSQL: lower is better on both,
+   * so one cursor, (rank, id), pages either.
+   */
+  async search(query: SearchQuery, options: Omit<MessageListOptions, 'after'> & { readonly after?: SearchCursor | null | undefined } = {}): Promise<SearchPage> {
+    const limit = options.limit ?? 50;
+    const hits =
+      this.dialect === 'sqlite'
+        ? sql<{ id: number; rank: number }>`(select rowid as id, ${BM25} as rank from message_search where message_search match ${toFts5(query)})`
+        : sql<{ id: number; rank: number }>`(select id, (-ts_rank(search, q))::float8 as rank from messages, to_tsquery('simple', ${toTsquery(query)}) as q where search @@ q)`;
+    let select = this.visible()
+      .innerJoin(hits.as('hits'), 'hits.id', 'messages.id')
+      .select(COLUMNS)
+      .select('hits.rank');
+    for (const condition of listConditions(options)) select = select.where(condition);
+    const after = options.after;
+    if (after != null) {
+      select = select.where((eb) => eb.or([eb('hits.rank', '>', after.rank), eb.and([eb('hits.rank', '=', after.rank), eb('messages.id', '<', after.id)])]));
+    }
+    const rows = await select.orderBy('hits.rank').orderBy('messages.id', 'desc').limit(limit + 1).execute();
+    const page = rows.slice(0, limit);
+    const last = page.at(-1);
+    return {
+      messages: page.map(({ rank: _rank, ...row }) => row),
+      next: rows.length > limit && last !== undefined ? { rank: last.rank, id: last.id } : null,
+    };
+  }
+
+  /**
+   * Sets seen and flagged. Returns the message as it now is; the outbox rows (`message.updated`)
+   * are written in the same transaction, and only when something changed.
+   */
+  async updateState(id: number, change: MessageStateChange, outbox?: UpdateOutboxRows, now = Date.now()): Promise<StoredMessage> {
+    return this.db.transaction().execute(async (trx) => {
+      const before = await this.visible(trx).select(COLUMNS).where('messages.id', '=', id).executeTakeFirst();
+      if (before === undefined) throw new StoreError('STORE_MESSAGE_NOT_FOUND', `no stored message has id ${id}`);
+      const set: { seen?: number; flagged?: number } = {};
+      if (change.seen !== undefined && Number(change.seen) !== before.seen) set.seen = Number(change.seen);
+      if (change.flagged !== undefined && Number(change.flagged) !== before.flagged) set.flagged = Number(change.flagged);
+      if (Object.keys(set).length === 0) return before;
+      await trx.updateTable('messages').set(set).where('id', '=', id).execute();
+      const after = { ...before, ...set };
+      if (outbox !== undefined) {
+        const account = await trx.selectFrom('accounts').select(['id', 'name', 'webhook_url', 'webhook_secret']).where('id', '=', before.account_id).executeTakeFirstOrThrow();
+        const rows = outbox(account, before, after);
+        if (rows.length > 0) await insertWebhookEvents(trx, rows, now);
+      }
+      return after;
+    });
+  }
+
+  /** Hides the message (a soft delete): left out of lists, purged later (purgeDeleted). Nothing happens on the server. */
+  async softDelete(id: number, now: number): Promise<StoredMessage> {
+    const row = await this.get(id);
+    if (row.deleted_at !== null) return row;
+    await this.db.updateTable('messages').set({ deleted_at: now }).where('id', '=', id).where('deleted_at', 'is', null).execute();
+    return { ...row, deleted_at: now };
+  }
+
+  /**
+   * Removes the message, its bytes and its index entry now. Its UID's row stays (`stored`, its
+   * message_id set to null by the foreign key): the next sync knows the UID and does not fetch
+   * the message again, and a purge never touches the server.
+   */
+  async purge(id: number): Promise<void> {
+    await this.get(id);
+    await this.db.deleteFrom('messages').where('id', '=', id).execute();
+  }
+
+  /** Purges the messages soft-deleted before `before`, a batch per transaction; returns how many. */
+  async purgeDeleted(before: number, batch = 500): Promise<number> {
+    let purged = 0;
+    for (;;) {
+      const rows = await this.db.selectFrom('messages').select('id').where('deleted_at', '<', before).limit(batch).execute();
+      if (rows.length === 0) return purged;
+      const result = await this.db.deleteFrom('messages').where('id', 'in', rows.map((r) => r.id)).executeTakeFirst();
+      purged += Number(result.numDeletedRows);
+    }
+  }
+
+  /** Soft-deleted messages not counted. */
   async count(accountId?: number): Promise<number> {
-    let query = this.visible().select((eb) => eb.fn.countAll<number | string>().as('n'));
+    let query = this.visible()
+      .where('messages.deleted_at', 'is', null)
+      .select((eb) => eb.fn.countAll<number | string>().as('n'));
     if (accountId !== undefined) query = query.where('account_id', '=', accountId);
     // PostgreSQL's count(*) is int8, which database.ts reads as a number; SQLite's is already one.
     return Number((await query.executeTakeFirstOrThrow()).n);
@@ -269,9 +420,36 @@ export class MessageStore {
   }
 }
 
-function messageRow(accountId: number, message: MessageToCommit, now: number, pending: number) {
+/**
+ * The filters a list and a search share, as conditions on `messages`. A date filter leaves out
+ * the messages without a date: nothing says they are in the range.
+ */
+function listConditions(options: Omit<MessageListOptions, 'after'>): RawBuilder<SqlBool>[] {
+  const out: RawBuilder<SqlBool>[] = [];
+  const column = (name: string) => sql.ref(`messages.${name}`);
+  if (options.accountId !== undefined) out.push(sql<SqlBool>`${column('account_id')} = ${options.accountId}`);
+  if (options.since !== undefined) out.push(sql<SqlBool>`${column('date')} >= ${options.since}`);
+  if (options.until !== undefined) out.push(sql<SqlBool>`${column('date')} < ${options.until}`);
+  if (options.from !== undefined) {
+    // lower() on both sides: SQLite's LIKE ignores ASCII case, PostgreSQL's does not.
+    const pattern = `%${options.from.toLowerCase().replace(/[\\%_]/g, '\\$&')}%`;
+    out.push(sql<SqlBool>`lower(${column('from_address')}) like ${pattern} escape '\\'`);
+  }
+  if (options.seen !== undefined) out.push(sql<SqlBool>`${column('seen')} = ${Number(options.seen)}`);
+  if (options.flagged !== undefined) out.push(sql<SqlBool>`${column('flagged')} = ${Number(options.flagged)}`);
+  const deleted = options.deleted ?? 'exclude';
+  if (deleted === 'exclude') out.push(sql<SqlBool>`${column('deleted_at')} is null`);
+  if (deleted === 'only') out.push(sql<SqlBool>`${column('deleted_at')} is not null`);
+  return out;
+}
+
+function documentOf(s: MessageSummary) {
+  return searchDocument({ subject: s.subject, fromName: s.fromName, fromAddress: s.fromAddress, to: s.to, text: s.text });
+}
+
+function messageRow(accountId: number, message: MessageToCommit, now: number, pending: number, dialect: Dialect) {
   const s = message.summary;
-  return {
+  const row = {
     account_id: accountId,
     uid: message.uid,
     size: message.bytes.length,
@@ -288,6 +466,8 @@ function messageRow(accountId: number, message: MessageToCommit, now: number, pe
     has_attachments: s.hasAttachments ? 1 : 0,
     stored_at: now,
   };
+  // PostgreSQL's index is a column of the row, computed by the INSERT itself (store/search.ts).
+  return dialect === 'postgres' ? ({ ...row, search: tsvectorOf(documentOf(s)) } as typeof row) : row;
 }
 
 async function markStored(

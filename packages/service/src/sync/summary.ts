@@ -1,5 +1,6 @@
 import { parseHeaders, parseMessage, type Address, type MessageSource, type ParsedHeaders } from 'popwire';
 import type { MessageSummary } from '../store/messages.js';
+import { capText, htmlText, singlePartText } from '../store/search-text.js';
 
 export const EMPTY_SUMMARY: MessageSummary = {
   date: null,
@@ -29,11 +30,13 @@ export async function summarize(source: MessageSource): Promise<MessageSummary> 
   try {
     if (source instanceof Uint8Array) {
       const head = parseHeaders(source);
-      if (isSingleTextPart(head)) return fromHeaders(head, false);
+      if (isSingleTextPart(head)) return { ...fromHeaders(head, false), text: singlePartText(source, head) };
     }
     await using parsed = await parseMessage(source);
     // Inline images of an HTML body are not what a reader calls attachments.
-    return fromHeaders(parsed, parsed.attachments.some((a) => !a.related));
+    // The text body goes to the search index (store/search.ts), capped; the HTML's text when there is no text part.
+    const text = parsed.text ?? (parsed.html === null ? null : htmlText(parsed.html));
+    return { ...fromHeaders(parsed, parsed.attachments.some((a) => !a.related)), text: text === null ? null : capText(text) };
   } catch {
     return EMPTY_SUMMARY;
   }

@@ -1,25 +1,138 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Readable } from 'node:stream';
+import { Type } from 'typebox';
 import { parseMessage } from 'popwire';
 import type { RouteDeps } from '../app.js';
 import { contentDisposition, safeContentType } from '../content-disposition.js';
-import { decodeCursor, encodeCursor, parseTime } from '../cursor.js';
+import { messageUpdatedEvent } from '../../delivery/events.js';
+import type { MessageListOptions, MessageStore } from '../../store/messages.js';
+import { parseSearch, SearchSyntaxError } from '../../store/search-query.js';
+import { decodeCursor, decodeSearchCursor, encodeCursor, encodeSearchCursor, parseTime } from '../cursor.js';
 import { ApiError } from '../errors.js';
 import { parsedView, summaryView } from '../message-view.js';
 import { ParseSlots } from '../parse-slots.js';
 import { bytes, ERRORS, IdParams } from '../schemas/common.js';
-import { AttachmentParams, MessageListQuery, MessagePage, ParsedMessage } from '../schemas/messages.js';
+import { AllMessagesQuery, AttachmentParams, DeleteMessageQuery, MessageListQuery, MessagePage, MessageStatePatch, MessageSummary, ParsedMessage } from '../schemas/messages.js';
+
+/** What a list or a search is asked for, in the query string (schemas/messages.ts). */
+interface ListQuery {
+  readonly limit?: number | undefined;
+  readonly cursor?: string | undefined;
+  readonly since?: string | undefined;
+  readonly until?: string | undefined;
+  readonly from?: string | undefined;
+  readonly q?: string | undefined;
+  readonly seen?: boolean | undefined;
+  readonly flagged?: boolean | undefined;
+  readonly deleted?: 'exclude' | 'include' | 'only' | undefined;
+}
 
 /**
- * Stored messages: a list per account (newest first, by cursor), one parsed, its raw bytes,
- * one attachment's decoded bytes. An account deleted with its messages kept is hidden from
- * the account routes, but its messages stay listed here.
+ * A page of the list (newest first) or, with `q`, of a search (best first). Both take the same
+ * filters; each has its own cursor, and one is refused where the other is expected.
  */
-export const messageRoutes: FastifyPluginAsyncTypebox<{ deps: RouteDeps }> = async (app) => {
+async function messagePage(messages: MessageStore, query: ListQuery, accountId: number | undefined) {
+  const options: MessageListOptions = {
+    accountId,
+    limit: query.limit ?? 50,
+    since: parseTime(query.since, 'querystring.since'),
+    until: parseTime(query.until, 'querystring.until'),
+    from: query.from,
+    seen: query.seen,
+    flagged: query.flagged,
+    deleted: query.deleted,
+  };
+  if (query.q === undefined) {
+    const page = await messages.list({ ...options, after: query.cursor === undefined ? null : decodeCursor(query.cursor) });
+    return { messages: page.messages.map(summaryView), next: page.next === null ? null : encodeCursor(page.next) };
+  }
+  let search;
+  try {
+    search = parseSearch(query.q);
+  } catch (error) {
+    if (error instanceof SearchSyntaxError) throw new ApiError(400, 'INVALID_SEARCH', `querystring.q: ${error.message}`, 'querystring.q');
+    throw error;
+  }
+  const page = await messages.search(search, { ...options, after: query.cursor === undefined ? null : decodeSearchCursor(query.cursor) });
+  return { messages: page.messages.map(summaryView), next: page.next === null ? null : encodeSearchCursor(page.next) };
+}
+
+/**
+ * Stored messages: lists and searches (newest or best first, by cursor), one parsed, its raw
+ * bytes, one attachment's decoded bytes; its seen and flagged state, and its soft delete. An
+ * account deleted with its messages kept is hidden from the account routes, but its messages
+ * stay listed here.
+ */
+export const messageRoutes: FastifyPluginAsyncTypebox<{ deps: RouteDeps }> = async (app, { deps }) => {
   const tags = ['messages'];
   // Parses of this app, bounded (parse-slots.ts): GET /messages/{id} and its attachments.
   const parses = new ParseSlots();
   const config = { scope: 'read' } as const;
+  const write = { scope: 'write' } as const;
+
+  app.get(
+    '/messages',
+    {
+      config,
+      schema: {
+        tags,
+        summary: 'Messages of every account the token may reach: newest first, or a search',
+        description:
+          'Without q, newest first (messages without a date last). With q, a full-text search, best first. Soft-deleted messages are left out unless `deleted` asks for them.',
+        querystring: AllMessagesQuery,
+        response: { 200: MessagePage, ...ERRORS },
+      },
+    },
+    async (request) => messagePage(request.scoped.store.messages, request.query, request.query.accountId),
+  );
+
+  app.patch(
+    '/messages/:id',
+    {
+      config: write,
+      schema: {
+        tags,
+        summary: "Changes a message's seen and flagged state",
+        description: 'A change sends a `message.updated` webhook event (written with the change, in one transaction); setting what is already set changes nothing and sends none.',
+        params: IdParams,
+        body: MessageStatePatch,
+        response: { 200: MessageSummary, ...ERRORS },
+      },
+    },
+    async (request) => {
+      const { store } = request.scoped;
+      const sink = deps.webhooks;
+      const row = await store.messages.updateState(
+        request.params.id,
+        request.body,
+        sink === undefined ? undefined : (account, before, after) => sink.rowsFor(account, [messageUpdatedEvent(account, before, after, Date.now())]),
+      );
+      sink?.wake();
+      return summaryView(row);
+    },
+  );
+
+  app.delete(
+    '/messages/:id',
+    {
+      config: write,
+      schema: {
+        tags,
+        summary: 'Deletes a stored message (never on the server)',
+        description:
+          'Hides the message: lists leave it out (unless `deleted` asks for it), GET still reads it, and it is purged `messages.purgeAfterDays` days later. `purge=true` removes it now. Either way its UID stays known, so a sync does not fetch it again, and nothing is deleted on the POP3 server.',
+        params: IdParams,
+        querystring: DeleteMessageQuery,
+        response: { 204: Type.Null({ description: 'deleted' }), ...ERRORS },
+      },
+    },
+    async (request, reply) => {
+      const { store } = request.scoped;
+      if (request.query.purge === true) await store.messages.purge(request.params.id);
+      else await store.messages.softDelete(request.params.id, Date.now());
+      return reply.code(204).send(null);
+    },
+  );
 
   app.get(
     '/accounts/:id/messages',
@@ -27,26 +140,18 @@ export const messageRoutes: FastifyPluginAsyncTypebox<{ deps: RouteDeps }> = asy
       config,
       schema: {
         tags,
-        summary: "The account's stored messages, newest first",
-        description: 'Messages without a date come after all dated ones. A date filter leaves them out.',
+        summary: "The account's stored messages, newest first, or a search of them",
+        description:
+          'Messages without a date come after all dated ones. A date filter leaves them out. With q, a full-text search of this account, best first. Soft-deleted messages are left out unless `deleted` asks for them.',
         params: IdParams,
         querystring: MessageListQuery,
         response: { 200: MessagePage, ...ERRORS },
       },
     },
     async (request) => {
-      const { limit, cursor, since, until, from } = request.query;
       const { store } = request.scoped;
       await store.accounts.get(request.params.id);
-      const page = await store.messages.list({
-        accountId: request.params.id,
-        limit: limit ?? 50,
-        after: cursor === undefined ? null : decodeCursor(cursor),
-        since: parseTime(since, 'querystring.since'),
-        until: parseTime(until, 'querystring.until'),
-        from,
-      });
-      return { messages: page.messages.map(summaryView), next: page.next === null ? null : encodeCursor(page.next) };
+      return messagePage(store.messages, request.query, request.params.id);
     },
   );
 

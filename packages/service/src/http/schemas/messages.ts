@@ -11,7 +11,41 @@ export const MessageListQuery = Type.Object(
     since: Type.Optional(Type.String({ maxLength: 40, description: 'dated at or after: ms since the epoch, or an ISO 8601 date or date-time' })),
     until: Type.Optional(Type.String({ maxLength: 40, description: 'dated before: ms since the epoch, or an ISO 8601 date or date-time' })),
     from: Type.Optional(Type.String({ minLength: 1, maxLength: 320, description: "the sender's address contains this (any case)" })),
+    q: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 500,
+        description:
+          'full-text search over subject, sender, recipients and text body; results best first. Syntax: words (all must match), "a phrase", -excluded, prefix*, and from:, to:, subject:, body: for one field (README, "Search")',
+      }),
+    ),
+    seen: Type.Optional(Type.Boolean({ description: 'only messages marked seen (true) or not (false)' })),
+    flagged: Type.Optional(Type.Boolean({ description: 'only messages flagged (true) or not (false)' })),
+    deleted: Type.Optional(
+      Type.Union([Type.Literal('exclude'), Type.Literal('include'), Type.Literal('only')], {
+        description: 'soft-deleted messages: left out (exclude, the default), listed with the others (include), or the only ones listed (only)',
+      }),
+    ),
   },
+  { additionalProperties: false },
+);
+
+/** GET /v1/messages: the list's filters, over every account the token may reach, or one. */
+export const AllMessagesQuery = Type.Object(
+  { ...MessageListQuery.properties, accountId: Type.Optional(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: 'only this account' })) },
+  { additionalProperties: false },
+);
+
+export const MessageStatePatch = Type.Object(
+  {
+    seen: Type.Optional(Type.Boolean({ description: 'read' })),
+    flagged: Type.Optional(Type.Boolean({ description: 'starred' })),
+  },
+  { additionalProperties: false, minProperties: 1, description: 'What to change; a field left out stays as it is' },
+);
+
+export const DeleteMessageQuery = Type.Object(
+  { purge: Type.Optional(Type.Boolean({ description: 'remove the message, its bytes and its index entry now, instead of hiding it until messages.purgeAfterDays' })) },
   { additionalProperties: false },
 );
 
@@ -27,14 +61,17 @@ export const MessageSummary = Type.Object({
   hasAttachments: Type.Boolean(),
   headersOnly: Type.Boolean({ description: 'over the size limit: only the headers were kept' }),
   storedAt: Time,
+  seen: Type.Boolean(),
+  flagged: Type.Boolean(),
+  deletedAt: Nullable(Type.String({ format: 'date-time', description: 'soft-deleted at (hidden from lists; purged messages.purgeAfterDays later); null when not deleted' })),
 });
 
 export const MessagePage = Type.Object(
   {
     messages: Type.Array(MessageSummary),
-    next: Nullable(Type.String({ description: 'pass as `cursor` for the next page; null on the last page' })),
+    next: Nullable(Type.String({ description: 'pass as `cursor` for the next page, with the same filters; null on the last page' })),
   },
-  { description: 'A page of messages, newest first' },
+  { description: 'A page of messages: newest first, or best first for a search (q)' },
 );
 
 export const Attachment = Type.Object({
@@ -55,6 +92,9 @@ export const ParsedMessage = Type.Object(
     size: Type.Integer(),
     headersOnly: Type.Boolean(),
     storedAt: Time,
+    seen: Type.Boolean(),
+    flagged: Type.Boolean(),
+    deletedAt: Nullable(Time),
     subject: Nullable(Type.String()),
     date: Nullable(Time),
     messageId: Nullable(Type.String()),

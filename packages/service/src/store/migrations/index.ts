@@ -5,6 +5,7 @@ import * as policyOwner from './0003-policy-owner-recipients.js';
 import * as tokenScopes from './0004-token-scopes.js';
 import * as credentialType from './0005-credential-type.js';
 import * as destinations from './0006-destinations.js';
+import * as messageStateSearch from './0007-message-state-search.js';
 
 /**
  * Every migration, in order. Listed here rather than found on disk, so that the same set runs
@@ -18,6 +19,7 @@ const migrations: Record<string, Migration> = {
   '0004-token-scopes': tokenScopes,
   '0005-credential-type': credentialType,
   '0006-destinations': destinations,
+  '0007-message-state-search': messageStateSearch,
 };
 
 export const migrationProvider: MigrationProvider = {

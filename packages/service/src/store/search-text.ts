@@ -1,0 +1,161 @@
+import { parseHeaders, parseMessage, type ParsedHeaders } from 'popwire';
+
+/**
+ * What the search index holds of a message, and how text becomes words. Both dialects index
+ * the words made here (lowercased, accents removed, runs of letters and digits joined by one
+ * space), and a query's words are made the same way (search-query.ts): FTS5's tokenizer and
+ * PostgreSQL's parser then see only plain words, so they cut them alike. Left to themselves
+ * they do not: PostgreSQL's parser keeps `alice@example.test` as one lexeme, FTS5 makes three.
+ */
+
+/** Characters of the text body indexed per message: the start of a long mail is what people search for; the rest costs index space. */
+export const MAX_INDEXED_TEXT = 64 * 1024;
+/** Octets of an encoded body read to find that much text (base64 takes 4 for 3, quoted-printable up to 3 for 1). */
+const MAX_BODY_OCTETS = 4 * MAX_INDEXED_TEXT;
+
+export function searchTokens(text: string): string {
+  const lower = text.toLowerCase();
+  // eslint-disable-next-line no-control-regex
+  if (!/[^\x00-\x7f]/.test(lower)) return lower.replace(/[^a-z0-9]+/g, ' ').trim();
+  return lower
+    .normalize('NFKD')
+    .replace(/\p{M}+/gu, '')
+    .replace(/[^\p{L}\p{N}]+/gu, ' ')
+    .trim();
+}
+
+/** The four fields of a message's index entry, as words. */
+export interface SearchDocument {
+  readonly subject: string;
+  readonly sender: string;
+  readonly recipients: string;
+  readonly body: string;
+}
+
+export interface SearchFields {
+  readonly subject: string | null;
+  readonly fromName: string | null;
+  readonly fromAddress: string | null;
+  /** The To mailboxes, names and addresses. */
+  readonly to: ReadonlyArray<{ readonly name: string; readonly address: string }>;
+  readonly text: string | null | undefined;
+}
+
+export function searchDocument(fields: SearchFields): SearchDocument {
+  return {
+    subject: searchTokens(fields.subject ?? ''),
+    sender: searchTokens(`${fields.fromName ?? ''} ${fields.fromAddress ?? ''}`),
+    recipients: searchTokens(fields.to.map((m) => `${m.name} ${m.address}`).join(' ')),
+    body: searchTokens(capText(fields.text ?? '')),
+  };
+}
+
+export function capText(text: string): string {
+  return text.length > MAX_INDEXED_TEXT ? text.slice(0, MAX_INDEXED_TEXT) : text;
+}
+
+/**
+ * The text of a message that is one text part (text/plain, text/html, or no Content-Type),
+ * decoded from its transfer encoding and charset without the MIME parser: the common case of a
+ * sync, kept as cheap as reading its headers. HTML is reduced to its text.
+ */
+export function singlePartText(bytes: Uint8Array, head: ParsedHeaders): string {
+  const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const start = bodyStart(buffer);
+  if (start < 0) return '';
+  let body = buffer.subarray(start, start + MAX_BODY_OCTETS);
+  const encoding = (head.header('content-transfer-encoding') ?? '').trim().toLowerCase();
+  if (encoding === 'base64') body = Buffer.from(body.toString('latin1'), 'base64');
+  else if (encoding === 'quoted-printable') body = decodeQuotedPrintable(body);
+  const contentType = head.header('content-type') ?? '';
+  const text = decode(body, /charset\s*=\s*"?([^";\s]+)/i.exec(contentType)?.[1] ?? 'utf-8');
+  return capText(/^\s*text\/html/i.test(contentType) ? htmlText(text) : text);
+}
+
+/** The body text of any message: its text part, or its HTML's text. For the migration that fills the index of stored messages. */
+export async function messageText(bytes: Buffer): Promise<string> {
+  try {
+    const head = parseHeaders(bytes);
+    const type = (head.header('content-type') ?? 'text/plain').split(';')[0]!.trim().toLowerCase();
+    if (type === '' || type.startsWith('text/')) return singlePartText(bytes, head);
+    await using parsed = await parseMessage(bytes);
+    return capText(parsed.text ?? (parsed.html === null ? '' : htmlText(parsed.html)));
+  } catch {
+    return '';
+  }
+}
+
+/** Where the header block ends: after the first empty line (CRLF or a bare LF, as some mailers write). */
+function bodyStart(bytes: Buffer): number {
+  const crlf = bytes.indexOf('\r\n\r\n');
+  const lf = bytes.indexOf('\n\n');
+  if (crlf < 0 && lf < 0) return -1;
+  if (lf >= 0 && (crlf < 0 || lf < crlf)) return lf + 2;
+  return crlf + 4;
+}
+
+function decode(bytes: Buffer, charset: string): string {
+  try {
+    return new TextDecoder(charset.toLowerCase()).decode(bytes);
+  } catch {
+    // A charset the runtime does not know: UTF-8 recovers ASCII words at least.
+    return bytes.toString('utf8');
+  }
+}
+
+function hexValue(byte: number | undefined): number {
+  if (byte === undefined) return -1;
+  if (byte >= 0x30 && byte <= 0x39) return byte - 0x30;
+  const upper = byte & ~0x20;
+  return upper >= 0x41 && upper <= 0x46 ? upper - 0x41 + 10 : -1;
+}
+
+/** RFC 2045 section 6.7; a stray `=` is kept as it is. */
+function decodeQuotedPrintable(bytes: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(bytes.length);
+  let o = 0;
+  for (let i = 0; i < bytes.length; i++) {
+    const byte = bytes[i]!;
+    if (byte === 0x3d) {
+      if (bytes[i + 1] === 0x0d && bytes[i + 2] === 0x0a) {
+        i += 2;
+        continue;
+      }
+      if (bytes[i + 1] === 0x0a) {
+        i += 1;
+        continue;
+      }
+      const high = hexValue(bytes[i + 1]);
+      const low = hexValue(bytes[i + 2]);
+      if (high >= 0 && low >= 0) {
+        out[o++] = high * 16 + low;
+        i += 2;
+        continue;
+      }
+    }
+    out[o++] = byte;
+  }
+  return out.subarray(0, o);
+}
+
+/**
+ * The words of an HTML body: scripts, styles and comments dropped, tags made spaces, numeric
+ * character references decoded. Named ones become spaces (bar a few letters), which at worst
+ * splits a word: this is for an index, never for display.
+ */
+export function htmlText(html: string): string {
+  return html
+    .slice(0, MAX_BODY_OCTETS)
+    .replace(/<(script|style)\b[\s\S]*?<\/\1\s*>/gi, ' ')
+    .replace(/<!--[\s\S]*?-->/g, ' ')
+    .replace(/<[^>]*>/g, ' ')
+    .replace(/&#(\d{1,7});/g, (_, n: string) => fromCodePoint(Number(n)))
+    .replace(/&#x([0-9a-f]{1,6});/gi, (_, n: string) => fromCodePoint(Number.parseInt(n, 16)))
+    .replace(/&([a-z]+);/gi, (_, name: string) => NAMED[name.toLowerCase()] ?? ' ');
+}
+
+const NAMED: Record<string, string> = { eacute: 'é', egrave: 'è', agrave: 'à', uuml: 'ü', ouml: 'ö', auml: 'ä', szlig: 'ß', ccedil: 'ç' };
+
+function fromCodePoint(n: number): string {
+  return n > 0 && n <= 0x10ffff ? String.fromCodePoint(n) : ' ';
+}
