@@ -10,6 +10,7 @@ import { readGreeting } from './commands/greeting.js';
 import { listAll, listOne, messageNumber, type MessageSize, type MessageSizes } from './commands/list.js';
 import { DEFAULT_MAX_LISTING_ENTRIES } from './commands/listing.js';
 import { noop } from './commands/noop.js';
+import { probePipelining } from './commands/pipelining-probe.js';
 import { quit } from './commands/quit.js';
 import { retrBuffer, retrMany, retrStream, type RetrievedMessage } from './commands/retr.js';
 import { rset } from './commands/rset.js';
@@ -82,7 +83,11 @@ export interface Pop3ClientOptions extends TlsSettings {
   readonly lookup?: LookupFunction | undefined;
   /** Receives every line sent (secrets as `***`) and every status line received. */
   readonly trace?: TraceFn | undefined;
-  /** Use PIPELINING when the server offers it. Default true. */
+  /**
+   * Use PIPELINING when the server offers it, and against a server that does not, once a probe
+   * (three harmless exchanges, at the first `retrieveMany` or `deleteMany` of a session) shows it
+   * answers commands that arrive together; see commands/pipelining-probe.ts. Default true.
+   */
   readonly pipelining?: boolean | undefined;
   /**
    * Commands in flight at once when pipelining. Default 1,024: enough to keep a 20 ms round trip
@@ -125,6 +130,14 @@ const QUIT_CLOSE_GRACE = 2_000;
  */
 const pipeliningBroken = new Set<string>();
 
+/**
+ * The window for a server that passed the pipelining probe without advertising PIPELINING. Enough
+ * to keep popa3d's replies flowing (with 8 in flight, a delayed ACK still stalled it now and then;
+ * with 16 or more, never), and 32 RETR lines stay under 512 octets unread at the server at any
+ * time: the probe showed a second line survives a read, not that any amount does.
+ */
+const UNADVERTISED_PIPELINE_DEPTH = 32;
+
 interface Settings {
   readonly transport: TransportOptions;
   readonly tls: TlsMode;
@@ -149,6 +162,8 @@ export class Pop3Client implements AsyncDisposable {
   private caps: Capabilities = NO_CAPABILITIES;
   private greetingText = '';
   private loggedInWith: AuthMechanism | undefined;
+  /** The pipelining probe's answer, once asked (servers that do not advertise PIPELINING only). */
+  private probed: boolean | undefined;
   private secureNow: boolean;
   private readonly detachSignal: () => void;
   /** The timer of `setDeadline()`, if one is set. */
@@ -274,7 +289,7 @@ export class Pop3Client implements AsyncDisposable {
   /** Asks CAPA anew. */
   async capa(): Promise<Capabilities> {
     this.caps = await capa(this.engine);
-    this.engine.pipelining = this.settings.pipelining && this.caps.pipelining;
+    this.engine.pipelining = this.settings.pipelining && (this.caps.pipelining || this.probed === true);
     return this.caps;
   }
 
@@ -352,6 +367,7 @@ export class Pop3Client implements AsyncDisposable {
    */
   async *retrieveMany(numbers?: Iterable<number>): AsyncGenerator<RetrievedMessage> {
     const which = numbers ?? Array.from(await this.sizeListing(), (m) => m.n);
+    if (!Array.isArray(which) || which.length > 1) await this.pipelineIfProbed();
     // Without PIPELINING, one queued behind the one in flight is enough for the engine to send it
     // the moment the previous reply ends. With it, the window plus an eighth: the engine refills
     // the window an eighth at a time, in one write, which needs that eighth waiting; with only
@@ -465,6 +481,7 @@ export class Pop3Client implements AsyncDisposable {
   async deleteMany(numbers: Iterable<number>): Promise<void> {
     // Checked before any is sent: a bad number in the list must not leave half of it marked.
     const valid = [...numbers].map(messageNumber);
+    if (valid.length > 1) await this.pipelineIfProbed();
     const replies = await Promise.allSettled(valid.map((n) => dele(this.engine, n)));
     const failed = replies.find((reply) => reply.status === 'rejected');
     if (failed !== undefined) throw failed.reason;
@@ -478,6 +495,28 @@ export class Pop3Client implements AsyncDisposable {
   static test(target: string | Pop3ClientOptions, rest: Partial<Pop3ClientOptions> = {}): Promise<ConnectionTestReport> {
     const options: Pop3ClientOptions = typeof target === 'string' ? { ...Pop3Client.fromUrl(target), ...rest } : { ...target, ...rest };
     return testConnection(options, (attempt) => Pop3Client.connect(attempt));
+  }
+
+  /**
+   * Before several commands go out at once to a server that did not advertise PIPELINING: asks
+   * once per session whether it answers commands that arrive together, and pipelines with a
+   * small window if it does. A server that broke under the probe (closed, or answered nonsense)
+   * is remembered like one that broke while pipelined: lock-step, no probe, from then on.
+   */
+  private async pipelineIfProbed(): Promise<void> {
+    if (!this.settings.pipelining || this.engine.pipelining || this.probed !== undefined || this.engine.state !== 'transaction') return;
+    const server = `${this.settings.transport.host}:${this.settings.transport.port}`;
+    if (pipeliningBroken.has(server)) return;
+    try {
+      this.probed = await probePipelining(this.engine);
+    } catch (error) {
+      // Not when the caller aborted or closed: that says nothing about the server.
+      if (!(error instanceof Pop3AbortError || error instanceof Pop3UsageError)) pipeliningBroken.add(server);
+      throw error;
+    }
+    if (!this.probed) return;
+    this.engine.limitPipelineDepth(UNADVERTISED_PIPELINE_DEPTH);
+    this.engine.pipelining = true;
   }
 
   private async open(): Promise<void> {

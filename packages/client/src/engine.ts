@@ -110,6 +110,7 @@ export class Engine {
   /** Octets in body streams not yet read by their consumer (see `trackBuffered`). */
   private buffered = 0;
   private paused = false;
+  private depth: number;
   /** Whether a command now in flight was written before the reply to an earlier one. */
   private overlapped = false;
   private failure: Pop3Error | undefined;
@@ -124,13 +125,22 @@ export class Engine {
     private readonly options: EngineOptions,
   ) {
     this.lines = new LineReader(options.maxLineLength);
+    this.depth = options.pipelineDepth;
     this.socket = socket;
     this.attach(socket);
   }
 
   /** Commands in flight at once when pipelining. */
   get pipelineDepth(): number {
-    return this.options.pipelineDepth;
+    return this.depth;
+  }
+
+  /**
+   * Lowers the pipelining window, for a server that pipelines without having said so (see
+   * commands/pipelining-probe.ts): it earned a window, not the one a promise would.
+   */
+  limitPipelineDepth(max: number): void {
+    this.depth = Math.min(this.depth, max);
   }
 
   /** Whether anything has gone wrong or the session ended: no command can be sent. */
@@ -237,7 +247,7 @@ export class Engine {
   }
 
   private pump(): void {
-    const depth = this.options.pipelineDepth;
+    const depth = this.depth;
     // Refill a pipelined window in batches of an eighth, not one command per reply: one write
     // (one syscall, one TCP segment) then carries many commands, and the window stays at least
     // seven eighths full, so the line never goes idle.
@@ -266,7 +276,9 @@ export class Engine {
   }
 
   private write(command: EncodedCommand): void {
-    this.options.trace?.({ direction: 'client', line: command.display });
+    const trace = this.options.trace;
+    // One line per command: a display holds several when one write carries several commands.
+    if (trace !== undefined) for (const line of command.display.split('\n')) trace({ direction: 'client', line });
     this.socket.write(command.bytes);
   }
 
