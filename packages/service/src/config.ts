@@ -73,6 +73,13 @@ const Schema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    messages: Type.Object(
+      {
+        /** Days a soft-deleted message (DELETE /v1/messages/{id}) stays, hidden, before it is purged. 0: at the next prune. */
+        purgeAfterDays: Type.Integer({ minimum: 0, default: 30 }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
     jobs: Type.Object(
       {
         /**
@@ -142,6 +149,7 @@ const ENVIRONMENT: ReadonlyArray<readonly [string, string, 'string' | 'integer']
   ['POPWIRE_SYNC_INTERVAL', 'sync.defaultInterval', 'integer'],
   ['POPWIRE_SYNC_MIN_INTERVAL', 'sync.minInterval', 'integer'],
   ['POPWIRE_JOBS_ENGINE', 'jobs.engine', 'string'],
+  ['POPWIRE_MESSAGES_PURGE_AFTER_DAYS', 'messages.purgeAfterDays', 'integer'],
   ['POPWIRE_JOBS_LEASE_SECONDS', 'jobs.leaseSeconds', 'integer'],
   ['POPWIRE_TLS_CA_FILE', 'tls.caFile', 'string'],
   ['POPWIRE_WEBHOOK_URL', 'webhook.url', 'string'],

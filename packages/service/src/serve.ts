@@ -80,7 +80,7 @@ export async function startService(config: ServiceConfig, options: ServiceOption
     const scheduler = config.jobs.engine === 'pg-boss' ? new PgBossScheduler({ ...schedulerOptions, leaseMs: config.jobs.leaseSeconds * 1000 }) : new InProcessScheduler(schedulerOptions);
     const app = await buildApp({ store, accounts, scheduler, metrics, logger, tokens: store.tokens, limits: config.http, webhooks });
     await app.listen({ host: config.http.host, port: config.http.port });
-    const pruner = new Pruner(store, { keepDays: config.history.keepDays, logger: logger.child({ part: 'prune' }) });
+    const pruner = new Pruner(store, { keepDays: config.history.keepDays, purgeAfterDays: config.messages.purgeAfterDays, logger: logger.child({ part: 'prune' }) });
     webhooks.start();
     scheduler.start();
     pruner.start();

@@ -9,6 +9,8 @@ export interface PruneCounts {
   readonly jobs: number;
   readonly runs: number;
   readonly events: number;
+  /** Soft-deleted messages purged. */
+  readonly messages?: number;
 }
 
 /**
@@ -33,6 +35,8 @@ export async function pruneHistory(store: Store, before: number): Promise<PruneC
 export interface PrunerOptions {
   /** Days of history kept (config `history.keepDays`, default 30). */
   readonly keepDays: number;
+  /** Days a soft-deleted message is kept before it is purged (config `messages.purgeAfterDays`); undefined: never purged here. */
+  readonly purgeAfterDays?: number | undefined;
   readonly logger?: Logger | undefined;
   readonly intervalMs?: number | undefined;
   readonly now?: (() => number) | undefined;
@@ -69,9 +73,13 @@ export class Pruner {
 
   private prune(): void {
     if (this.running !== undefined) return;
-    this.running = pruneHistory(this.store, this.now() - this.options.keepDays * DAY_MS)
-      .then((counts) => {
-        if (counts.jobs + counts.runs + counts.events > 0) this.log.info({ ...counts, keepDays: this.options.keepDays }, 'pruned old history');
+    const now = this.now();
+    const { purgeAfterDays } = this.options;
+    this.running = pruneHistory(this.store, now - this.options.keepDays * DAY_MS)
+      .then(async (history) => {
+        // A soft-deleted message's purge: its UID stays known (store/messages.ts), nothing happens on the server.
+        const counts = purgeAfterDays === undefined ? history : { ...history, messages: await this.store.messages.purgeDeleted(now - purgeAfterDays * DAY_MS) };
+        if (counts.jobs + counts.runs + counts.events + (counts.messages ?? 0) > 0) this.log.info({ ...counts, keepDays: this.options.keepDays, purgeAfterDays }, 'pruned old history');
       })
       .catch((error: unknown) => this.log.error({ err: error }, 'pruning old history failed; tried again later'))
       .finally(() => (this.running = undefined));

@@ -11,7 +11,7 @@ import type { LoggerOptions } from 'pino';
 import { Pop3Client } from 'popwire';
 import { AccountService, type AccountInput } from '../../src/accounts/service.ts';
 import { SecretBox } from '../../src/accounts/secrets.ts';
-import { buildApp } from '../../src/http/app.ts';
+import { buildApp, type AppDeps } from '../../src/http/app.ts';
 import { DEFAULT_HTTP_LIMITS, type HttpLimits } from '../../src/http/limits.ts';
 import { AddressGuard } from '../../src/net/guard.ts';
 import { JobNotFoundError, type SyncJobView, type SyncScheduler } from '../../src/jobs/scheduler.ts';
@@ -64,6 +64,8 @@ export interface AppOptions {
   readonly serializers?: LoggerOptions['serializers'];
   /** Default: the service's, but bad tokens never rate-limited (tests send many from 127.0.0.1; limits.test.ts tests the limit). */
   readonly limits?: HttpLimits;
+  /** The webhook outbox the routes write their events to (message.updated); default none. */
+  readonly webhooks?: AppDeps['webhooks'];
 }
 
 /** What the tests' own servers need: `network.allow` for loopback, as a deployment's config would say. */
@@ -84,7 +86,7 @@ export async function startApp(store: Store, options: AppOptions = {}): Promise<
   const base = createLogger('trace', sink);
   const logger = options.serializers === undefined ? base : base.child({}, { serializers: options.serializers });
   const limits = options.limits ?? { ...DEFAULT_HTTP_LIMITS, authFailures: Number.MAX_SAFE_INTEGER };
-  const app = await buildApp({ store, accounts, scheduler, metrics, logger, tokens: store.tokens, limits });
+  const app = await buildApp({ store, accounts, scheduler, metrics, logger, tokens: store.tokens, limits, webhooks: options.webhooks });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
   const { token } = await store.tokens.create('test');

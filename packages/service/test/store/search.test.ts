@@ -13,6 +13,7 @@ import type { MessageToCommit } from '../../src/store/messages.ts';
 import { parseSearch, SearchSyntaxError, toFts5, toTsquery } from '../../src/store/search-query.ts';
 import type { Store } from '../../src/store/store.ts';
 import { summarize } from '../../src/sync/summary.ts';
+import { Pruner } from '../../src/jobs/prune.ts';
 import { planSession } from '../../src/sync/plan.ts';
 
 const stores = testStores();
@@ -165,6 +166,21 @@ for (const kind of STORE_KINDS) {
       assert.equal(await store.messages.purgeDeleted(1001), 1);
       await assert.rejects(store.messages.get(ids.get('u1')!), /no stored message/);
       assert.deepEqual(await uidsFor(store, 'quarterly', { deleted: 'include' }), ['u4']);
+    });
+
+    it("purges, in the service's hourly prune, the messages soft-deleted more than messages.purgeAfterDays ago", async () => {
+      await using store = await stores.open(kind);
+      const { accountId, ids } = await seeded(store);
+      const DAY = 86_400_000;
+      const now = 100 * DAY;
+      await store.messages.softDelete(ids.get('u1')!, now - 8 * DAY);
+      await store.messages.softDelete(ids.get('u2')!, now - 6 * DAY);
+      const pruner = new Pruner(store, { keepDays: 30, purgeAfterDays: 7, now: () => now });
+      pruner.start();
+      await pruner.stop();
+      await assert.rejects(store.messages.get(ids.get('u1')!), /no stored message/);
+      assert.equal((await store.messages.get(ids.get('u2')!)).deleted_at, now - 6 * DAY, 'deleted six days ago: kept, hidden');
+      assert.equal((await store.messages.list({ accountId, deleted: 'include' })).messages.length, 4);
     });
 
     it('purges now without forgetting the UID, so the next sync neither fetches it again nor loses its place', async () => {
