@@ -103,7 +103,11 @@ function run(argv: readonly string[], input: Buffer, env: NodeJS.ProcessEnv, tim
     const timer = setTimeout(() => {
       timedOut = true;
       killGroup(child.pid, 'SIGTERM');
-      killTimer = setTimeout(() => killGroup(child.pid, 'SIGKILL'), KILL_GRACE_MS);
+      killTimer = setTimeout(() => {
+        killGroup(child.pid, 'SIGKILL');
+        // A process that left the group (setsid) may still hold stderr open: stop waiting for it.
+        child.stderr.destroy();
+      }, KILL_GRACE_MS);
       killTimer.unref();
     }, timeoutMs);
     timer.unref();
