@@ -124,7 +124,11 @@ export function smtpDestination(target: SmtpTarget, options: DestinationOptions 
           );
         });
       } catch (error) {
-        throw classify(error, describe(), lost, unavailable);
+        const failure = classify(error, describe(), lost, unavailable);
+        // After a refusal the server may still hold the transaction (Dovecot answers the next MAIL
+        // with "503 MAIL already given"), and nodemailer does not end it: RSET does.
+        if (failure instanceof DestinationRefused) await reset(current).catch((resetError: unknown) => void (lost ??= resetError as Error));
+        throw failure;
       }
     },
     async close(): Promise<void> {
@@ -148,6 +152,10 @@ export function smtpDestination(target: SmtpTarget, options: DestinationOptions 
   };
 }
 
+function reset(connection: SMTPConnection): Promise<void> {
+  return new Promise((resolve, reject) => connection.reset((error) => (error ? reject(error) : resolve())));
+}
+
 /** A reply (4xx, 5xx) refuses this message; anything without a reply makes the destination unavailable. */
 function classify(
   error: unknown,
@@ -160,6 +168,10 @@ function classify(
   if (typeof code === 'number' && code >= 400 && code < 600 && lost === undefined) {
     const words = typeof response === 'string' && response !== '' ? response : error instanceof Error ? error.message : String(code);
     return new DestinationRefused(destination, words.trim().replace(/\s*\n\s*/g, ' '), code < 500, { cause: error });
+  }
+  // nodemailer refuses before sending a message larger than the server's SIZE: the server's own limit.
+  if ((error as { code?: unknown }).code === 'EMESSAGE' && /larger than allowed/.test(String((error as Error).message)) && lost === undefined) {
+    return new DestinationRefused(destination, `${(error as Error).message} (the server's SIZE)`, false, { cause: error });
   }
   return unavailable(lost ?? error, 'the connection failed');
 }
