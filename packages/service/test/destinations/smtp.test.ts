@@ -71,7 +71,7 @@ describe('SMTP into a real Postfix', () => {
     assert.deepEqual(bodies, MESSAGES.map((message) => toLf(message).toString('latin1')).sort());
   });
 
-  it('reads a message over the server's SIZE as a permanent refusal and an unknown recipient as one too (550)', async () => {
+  it("reads a message over the server's SIZE as a permanent refusal and an unknown recipient as one too (550)", async () => {
     const destination = smtpDestination({ protocol: 'smtp', address: { host: '127.0.0.1', port: postfix.port } });
     await destination.open();
     const big = Buffer.concat([Buffer.from('Subject: big\r\n\r\n'), Buffer.alloc(300_000, 'x\r\n')]);
