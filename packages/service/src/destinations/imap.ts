@@ -65,19 +65,23 @@ export function imapDestination(target: ImapTarget, options: DestinationOptions 
       opened.on('close', () => void (lost ??= new Error('the server closed the connection')));
       const onAbort = () => opened.close();
       signal?.addEventListener('abort', onAbort, { once: true });
+      let step = 'connect';
       try {
         await opened.connect();
+        step = 'status';
         await opened.status(target.folder, { messages: true });
       } catch (error) {
         opened.close();
-        const failed = error as { authenticationFailed?: boolean; path?: string; responseText?: string };
+        const failed = error as { authenticationFailed?: boolean; responseText?: string };
         const reason =
-          failed.authenticationFailed === true
-            ? `login refused${failed.responseText ? ` (${failed.responseText})` : ''}`
-            : failed.responseText !== undefined
-              ? `the folder "${target.folder}" cannot be used: ${failed.responseText}`
-              : explain(error);
-        throw new DestinationUnavailable(describe(), signal?.aborted === true ? 'aborted' : reason, { cause: error });
+          signal?.aborted === true
+            ? 'aborted'
+            : failed.authenticationFailed === true
+              ? `login refused${failed.responseText ? ` (${failed.responseText})` : ''}`
+              : step === 'status'
+                ? `the folder "${target.folder}" cannot be used: ${failed.responseText ?? explain(error)}`
+                : explain(error);
+        throw new DestinationUnavailable(describe(), reason, { cause: error });
       } finally {
         signal?.removeEventListener('abort', onAbort);
       }
