@@ -1,8 +1,8 @@
 /**
- * popwire through its library API: retrieveMany (pipelined), each body read to a null sink.
+ * popwire through its library API, as built (dist): retrieveMany (pipelined), each body read to a null sink.
  * `seconds` is the retrieval; `sessionSeconds` is connect to close, QUIT answered (scenario h).
  */
-import { Pop3Client } from '../../packages/client/src/index.ts';
+import { Pop3Client } from 'popwire';
 import { peakRssKiB, range, readJob, type Result } from './common.ts';
 
 const job = readJob();
