@@ -28,6 +28,7 @@ import { bulkMessages, largeFixture } from '../support/fixtures.ts';
 import type { FetchJob, Job, Result } from './clients/common.ts';
 import type { SyncJob, SyncResult } from './clients/popwire-sync.ts';
 import { startDelayProxy } from './delay-proxy.ts';
+import { searchScenario } from './search.ts';
 import { benchService, printServiceResult } from './service.ts';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -302,3 +303,6 @@ try {
 
 // (e) starts its own Dovecot with 200 users. One round: about seven minutes at full size.
 if (SCENARIOS.has('e')) printServiceResult(await benchService({ accounts: Math.max(2, Math.round(200 * SCALE)), messages: 50, runs: 1 }));
+
+// (l) bench/search.ts: search over 100,000 stored messages on SQLite and PostgreSQL. Not run by default: loading takes minutes.
+if (SCENARIOS.has('l')) await searchScenario();
