@@ -14,6 +14,8 @@ export const MAX_INDEXED_TEXT = 64 * 1024;
 const MAX_BODY_OCTETS = 4 * MAX_INDEXED_TEXT;
 
 export function searchTokens(text: string): string {
+  const ascii = asciiTokens(text);
+  if (ascii !== undefined) return ascii;
   const lower = text.toLowerCase();
   // eslint-disable-next-line no-control-regex
   if (!/[^\x00-\x7f]/.test(lower)) return lower.replace(/[^a-z0-9]+/g, ' ').trim();
@@ -22,6 +24,36 @@ export function searchTokens(text: string): string {
     .replace(/\p{M}+/gu, '')
     .replace(/[^\p{L}\p{N}]+/gu, ' ')
     .trim();
+}
+
+/** Reused by asciiTokens: the words of one text are written here, then copied out as a string. */
+let scratch = Buffer.allocUnsafe(64 * 1024);
+
+/**
+ * searchTokens for ASCII text, in one pass over its characters: the same words as lowercasing
+ * and `replace(/[^a-z0-9]+/g, ' ').trim()`, or undefined at the first non-ASCII character (the
+ * Unicode path then starts over). Why: a profile of the first sync of 10,000 messages of 4 KB
+ * put about 100 us per message in the regular expressions here, a quarter of the sync's CPU;
+ * this loop takes a tenth of that.
+ */
+function asciiTokens(text: string): string | undefined {
+  if (scratch.length < text.length) scratch = Buffer.allocUnsafe(text.length);
+  const out = scratch;
+  let length = 0;
+  let gap = false;
+  for (let i = 0; i < text.length; i++) {
+    let c = text.charCodeAt(i);
+    if (c >= 0x80) return undefined;
+    if (c >= 0x41 && c <= 0x5a) c |= 0x20;
+    if ((c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39)) {
+      if (gap && length > 0) out[length++] = 0x20;
+      gap = false;
+      out[length++] = c;
+    } else {
+      gap = true;
+    }
+  }
+  return out.toString('latin1', 0, length);
 }
 
 /** The four fields of a message's index entry, as words. */
@@ -94,9 +126,18 @@ function bodyStart(bytes: Buffer): number {
   return crlf + 4;
 }
 
+/** One decoder per charset, made once: constructing a TextDecoder per message showed in the sync's profile. */
+const decoders = new Map<string, InstanceType<typeof TextDecoder>>();
+
 function decode(bytes: Buffer, charset: string): string {
   try {
-    return new TextDecoder(charset.toLowerCase()).decode(bytes);
+    const name = charset.toLowerCase();
+    let decoder = decoders.get(name);
+    if (decoder === undefined) {
+      decoder = new TextDecoder(name);
+      if (decoders.size < 64) decoders.set(name, decoder);
+    }
+    return decoder.decode(bytes);
   } catch {
     // A charset the runtime does not know: UTF-8 recovers ASCII words at least.
     return bytes.toString('utf8');
