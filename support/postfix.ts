@@ -15,7 +15,8 @@
  * What Postfix 3.7 does with a message (seen with this harness): virtual(8) prepends
  * `Return-Path: <sender>` and `Delivered-To: <rcpt>`; smtpd prepends a `Received:` field (in the
  * file: Return-Path, Delivered-To, Received, then the message, which dropDeliveryHeaders() of
- * support/dovecot-delivery.ts takes off), and the file has LF line endings. Nothing else is added
+ * support/dovecot-delivery.ts takes off), and the file has LF line endings. A Return-Path the message brings is dropped
+ * (Postfix's default message_drop_headers): only the one written from MAIL FROM stays. Nothing else is added
  * (always_add_missing_headers = no, no header rewriting). Delivery is asynchronous: 250 after DATA means queued, so waitForMessages()
  * polls the Maildir.
  */

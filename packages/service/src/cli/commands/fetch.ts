@@ -1,9 +1,11 @@
-import { Pop3Client } from 'popwire';
+import { parsePop3Url, Pop3Client, Pop3ServerError } from 'popwire';
 import { DeliveryError, type Delivery } from '../../delivery/delivery.js';
+import type { Destination as ExternalDestination } from '../../destinations/destination.js';
 import { openMaildir } from '../../delivery/maildir.js';
 import { mboxOnStream, openMbox } from '../../delivery/mbox.js';
 import { wholeNumber } from '../arguments.js';
 import { CommandFailure, signalExitCode, UsageError } from '../failure.js';
+import { addDeliveryOptions, externalSpecs, makeHandOver, noLocalDelivery, openExternal, type DeliveryOptions } from '../fetch/destinations.js';
 import { handleInterrupts, type StopSignal } from '../fetch/interrupt.js';
 import { parseMessageSet, selectMessages, type MessageRange } from '../fetch/message-set.js';
 import { finish, type FetchSummary } from '../fetch/outcome.js';
@@ -13,7 +15,7 @@ import { report, writeReport } from '../output.js';
 import { prepareSession, URL_DESCRIPTION, type CommandRegistration } from '../session-command.js';
 import { addSessionOptions, type SessionOptions } from '../session-options.js';
 
-interface FetchOptions extends SessionOptions {
+interface FetchOptions extends SessionOptions, DeliveryOptions {
   readonly maildir?: string;
   readonly mbox?: string;
   readonly stdout?: boolean;
@@ -25,7 +27,9 @@ interface FetchOptions extends SessionOptions {
 type Destination =
   | { readonly kind: 'maildir'; readonly dir: string }
   | { readonly kind: 'mbox'; readonly file: string; readonly lockTimeoutMs: number }
-  | { readonly kind: 'stdout' };
+  | { readonly kind: 'stdout' }
+  /** Only external destinations (--mda, --lmtp, --smtp, --imap). */
+  | { readonly kind: 'none' };
 
 const DEFAULT_LOCK_TIMEOUT_MS = 30_000;
 
@@ -33,13 +37,28 @@ const HELP_AFTER = `
 Each message is fetched once; nothing remembers what was fetched, so a second run fetches the
 same messages again unless --delete removed them.
 
-Destinations (exactly one):
+Local destinations (at most one; exactly one without a destination below):
   --maildir DIR  a file per message in DIR/new, written to DIR/tmp, fsynced, then renamed:
                  the bytes exactly as the server sent them (CRLF line endings)
   --mbox FILE    appended in mboxrd form: LF line endings (mbox is a Unix format, so CRLF
                  becomes LF), a "From " line before each message, and ">" added to each line
                  that starts with ">*From ". Locked with FILE.lock.
   --stdout       the same mboxrd form on stdout, unlocked and not fsynced
+
+Handing over to your mail system (any number, with or without a local destination; a message
+counts as delivered when every one accepted it):
+  --mda 'CMD ARGS'  run CMD once per message, the message on stdin (LF line endings), no shell;
+                    %F envelope sender, %T recipient, %U UIDL, %% a percent sign; also in the
+                    environment: POPWIRE_SENDER, POPWIRE_RECIPIENT, POPWIRE_UID, POPWIRE_SIZE,
+                    POPWIRE_MESSAGE_NUMBER. Exit 0 delivered, 75 (EX_TEMPFAIL) try again next run,
+                    anything else refused. --mda-shell SCRIPT runs /bin/sh -c SCRIPT instead.
+  --lmtp HOST[:PORT] | unix:/PATH, --smtp HOST[:PORT]: recipient --to (default the POP3 user),
+                    sender --from or the Return-Path header, else <>. 4xx: try again next run;
+                    5xx: refused, reported, never bounced.
+  --imap imaps://USER@HOST/FOLDER: APPEND, the Date header as internal date.
+Each gets an X-Popwire-UID: UIDL line on top (--no-uid-header to leave it out). A refused
+message stays on the server and the others go on; a destination that cannot be reached stops
+the run before anything it did not accept is deleted.
 
 Files are fsynced in batches while the download goes on: each batch covers the messages
 written since the last. With --delete, a message is marked deleted (DELE) only once its batch
@@ -53,14 +72,15 @@ octets as retrieved), and a failure as {"error": {"code", "message"}}.
 
 Exit codes: 0 done, 2 usage, 3 connection, 4 login, 5 server (a message the server could not
 give or delete: the rest were fetched), 6 delivery (disk full, permissions, mbox locked, a
-destination that cannot be made), 7 deferred (the server refused for now: [IN-USE],
-[LOGIN-DELAY], [SYS/TEMP]), 128 + the signal's number when interrupted (130 SIGINT, 143
-SIGTERM, 129 SIGHUP).`;
+destination that cannot be reached, or refused a message for good: 5xx, an MDA's exit), 7
+deferred (the server refused for now: [IN-USE], [LOGIN-DELAY], [SYS/TEMP]; or a destination
+said "later" to some messages: 4xx, exit 75), 128 + the signal's number when interrupted (130
+SIGINT, 143 SIGTERM, 129 SIGHUP).`;
 
 export const fetch: CommandRegistration = (program) => {
   const command = program
     .command('fetch')
-    .description('Download every message (or those --messages names) to a Maildir, an mbox or stdout')
+    .description('Download every message (or those --messages names) to a Maildir, an mbox, stdout, an MDA, LMTP, SMTP or IMAP')
     .argument('<url>', URL_DESCRIPTION)
     .option('--maildir <dir>', 'deliver into the Maildir DIR (created if missing), bytes as sent')
     .option('--mbox <file>', 'append to the mbox FILE (mboxrd; CRLF becomes LF), locked with FILE.lock')
@@ -69,12 +89,14 @@ export const fetch: CommandRegistration = (program) => {
     .option('--delete', 'delete each message from the server once it is stored and fsynced (not with --stdout)')
     .option('--lock-timeout <ms>', `milliseconds to wait for another program's lock on the mbox (default ${DEFAULT_LOCK_TIMEOUT_MS})`, wholeNumber(0))
     .addHelpText('after', HELP_AFTER);
+  addDeliveryOptions(command);
   addSessionOptions(command);
   command.action(async (url: string) => runFetch(url, command.opts<FetchOptions>()));
 };
 
 async function runFetch(url: string, options: FetchOptions): Promise<void> {
-  const destination = destinationOf(options);
+  const specs = await externalSpecs(options);
+  const destination = destinationOf(options, specs.length > 0);
   const connectOptions = await prepareSession({ name: 'fetch', needsLogin: true }, url, options);
   // After the password prompt: the summary's seconds are popwire's, not the typist's.
   const started = performance.now();
@@ -83,6 +105,7 @@ async function runFetch(url: string, options: FetchOptions): Promise<void> {
   // Aborts what comes before the transfer (waiting for the mbox lock, connecting) at the first signal.
   const starting = new AbortController();
   let delivery: Delivery | undefined;
+  let external: ExternalDestination[] = [];
   let client: Pop3Client | undefined;
   const interrupts = handleInterrupts({
     first(signal) {
@@ -109,6 +132,20 @@ async function runFetch(url: string, options: FetchOptions): Promise<void> {
       // Before connecting: a destination that cannot be written (or an mbox locked by another
       // program) is found without holding the server's maildrop lock meanwhile.
       delivery = await untilAborted(openDestination(destination, starting.signal), starting.signal);
+      // The external destinations too: one that refuses connections stops the run before any RETR.
+      if (specs.length > 0) {
+        external = await untilAborted(
+          openExternal(specs, options, {
+            pop3User: pop3User(url),
+            ca: connectOptions.ca === undefined ? undefined : Buffer.from(connectOptions.ca as string | Buffer),
+            insecure: options.insecure === true,
+            timeoutMs: options.timeout,
+            signal: starting.signal,
+            onNote: note,
+          }),
+          starting.signal,
+        );
+      }
       client = await Pop3Client.connect(url, { ...connectOptions, signal: starting.signal });
     } catch (error) {
       const signal = interrupted();
@@ -116,6 +153,7 @@ async function runFetch(url: string, options: FetchOptions): Promise<void> {
       throw error;
     }
     const selected = selectMessages(await client.list(), options.messages);
+    const handOver = external.length === 0 ? undefined : await makeHandOver(external, options, { pop3User: pop3User(url), uids: await uidsFor(client, options) });
     progress.start(selected.length, selected.reduce((sum, { size }) => sum + size, 0));
     const result = await transfer(
       client,
@@ -126,6 +164,7 @@ async function runFetch(url: string, options: FetchOptions): Promise<void> {
         shouldStop: () => interrupted() !== undefined,
         onBytes: (count) => progress.addBytes(count),
         onDelivered: () => progress.addMessage(),
+        handOver,
       },
     );
     progress.stop();
@@ -136,12 +175,13 @@ async function runFetch(url: string, options: FetchOptions): Promise<void> {
       started,
     });
     // Without --json, one line for people; none with --stdout, whose stdout is the mbox.
-    const line = destination.kind === 'stdout' ? [] : [summaryLine(summary, destination, options.delete === true)];
+    const line = destination.kind === 'stdout' ? [] : [summaryLine(summary, destination, external, options.delete === true)];
     await writeReport(report(line, { ...summary }), options.json === true);
     failed = false;
   } finally {
     progress.stop();
     client?.close();
+    if (external.length > 0) await (await import('../../destinations/fanout.js')).closeAll(external);
     try {
       // Every message written is committed (fsynced) by now, or was not delivered: a failure to
       // close tells the user nothing more about their mail than the failure already on its way out.
@@ -154,11 +194,14 @@ async function runFetch(url: string, options: FetchOptions): Promise<void> {
   }
 }
 
-/** Exactly one destination, and the options that only make sense with some of them. */
-function destinationOf(options: FetchOptions): Destination {
+/**
+ * At most one local destination (exactly one without an external one), and the options that only
+ * make sense with some of them.
+ */
+function destinationOf(options: FetchOptions, hasExternal: boolean): Destination {
   const chosen = [options.maildir !== undefined, options.mbox !== undefined, options.stdout === true].filter(Boolean).length;
-  if (chosen !== 1) {
-    throw new UsageError('fetch needs exactly one destination: --maildir DIR, --mbox FILE or --stdout');
+  if (chosen > 1 || (chosen === 0 && !hasExternal)) {
+    throw new UsageError('fetch needs exactly one of --maildir DIR, --mbox FILE or --stdout, or a destination among --mda, --lmtp, --smtp and --imap');
   }
   if (options.lockTimeout !== undefined && options.mbox === undefined) {
     throw new UsageError('--lock-timeout is for --mbox only: a Maildir needs no lock, and stdout gets none');
@@ -167,6 +210,7 @@ function destinationOf(options: FetchOptions): Destination {
   if (options.mbox !== undefined) {
     return { kind: 'mbox', file: options.mbox, lockTimeoutMs: options.lockTimeout ?? DEFAULT_LOCK_TIMEOUT_MS };
   }
+  if (chosen === 0) return { kind: 'none' };
   if (options.delete === true) {
     // Deleting needs proof that the message is stored; a pipe's reader gives none.
     throw new UsageError(
@@ -188,6 +232,8 @@ async function openDestination(destination: Destination, signal: AbortSignal): P
         return await openMbox(destination.file, { lockTimeoutMs: destination.lockTimeoutMs, signal, onLockWait: note });
       case 'stdout':
         return mboxOnStream(process.stdout);
+      case 'none':
+        return noLocalDelivery();
     }
   } catch (error) {
     if (error instanceof DeliveryError || signal.aborted) throw error;
@@ -197,9 +243,10 @@ async function openDestination(destination: Destination, signal: AbortSignal): P
 }
 
 /** "fetched 3 messages (12.3 KiB) into the Maildir ~/Mail in 0.42 s, 3 deleted from the server" */
-function summaryLine(summary: FetchSummary, destination: Destination, deleting: boolean): string {
+function summaryLine(summary: FetchSummary, destination: Destination, external: readonly ExternalDestination[], deleting: boolean): string {
   const count = `${summary.messages} ${summary.messages === 1 ? 'message' : 'messages'}`;
-  const where = destination.kind === 'maildir' ? `the Maildir ${destination.dir}` : destination.kind === 'mbox' ? `the mbox ${destination.file}` : 'stdout';
+  const local = destination.kind === 'maildir' ? `the Maildir ${destination.dir}` : destination.kind === 'mbox' ? `the mbox ${destination.file}` : destination.kind === 'stdout' ? 'stdout' : undefined;
+  const where = [...external.map((each) => each.describe()), ...(local === undefined ? [] : [local])].join(' and ');
   const deleted = deleting ? `, ${summary.deleted} deleted from the server` : '';
   return `fetched ${count} (${formatBytes(summary.bytes)}) into ${where} in ${summary.seconds.toFixed(2)} s${deleted}`;
 }
@@ -215,6 +262,25 @@ function untilAborted<T>(opening: Promise<T>, signal: AbortSignal): Promise<T> {
     signal.addEventListener('abort', onAbort, { once: true });
     opening.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
   });
+}
+
+function pop3User(url: string): string {
+  return parsePop3Url(url).user ?? '';
+}
+
+/** n -> UIDL, for X-Popwire-UID; none when it is not wanted or the server has no UIDL. */
+async function uidsFor(client: Pop3Client, options: FetchOptions): Promise<Map<number, string>> {
+  if (options.uidHeader === false) return new Map();
+  try {
+    return new Map((await client.uidl()).map(({ n, uid }) => [n, uid]));
+  } catch (error) {
+    // A server without UIDL (RFC 1939 makes it optional): no header, and the message says so once.
+    if (error instanceof Pop3ServerError && client.state === 'transaction') {
+      note('the server has no UIDL: messages are handed over without X-Popwire-UID');
+      return new Map();
+    }
+    throw error;
+  }
 }
 
 function firstSignalNote(signal: StopSignal, deleting: boolean): string {

@@ -1,5 +1,6 @@
 import type { Pop3Client } from 'popwire';
 import { CommandFailure, ExitCode, failureOf, signalExitCode } from '../failure.js';
+import { DestinationRefused } from '../../destinations/destination.js';
 import type { StopSignal } from './interrupt.js';
 import type { MessageFailure, TransferResult } from './transfer.js';
 
@@ -65,13 +66,28 @@ export async function finish(client: Pop3Client, result: TransferResult, context
     if (message === undefined) return summary;
     throw new CommandFailure(`${message} (${done})`, exitCode, { cause: problem });
   }
-  const left = [...describeFailures(result.unretrievable, 'could not be retrieved'), ...describeFailures(result.notDeleted, 'were delivered but not deleted')];
+  const left = [
+    ...describeFailures(result.refused, 'were not accepted'),
+    ...describeFailures(result.unretrievable, 'could not be retrieved'),
+    ...describeFailures(result.notDeleted, 'were delivered but not deleted'),
+  ];
   if (left.length > 0) {
-    throw new CommandFailure(`${left.join('; ')}; they stay on the server (${done})`, ExitCode.server, {
-      cause: (result.unretrievable[0] ?? result.notDeleted[0])?.error,
+    throw new CommandFailure(`${left.join('; ')}; they stay on the server (${done})`, leftExitCode(result), {
+      cause: (result.refused[0] ?? result.unretrievable[0] ?? result.notDeleted[0])?.error,
     });
   }
   return summary;
+}
+
+/**
+ * 6 (delivery) if a destination refused a message for good (5xx, an MDA's failure), 5 (server) if
+ * the POP3 server failed one, 7 (deferred) if the only trouble is destinations saying "later" (4xx,
+ * EX_TEMPFAIL): a cron job's next run delivers them.
+ */
+function leftExitCode(result: TransferResult): number {
+  if (result.refused.some(({ error }) => error instanceof DestinationRefused && !error.temporary)) return ExitCode.delivery;
+  if (result.unretrievable.length > 0 || result.notDeleted.length > 0) return ExitCode.server;
+  return ExitCode.deferred;
 }
 
 function whatWasDone(result: TransferResult, context: FetchContext, committed: boolean, quitFailed: boolean): string {

@@ -1,6 +1,7 @@
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { isPop3Error, Pop3ServerError, type Pop3Client } from 'popwire';
 import { DeliveryError, type Delivery } from '../../delivery/delivery.js';
+import { DestinationRefused } from '../../destinations/destination.js';
 
 export interface TransferOptions {
   /** DELE each message once a commit has made it durable. */
@@ -9,6 +10,13 @@ export interface TransferOptions {
   readonly shouldStop: () => boolean;
   readonly onBytes: (count: number) => void;
   readonly onDelivered: (n: number) => void;
+  /**
+   * The external destinations (LMTP, SMTP, IMAP, MDA; see destinations/), if any: handed each
+   * whole message before `delivery` writes it, and resolving once every one accepted it. A
+   * DestinationRefused skips the message (not written, not deleted: it stays on the server) and
+   * the transfer goes on; any other rejection ends it like a failed delivery.
+   */
+  readonly handOver?: (n: number, message: Buffer) => Promise<void>;
 }
 
 export interface TransferResult {
@@ -18,6 +26,8 @@ export interface TransferResult {
   readonly bytes: number;
   /** DELE answered +OK: these go at QUIT. */
   readonly markedDeleted: number;
+  /** A destination refused them (4xx, 5xx, MDA exit 75...): skipped, still on the server. */
+  readonly refused: readonly MessageFailure[];
   /** RETR answered -ERR: skipped, still on the server. */
   readonly unretrievable: readonly MessageFailure[];
   /** DELE answered -ERR (or never answered): delivered, but still on the server. */
@@ -61,6 +71,7 @@ export async function transfer(
   let bytes = 0;
   let markedDeleted = 0;
   const unretrievable: MessageFailure[] = [];
+  const refused: MessageFailure[] = [];
   const notDeleted: MessageFailure[] = [];
   const deletions: Array<Promise<void>> = [];
   let failure: unknown;
@@ -111,10 +122,24 @@ export async function transfer(
       for await (const { n, body } of client.retrieveMany(remaining(next))) {
         if (stopping()) break;
         let octets = 0;
-        await deliverOne(delivery, n, body, (count) => {
+        const onRead = (count: number) => {
           octets += count;
           options.onBytes(count);
-        });
+        };
+        if (options.handOver === undefined) {
+          await deliverOne(delivery, n, body, onRead);
+        } else {
+          const message = await readWhole(body, onRead);
+          try {
+            await options.handOver(n, message);
+          } catch (error) {
+            if (!(error instanceof DestinationRefused)) throw error;
+            refused.push({ n, error });
+            next += 1;
+            continue;
+          }
+          await deliverOne(delivery, n, Readable.from([message]), () => undefined);
+        }
         next += 1;
         written.push({ n, octets });
         options.onDelivered(n);
@@ -148,7 +173,17 @@ export async function transfer(
   failure = commitFailure ?? failure;
   // Every DELE settles: answered, or failed with the connection.
   await Promise.all(deletions);
-  return { delivered, bytes, markedDeleted, unretrievable, notDeleted, failure };
+  return { delivered, bytes, markedDeleted, refused, unretrievable, notDeleted, failure };
+}
+
+/** The whole message, for destinations that need its length or header first (IMAP's literal, the envelope). */
+async function readWhole(body: Readable, onRead: (octets: number) => void): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of body) {
+    chunks.push(chunk as Buffer);
+    onRead((chunk as Buffer).length);
+  }
+  return chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
 }
 
 async function commitBatch(delivery: Delivery, count: number): Promise<void> {
