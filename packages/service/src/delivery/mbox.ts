@@ -18,6 +18,8 @@ export interface MboxOptions {
   readonly onLockWait?: ((message: string) => void) | undefined;
   /** Makes the file's appended bytes durable: fdatasync by default (a parameter for tests). */
   readonly fsync?: (handle: FileHandle) => Promise<void>;
+  /** Writes all of `data` to the file or throws: writeAllSync by default (a parameter for tests). */
+  readonly write?: (fd: number, data: Buffer) => void;
 }
 
 /**
@@ -36,13 +38,25 @@ export async function openMbox(path: string, options: MboxOptions): Promise<Deli
     // 'a+': appends, and lets us read the end of what is there.
     handle = await open(path, 'a+', 0o600);
     const { size } = await handle.stat();
-    return new MboxFile(handle, lock, size, await separatorNeeded(handle, size), options.now ?? (() => new Date()), options.fsync ?? datasync);
+    return new MboxFile(handle, lock, size, await separatorNeeded(handle, size), {
+      now: options.now ?? (() => new Date()),
+      fsync: options.fsync ?? datasync,
+      write: options.write ?? writeAllSync,
+    });
   } catch (error) {
     await handle?.close().catch(() => {});
     await lock.release();
     throw error;
   }
 }
+
+/**
+ * Octets gathered in memory before one write() puts them in the file. Written one chunk at a time,
+ * 10,000 messages of 4 KB took some 40,000 write calls (one per socket chunk, envelope line and
+ * ending), a fifth of fetch's CPU time in the profile; gathered, a batch of about 60 such messages
+ * is one call. Bounded, so a large message still streams.
+ */
+const GATHER_BYTES = 256 * 1024;
 
 class MboxFile implements Delivery {
   readonly durable = true;
@@ -51,20 +65,32 @@ class MboxFile implements Delivery {
   /** The end of the last whole message, and of the last committed one. */
   private written: number;
   private committed: number;
-  /** Why the last commit failed; from then on nothing is accepted. */
+  /** Why the last commit (or a write) failed; from then on nothing is accepted. */
   private broken: unknown;
+  /** Octets gathered, not yet written: they follow the file's first `flushed` octets. */
+  private gathered: Buffer[] = [];
+  private gatheredBytes = 0;
+  /** The file's length as written (without what is gathered). */
+  private flushed: number;
+  /** The envelope line of the current second: the same for every message fetched in it. */
+  private envelope: { readonly second: number; readonly line: Buffer } | undefined;
 
   constructor(
     private readonly handle: FileHandle,
     private readonly lock: Dotlock,
+    /** The mbox's length with what is gathered: where the next octet goes. */
     private size: number,
     /** Newlines to write before the first "From " line, if the file does not end in a blank line. */
     private separator: string,
-    private readonly now: () => Date,
-    private readonly fsync: (handle: FileHandle) => Promise<void>,
+    private readonly io: {
+      readonly now: () => Date;
+      readonly fsync: (handle: FileHandle) => Promise<void>;
+      readonly write: (fd: number, data: Buffer) => void;
+    },
   ) {
     this.written = size;
     this.committed = size;
+    this.flushed = size;
   }
 
   async deliver(_n: number, body: Readable, onRead?: (octets: number) => void): Promise<void> {
@@ -75,10 +101,14 @@ class MboxFile implements Delivery {
     const start = this.size;
     this.messageStart = start;
     const quoter = new MboxrdQuoter();
+    const parts: Buffer[] = [];
     try {
-      this.write(Buffer.from(`${this.separator}${fromLine(this.now())}`, 'latin1'));
+      if (this.separator !== '') this.write(Buffer.from(this.separator, 'latin1'));
+      this.write(this.envelopeLine());
       await readInto(body, (chunk) => {
-        this.write(quoter.update(chunk));
+        quoter.updateInto(chunk, parts);
+        for (const part of parts) this.write(part);
+        parts.length = 0;
         onRead?.(chunk.length);
       });
       this.write(quoter.finalize());
@@ -93,15 +123,20 @@ class MboxFile implements Delivery {
     }
     this.written = this.size;
     this.separator = '';
+    // At a message's end, so that the file mostly holds whole messages between writes.
+    if (this.gatheredBytes >= GATHER_BYTES) this.flush();
   }
 
   async commit(): Promise<void> {
     if (this.broken !== undefined) throw this.broken;
     const point = this.written;
     if (point === this.committed) return;
+    // What is gathered goes to the file first: the fsync must cover every message up to `point`.
+    // A message still being written may go partly with it (its failure would cut it off again).
+    this.flush();
     try {
       // Bytes of a message written meanwhile may be flushed too; they count from the next commit.
-      await this.fsync(this.handle);
+      await this.io.fsync(this.handle);
     } catch (error) {
       // Set first, synchronously: a message being written stops at its next chunk (see write).
       this.broken = error;
@@ -121,33 +156,80 @@ class MboxFile implements Delivery {
   }
 
   abandon(): void {
-    if (this.messageStart !== undefined) {
+    // What is only gathered never reaches the file: nothing to undo there.
+    if (this.messageStart !== undefined && this.messageStart < this.flushed) {
       try {
         ftruncateSync(this.handle.fd, this.messageStart);
       } catch {
         // Nothing more can be done on the way out; the lock still goes.
       }
     }
+    this.gathered = [];
+    this.gatheredBytes = 0;
     this.lock.releaseSync();
   }
 
-  /**
-   * Synchronous (see writeAllSync), like every write here: abandon() truncates the file from a
-   * signal handler, and a write still running on the thread pool could land after that
-   * truncation, leaving a fragment at the end. On one thread, no write is in flight then.
-   */
+  private envelopeLine(): Buffer {
+    const date = this.io.now();
+    const second = Math.floor(date.getTime() / 1000);
+    if (this.envelope?.second !== second) this.envelope = { second, line: Buffer.from(fromLine(date), 'latin1') };
+    return this.envelope.line;
+  }
+
+  /** Gathers `chunk` for the next write; writes once enough is gathered (in the middle of a large message too). */
   private write(chunk: Buffer): void {
     if (this.broken !== undefined) throw this.broken;
     if (chunk.length === 0) return;
-    writeAllSync(this.handle, chunk);
+    this.gathered.push(chunk);
+    this.gatheredBytes += chunk.length;
     this.size += chunk.length;
+    if (this.gatheredBytes >= 4 * GATHER_BYTES) this.flush();
   }
 
+  /**
+   * Writes what is gathered, in one call (see writeAllSync: synchronous, so that abandon() from a
+   * signal handler never races a write on another thread). A write that fails may have put part
+   * of the gathered octets in the file, and they may belong to messages whose deliver() already
+   * resolved: the mbox is broken from then on, so that no later commit can count those as
+   * durable, and the file is cut back to where this write began. Not to the last commit: one
+   * may be running, and what it covers was written before it began.
+   */
+  private flush(): void {
+    if (this.gatheredBytes === 0) return;
+    const data = this.gathered.length === 1 ? (this.gathered[0] as Buffer) : Buffer.concat(this.gathered, this.gatheredBytes);
+    this.gathered = [];
+    this.gatheredBytes = 0;
+    try {
+      this.io.write(this.handle.fd, data);
+    } catch (error) {
+      this.broken = error;
+      try {
+        ftruncateSync(this.handle.fd, this.flushed);
+      } catch {
+        // Nothing more to try: a reader may see a fragment after the last whole message.
+      }
+      this.size = this.flushed;
+      this.written = Math.min(this.written, this.flushed);
+      throw error;
+    }
+    this.flushed += data.length;
+  }
+
+  /** Removes everything after octet `start`: from what is gathered and, if written already, from the file. */
   private async truncateTo(start: number): Promise<void> {
+    if (start >= this.flushed) {
+      this.dropGatheredFrom(start - this.flushed);
+      this.size = start;
+      this.written = Math.min(this.written, start);
+      return;
+    }
+    this.gathered = [];
+    this.gatheredBytes = 0;
     try {
       await this.handle.truncate(start);
       await this.handle.datasync();
       this.size = start;
+      this.flushed = start;
       this.written = Math.min(this.written, start);
     } catch (cause) {
       throw new DeliveryError(
@@ -155,6 +237,24 @@ class MboxFile implements Delivery {
         { cause },
       );
     }
+  }
+
+  /** Keeps the first `keep` gathered octets. */
+  private dropGatheredFrom(keep: number): void {
+    const kept: Buffer[] = [];
+    let total = 0;
+    for (const part of this.gathered) {
+      if (total + part.length <= keep) {
+        kept.push(part);
+        total += part.length;
+        continue;
+      }
+      if (keep > total) kept.push(part.subarray(0, keep - total));
+      total = keep;
+      break;
+    }
+    this.gathered = kept;
+    this.gatheredBytes = total;
   }
 }
 

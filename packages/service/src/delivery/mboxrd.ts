@@ -74,6 +74,21 @@ export class MboxrdQuoter {
     return this.join(out);
   }
 
+  /**
+   * Like update, but pushes the output's parts onto `out` instead of joining them: a writer that
+   * gathers many chunks before one write (mbox.ts) copies each octet once, not twice.
+   */
+  updateInto(chunk: Buffer, out: Buffer[]): void {
+    const from = out.length;
+    this.encode(chunk, out);
+    for (let i = out.length - 1; i >= from; i--) {
+      const part = out[i] as Buffer;
+      if (part.length === 0) continue;
+      this.endsWithLf = part[part.length - 1] === LF;
+      break;
+    }
+  }
+
   /** What was held back, the final newline if missing, and the blank line. Call once, at the end. */
   finalize(): Buffer {
     const out: Buffer[] = [];

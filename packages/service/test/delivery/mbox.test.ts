@@ -15,6 +15,7 @@ import { runInNewContext } from 'node:vm';
 import { DeliveryError } from '../../src/delivery/delivery.ts';
 import { LockBusyError } from '../../src/delivery/dotlock.ts';
 import { mboxOnStream, openMbox } from '../../src/delivery/mbox.ts';
+import { writeAllSync } from '../../src/delivery/write.ts';
 import { lfNormalized, readMboxrd } from './mboxrd-reader.ts';
 
 let scratch: string;
@@ -127,7 +128,6 @@ describe('openMbox', () => {
     assert.equal(syncs, 1, 'nothing new: no fsync');
     const committed = (await stat(path)).size;
     await mbox.deliver(4, body(MESSAGES[0] as Buffer));
-    assert.ok((await stat(path)).size > committed);
     await mbox.close();
     assert.equal((await stat(path)).size, committed);
     assert.equal(readMboxrd(await readFile(path)).length, MESSAGES.length);
@@ -154,6 +154,31 @@ describe('openMbox', () => {
     assert.deepEqual(readMboxrd(await readFile(path)).map((entry) => entry.message), [lfNormalized(MESSAGES[0] as Buffer)]);
   });
 
+  it('a write that fails refuses the commit after it: no message gathered before it counts as delivered, and the file ends where that write began', async () => {
+    const path = freshMbox();
+    let failing = false;
+    const mbox = await openMbox(path, {
+      lockTimeoutMs: 1000,
+      now: () => WHEN,
+      write: (fd, data) => {
+        if (failing) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+        writeAllSync(fd, data);
+      },
+    });
+    await mbox.deliver(1, body(MESSAGES[0] as Buffer));
+    await mbox.commit();
+    const committed = (await stat(path)).size;
+    failing = true;
+    // Message 2 is only gathered: its deliver resolves. Message 3 is large enough to make the write.
+    await mbox.deliver(2, body(MESSAGES[1] as Buffer));
+    await assert.rejects(mbox.deliver(3, body(Buffer.alloc(2 * 1024 * 1024, 'a'), 64 * 1024)), { code: 'ENOSPC' });
+    await assert.rejects(mbox.commit(), { code: 'ENOSPC' });
+    await assert.rejects(mbox.deliver(4, body(MESSAGES[0] as Buffer)), { code: 'ENOSPC' });
+    await mbox.close();
+    assert.equal((await stat(path)).size, committed);
+    assert.deepEqual(readMboxrd(await readFile(path)).map((entry) => entry.message), [lfNormalized(MESSAGES[0] as Buffer)]);
+  });
+
   it('holds FILE.lock from open to close; a second opener waits, then gives up clearly', async () => {
     const path = freshMbox();
     const mbox = await open(path);
@@ -176,11 +201,17 @@ describe('openMbox', () => {
     const path = freshMbox();
     const mbox = await open(path);
     await mbox.deliver(1, body(MESSAGES[0] as Buffer));
+    await mbox.commit();
     const sizeBefore = (await stat(path)).size;
     const endless = new PassThrough();
     const delivering = mbox.deliver(2, endless);
     endless.write('Subject: never ends\r\n\r\n');
-    while ((await stat(path)).size === sizeBefore) await delay(5);
+    // Octets are gathered before they are written: enough of them to reach the file.
+    const line = Buffer.alloc(1000, 'x');
+    while ((await stat(path)).size === sizeBefore) {
+      for (let i = 0; i < 100; i++) endless.write(line);
+      await delay(5);
+    }
     mbox.abandon();
     assert.equal((await stat(path)).size, sizeBefore);
     assert.equal(await exists(`${path}.lock`), false);
