@@ -13,11 +13,11 @@
  * Scenario (f) (issue 13): `popwire fetch --mbox` and `--maildir`, with and without `--delete`, on
  * the mailbox of (a), against mpop delivering to the same kind of destination, both over STLS.
  *
- * Scenario (g) (issue 13): popa3d, which advertises no PIPELINING (no CAPA at all), serving 2,000
- * messages: popwire after its pipelining probe against the raw limit and lock-step; see bench/no-pipelining.ts.
+ * Scenarios (h) and (i) (issue 13): the library's retrieveMany() against the true raw ceiling
+ * (bench/library.ts), and sync's speed, CPU per message and nothing-new run (bench/sync-cpu.ts).
  *
  * Environment: BENCH_RUNS (default 3), BENCH_SCALE (default 1; 0.1 for a quick look),
- * BENCH_SCENARIOS (default `a,b,c,d,e,f,g`; `f` alone: `BENCH_SCENARIOS=f npm run bench`; which scenarios run; (e) is bench/service.ts, popwire serve with 200 accounts), BENCH_STORE_DIR (where (d) makes
+ * BENCH_SCENARIOS (default `a,b,c,d,e,f,h,i`; `f` alone: `BENCH_SCENARIOS=f npm run bench`; which scenarios run; (e) is bench/service.ts, popwire serve with 200 accounts), BENCH_STORE_DIR (where (d) makes
  * its SQLite stores; default the system's temp folder, as the other clients' output).
  */
 import { execFileSync, spawn } from 'node:child_process';
@@ -31,13 +31,14 @@ import { bulkMessages, largeFixture } from '../support/fixtures.ts';
 import type { FetchJob, Job, Result } from './clients/common.ts';
 import type { SyncJob, SyncResult } from './clients/popwire-sync.ts';
 import { startDelayProxy } from './delay-proxy.ts';
-import { noPipeliningScenario } from './no-pipelining.ts';
+import { libraryScenario, printLibraryRow } from './library.ts';
+import { printSyncCpuRow, syncCpuScenario } from './sync-cpu.ts';
 import { searchScenario } from './search.ts';
 import { benchService, printServiceResult } from './service.ts';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const SCALE = Number(process.env.BENCH_SCALE ?? 1);
-const SCENARIOS = new Set((process.env.BENCH_SCENARIOS ?? 'a,b,c,d,e,f,g').split(',').map((id) => id.trim().toLowerCase()));
+const SCENARIOS = new Set((process.env.BENCH_SCENARIOS ?? 'a,b,c,d,e,f,h,i').split(',').map((id) => id.trim().toLowerCase()));
 const STORE_BASE = process.env.BENCH_STORE_DIR ?? tmpdir();
 const MiB = 2 ** 20;
 
@@ -259,7 +260,7 @@ try {
   console.log(`popwire benchmark: Node ${process.version}, ${RUNS} runs each, median shown; Dovecot on loopback, plain POP3.`);
 
   // (a) and (d) share this mailbox: none of (a)'s clients deletes anything.
-  if (SCENARIOS.has('a') || SCENARIOS.has('d')) {
+  if (SCENARIOS.has('a') || SCENARIOS.has('d') || SCENARIOS.has('h') || SCENARIOS.has('i')) {
     await dovecot.setMailbox('alice', bulkMessages(small, 4096));
     await warm(dovecot, 'alice');
   }
@@ -295,6 +296,10 @@ try {
   }
 
   if (SCENARIOS.has('d')) await syncScenario(dovecot, 'alice', small);
+  // (h) and (i), issue 13: the library and the sync against the true raw ceiling, ratios within each round.
+  const alice: Job = { host: dovecot.host, port: dovecot.port, user: 'alice', password: dovecot.users.alice!.password, count: small };
+  if (SCENARIOS.has('h')) printLibraryRow(small, await libraryScenario(alice, Math.max(RUNS, 5)));
+  if (SCENARIOS.has('i')) printSyncCpuRow(await syncCpuScenario(alice, Math.max(RUNS, 5), STORE_BASE));
 
   // Last on this Dovecot: its --delete runs empty the mailbox (and fill it again before the next).
   if (SCENARIOS.has('f')) {
@@ -307,9 +312,6 @@ try {
 
 // (e) starts its own Dovecot with 200 users. One round: about seven minutes at full size.
 if (SCENARIOS.has('e')) printServiceResult(await benchService({ accounts: Math.max(2, Math.round(200 * SCALE)), messages: 50, runs: 1 }));
-
-// (g) bench/no-pipelining.ts: popa3d, which advertises nothing, against the raw limit; skipped without root or popa3d.
-if (SCENARIOS.has('g')) await noPipeliningScenario({ count: Math.round(2000 * SCALE), runs: RUNS });
 
 // (l) bench/search.ts: search over 100,000 stored messages on SQLite and PostgreSQL. Not run by default: loading takes minutes.
 if (SCENARIOS.has('l')) await searchScenario();
