@@ -13,11 +13,14 @@
  * Scenario (f) (issue 13): `popwire fetch --mbox` and `--maildir`, with and without `--delete`, on
  * the mailbox of (a), against mpop delivering to the same kind of destination, both over STLS.
  *
+ * Scenario (g) (issue 13): popa3d, which advertises no PIPELINING (no CAPA at all), serving 2,000
+ * messages: popwire after its pipelining probe against the raw limit and lock-step; see bench/no-pipelining.ts.
+ *
  * Scenarios (h) and (i) (issue 13): the library's retrieveMany() against the true raw ceiling
  * (bench/library.ts), and sync's speed, CPU per message and nothing-new run (bench/sync-cpu.ts).
  *
  * Environment: BENCH_RUNS (default 3), BENCH_SCALE (default 1; 0.1 for a quick look),
- * BENCH_SCENARIOS (default `a,b,c,d,e,f,h,i`; `f` alone: `BENCH_SCENARIOS=f npm run bench`; which scenarios run; (e) is bench/service.ts, popwire serve with 200 accounts), BENCH_STORE_DIR (where (d) makes
+ * BENCH_SCENARIOS (default `a,b,c,d,e,f,h,i,g`; `f` alone: `BENCH_SCENARIOS=f npm run bench`; which scenarios run; (e) is bench/service.ts, popwire serve with 200 accounts), BENCH_STORE_DIR (where (d) makes
  * its SQLite stores; default the system's temp folder, as the other clients' output).
  */
 import { execFileSync, spawn } from 'node:child_process';
@@ -33,12 +36,13 @@ import type { SyncJob, SyncResult } from './clients/popwire-sync.ts';
 import { startDelayProxy } from './delay-proxy.ts';
 import { libraryScenario, printLibraryRow } from './library.ts';
 import { printSyncCpuRow, syncCpuScenario } from './sync-cpu.ts';
+import { noPipeliningScenario } from './no-pipelining.ts';
 import { searchScenario } from './search.ts';
 import { benchService, printServiceResult } from './service.ts';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const SCALE = Number(process.env.BENCH_SCALE ?? 1);
-const SCENARIOS = new Set((process.env.BENCH_SCENARIOS ?? 'a,b,c,d,e,f,h,i').split(',').map((id) => id.trim().toLowerCase()));
+const SCENARIOS = new Set((process.env.BENCH_SCENARIOS ?? 'a,b,c,d,e,f,h,i,g').split(',').map((id) => id.trim().toLowerCase()));
 const STORE_BASE = process.env.BENCH_STORE_DIR ?? tmpdir();
 const MiB = 2 ** 20;
 
@@ -312,6 +316,9 @@ try {
 
 // (e) starts its own Dovecot with 200 users. One round: about seven minutes at full size.
 if (SCENARIOS.has('e')) printServiceResult(await benchService({ accounts: Math.max(2, Math.round(200 * SCALE)), messages: 50, runs: 1 }));
+
+// (g) bench/no-pipelining.ts: popa3d, which advertises nothing, against the raw limit; skipped without root or popa3d.
+if (SCENARIOS.has('g')) await noPipeliningScenario({ count: Math.round(2000 * SCALE), runs: RUNS });
 
 // (l) bench/search.ts: search over 100,000 stored messages on SQLite and PostgreSQL. Not run by default: loading takes minutes.
 if (SCENARIOS.has('l')) await searchScenario();
