@@ -201,7 +201,7 @@ async function runFetch(url: string, options: FetchOptions): Promise<void> {
 function destinationOf(options: FetchOptions, hasExternal: boolean): Destination {
   const chosen = [options.maildir !== undefined, options.mbox !== undefined, options.stdout === true].filter(Boolean).length;
   if (chosen > 1 || (chosen === 0 && !hasExternal)) {
-    throw new UsageError('fetch needs exactly one of --maildir DIR, --mbox FILE or --stdout, or a destination among --mda, --lmtp, --smtp and --imap');
+    throw new UsageError('fetch needs exactly one destination among --maildir DIR, --mbox FILE and --stdout, or at least one of --mda, --lmtp, --smtp and --imap');
   }
   if (options.lockTimeout !== undefined && options.mbox === undefined) {
     throw new UsageError('--lock-timeout is for --mbox only: a Maildir needs no lock, and stdout gets none');
