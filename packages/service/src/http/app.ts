@@ -19,8 +19,11 @@ import { validatorCompiler } from './validation.js';
 import { accountRoutes } from './routes/accounts.js';
 import { connectionTestRoutes } from './routes/connection-test.js';
 import { messageRoutes } from './routes/messages.js';
+import { overviewRoutes } from './routes/overview.js';
 import { healthRoutes, metricsRoutes } from './routes/service.js';
 import { syncRoutes } from './routes/sync.js';
+import { tokenRoutes } from './routes/tokens.js';
+import { webhookEventRoutes } from './routes/webhook-events.js';
 
 export interface AppDeps {
   readonly store: Store;
@@ -67,6 +70,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.addSchema(ErrorBody);
   installErrorHandlers(app);
   await registerDocs(app);
+  // The console's page and assets (public; it asks for a token). Loaded here only, so nothing of it reaches the CLI.
+  const { registerConsole } = await import('../console/serve-console.js');
+  await registerConsole(app);
 
   await app.register(healthRoutes, { deps });
   const failures = new AuthFailureLimiter(limits);
@@ -90,9 +96,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // The routes get no store of their own: they read through request.scoped, restricted to the token's accounts.
     const { store: _store, accounts: _accounts, tokens: _tokens, ...routeDeps } = deps;
     await secured.register(metricsRoutes, { deps: routeDeps });
-    for (const routes of [accountRoutes, connectionTestRoutes, syncRoutes, messageRoutes]) {
+    for (const routes of [accountRoutes, connectionTestRoutes, syncRoutes, messageRoutes, overviewRoutes, webhookEventRoutes]) {
       await secured.register(routes, { deps: routeDeps, prefix: '/v1' });
     }
+    await secured.register(tokenRoutes, { deps: routeDeps, tokens: deps.tokens, prefix: '/v1' });
   });
   return app;
 }

@@ -33,7 +33,9 @@ export async function registerDocs(app: FastifyInstance): Promise<void> {
         { name: 'accounts', description: 'POP3 accounts; credentials are write-only' },
         { name: 'sync', description: 'Sync jobs and past runs' },
         { name: 'messages', description: 'Stored messages' },
-        { name: 'service', description: 'Health and metrics' },
+        { name: 'service', description: 'Health, metrics, version and running syncs' },
+        { name: 'webhooks', description: 'The webhook outbox' },
+        { name: 'tokens', description: 'API tokens (admin only)' },
       ],
     },
   });
