@@ -114,6 +114,23 @@ const Schema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    /**
+     * What callers of the API may use as an account's destinations (accounts/destinations.ts).
+     * Running a command, writing under a folder and using a Unix socket of this machine are the
+     * operator's decisions: each is off until listed here. Network destinations (LMTP, SMTP,
+     * IMAP on a host) follow `network` instead, like POP3 hosts.
+     */
+    destinations: Type.Object(
+      {
+        /** MDA commands by the absolute path of their program (argv[0], exactly): `/usr/bin/procmail`. */
+        mda: Type.Object({ allow: Type.Array(Type.String({ minLength: 2, pattern: '^/' }), { default: [] }) }, { additionalProperties: false, default: {} }),
+        /** Folders under which an API Maildir may be. */
+        maildir: Type.Object({ allow: Type.Array(Type.String({ minLength: 2, pattern: '^/' }), { default: [] }) }, { additionalProperties: false, default: {} }),
+        /** LMTP Unix sockets (`/var/run/dovecot/lmtp`). */
+        lmtp: Type.Object({ sockets: Type.Array(Type.String({ minLength: 2, pattern: '^/' }), { default: [] }) }, { additionalProperties: false, default: {} }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
     /** A deployment-wide webhook, besides any account's own. */
     webhook: Type.Optional(
       Type.Object(

@@ -73,6 +73,14 @@ export async function startService(config: ServiceConfig, options: ServiceOption
       defaultMaxSize: config.sync.maxSize,
       network,
       minInterval: config.sync.minInterval,
+      destinations: {
+        mdaAllow: config.destinations.mda.allow,
+        maildirAllow: config.destinations.maildir.allow,
+        socketAllow: config.destinations.lmtp.sockets,
+        network,
+        ca,
+        timeoutMs: config.sync.timeout,
+      },
     });
     const webhooks = new WebhookDispatcher(store, accounts, { defaultTarget: config.webhook, network, metrics, logger: logger.child({ part: 'webhooks' }) });
     const schedulerOptions = { store, accounts, metrics, webhooks, logger: logger.child({ part: 'scheduler' }), concurrency: config.sync.concurrency };

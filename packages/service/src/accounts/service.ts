@@ -6,6 +6,7 @@ import type { Store } from '../store/store.js';
 import type { OversizePolicy, PolicyOwner, RetentionPolicy } from '../store/schema.js';
 import type { SyncPolicy } from '../sync/policy.js';
 import type { AddressGuard } from '../net/guard.js';
+import { AccountDestinations, destinationAad, DestinationInputError, type DestinationInput, type DestinationPolicy, type DestinationView } from './destinations.js';
 import { tokenSource, type OAuthSettings } from './oauth.js';
 import type { SecretBox } from './secrets.js';
 
@@ -34,6 +35,10 @@ export interface AccountInput {
   readonly paused?: boolean | undefined;
   readonly allowPlaintextAuth?: boolean | undefined;
   readonly tlsInsecure?: boolean | undefined;
+  /** Where each stored message is handed over; a message is deleted only once all accepted it. */
+  readonly destinations?: readonly DestinationInput[] | undefined;
+  /** The first sync records the messages on the server as seen without retrieving them. */
+  readonly skipExisting?: boolean | undefined;
 }
 
 export type AccountChange = Partial<Omit<AccountInput, 'host' | 'port' | 'username'>>;
@@ -63,6 +68,8 @@ export interface AccountView {
   readonly nextSyncAt: string | null;
   readonly createdAt: string;
   readonly updatedAt: string;
+  readonly destinations: DestinationView[];
+  readonly skipExisting: boolean;
 }
 
 export type AccountErrorCode = 'ACCOUNT_NOT_FOUND' | 'ACCOUNT_EXISTS' | 'ACCOUNT_INVALID';
@@ -105,6 +112,8 @@ export interface AccountServiceOptions {
    * 60: a provider that sees a login every few seconds locks the account. Tests lower it.
    */
   readonly minInterval?: number | undefined;
+  /** What API callers may use as destinations (config `destinations`); default: no MDA, Maildir or socket. */
+  readonly destinations?: DestinationPolicy | undefined;
   readonly now?: (() => number) | undefined;
 }
 
@@ -118,6 +127,7 @@ export const DEFAULT_MIN_INTERVAL = 60;
  */
 export class AccountService {
   private readonly now: () => number;
+  readonly destinations: AccountDestinations;
 
   constructor(
     private readonly store: Store,
@@ -125,6 +135,7 @@ export class AccountService {
     private readonly options: AccountServiceOptions = {},
   ) {
     this.now = options.now ?? Date.now;
+    this.destinations = new AccountDestinations(store, box, options.destinations ?? { mdaAllow: [], maildirAllow: [], socketAllow: [], network: options.network, ca: options.ca, timeoutMs: options.timeout });
   }
 
   /** The floor under every account's interval, in seconds; the scheduler applies it too. */
@@ -146,6 +157,7 @@ export class AccountService {
       throw new AccountError('ACCOUNT_EXISTS', `an account for ${key} exists already`, 'username');
     }
     const policy = readPolicy(input.policy);
+    if (input.destinations !== undefined) asAccountError(() => this.destinations.check(input.destinations!));
     const interval = input.syncInterval === undefined ? (this.options.defaultInterval ?? 300) : input.syncInterval;
     this.checkInterval(interval);
     const now = this.now();
@@ -171,20 +183,22 @@ export class AccountService {
         webhook_secret: input.webhook == null ? null : this.box.seal(input.webhook.secret, aad(key, 'webhook')),
         allow_plaintext_auth: input.allowPlaintextAuth === true ? 1 : 0,
         tls_insecure: input.tlsInsecure === true ? 1 : 0,
+        skip_existing: input.skipExisting === true ? 1 : 0,
         next_sync_at: now,
       },
       now,
     );
-    return this.view(row);
+    if (input.destinations !== undefined) await this.destinations.save(row, input.destinations, now);
+    return this.withDestinations(this.view(row));
   }
 
   /** Accounts not deleted, by id. */
   async list(): Promise<AccountView[]> {
-    return (await this.store.accounts.list()).filter((a) => a.deleted_at === null).map((row) => this.view(row));
+    return Promise.all((await this.store.accounts.list()).filter((a) => a.deleted_at === null).map((row) => this.withDestinations(this.view(row))));
   }
 
   async get(id: number): Promise<AccountView> {
-    return this.view(await this.row(id));
+    return this.withDestinations(this.view(await this.row(id)));
   }
 
   /** The stored row (secrets still sealed), for the scheduler. */
@@ -226,7 +240,10 @@ export class AccountService {
     if (change.paused !== undefined) changes.paused = change.paused ? 1 : 0;
     if (change.allowPlaintextAuth !== undefined) changes.allow_plaintext_auth = change.allowPlaintextAuth ? 1 : 0;
     if (change.tlsInsecure !== undefined) changes.tls_insecure = change.tlsInsecure ? 1 : 0;
+    if (change.skipExisting !== undefined) changes.skip_existing = change.skipExisting ? 1 : 0;
+    if (change.destinations !== undefined) asAccountError(() => this.destinations.check(change.destinations!));
     await this.store.accounts.update(id, changes, this.now());
+    if (change.destinations !== undefined) await this.destinations.save(row, change.destinations, this.now());
     return this.get(id);
   }
 
@@ -239,6 +256,8 @@ export class AccountService {
     if (options.keepMessages) {
       // The key is freed (an account for the same mailbox may be made again) and the secrets dropped.
       await this.store.accounts.markDeleted(id, `${row.key}#deleted-${row.id}`, this.now());
+      // Their secrets go with the account's; messages stay, and so does what was delivered.
+      await this.store.deliveries.replace(id, [], this.now());
     } else {
       await this.store.accounts.remove(id);
     }
@@ -294,6 +313,9 @@ export class AccountService {
         count++;
       }
       if (Object.keys(changes).length > 0) await this.store.accounts.update(row.id, changes, this.now());
+      count += await this.store.deliveries.reseal(row.id, (sealed, destinationKey) =>
+        this.box.isCurrent(sealed) ? undefined : this.box.seal(this.box.open(sealed, destinationAad(row.key, destinationKey)), destinationAad(row.key, destinationKey)),
+      );
     }
     return count;
   }
@@ -308,7 +330,11 @@ export class AccountService {
     );
   }
 
-  private view(row: Account): AccountView {
+  private async withDestinations(view: Omit<AccountView, 'destinations'>): Promise<AccountView> {
+    return { ...view, destinations: await this.destinations.views(view.id) };
+  }
+
+  private view(row: Account): Omit<AccountView, 'destinations'> {
     // In clear beside the sealed JSON (migration 0005): a list opens no secret, and one whose key is missing does not fail it.
     return view(row, (row.credential_type as Credentials['type'] | null) ?? null);
   }
@@ -356,7 +382,17 @@ function readPolicy(input: PolicyInput | undefined): { retention: RetentionPolic
   return { retention, keepDays: retention === 'keep' ? keepDays : null, maxSize: input?.maxSize ?? null, oversize: input?.oversize ?? 'skip' };
 }
 
-function view(row: Account, credentialType: Credentials['type'] | null): AccountView {
+/** A destination refused by its check is a 400 naming its field, like any other bad input. */
+function asAccountError<T>(run: () => T): T {
+  try {
+    return run();
+  } catch (error) {
+    if (error instanceof DestinationInputError) throw new AccountError('ACCOUNT_INVALID', error.message, error.field);
+    throw error;
+  }
+}
+
+function view(row: Account, credentialType: Credentials['type'] | null): Omit<AccountView, 'destinations'> {
   return {
     id: row.id,
     name: row.name ?? row.key,
@@ -379,6 +415,7 @@ function view(row: Account, credentialType: Credentials['type'] | null): Account
     nextSyncAt: isoTimeOrNull(row.next_sync_at),
     createdAt: isoTime(row.created_at),
     updatedAt: isoTime(row.updated_at),
+    skipExisting: row.skip_existing === 1,
   };
 }
 

@@ -102,6 +102,8 @@ export class JobRunner {
     // RFC 2449 LOGIN-DELAY, as CAPA announced it after the login (Gmail: 300): the rescheduler never comes sooner.
     let loginDelay: number | null | undefined;
     try {
+      // The account's API destinations, loaded (nodemailer, ImapFlow) only when it has some.
+      const destinations = await accounts.destinations.targets(row, async (spec, options) => (await import('../destinations/index.js')).createDestination(spec, options));
       const report = await this.sync({
         store,
         accountId: row.id,
@@ -122,6 +124,7 @@ export class JobRunner {
         },
         onCommit: (messages) => this.committed(messages),
         outbox: this.outbox(row, control),
+        destinations: { targets: destinations.targets, options: { uidHeader: destinations.uidHeader } },
       });
       outcome = { kind: 'report', report, abandoned: control.abandon.aborted };
     } catch (error) {

@@ -75,7 +75,8 @@ export class AccountStore {
       .where((eb) => eb.or([eb('credentials', 'is not', null), eb('webhook_secret', 'is not', null)]))
       .limit(1)
       .executeTakeFirst();
-    return row !== undefined;
+    if (row !== undefined) return true;
+    return (await this.db.selectFrom('account_destinations').select('id').where('credentials', 'is not', null).limit(1).executeTakeFirst()) !== undefined;
   }
 
   async list(): Promise<Account[]> {

@@ -114,6 +114,19 @@ export class DeliveryStore {
     });
   }
 
+  /** Key rotation: `reseal` returns the sealed value anew, or undefined to leave it. Returns how many changed. */
+  async reseal(accountId: number, reseal: (sealed: string, destinationKey: string) => string | undefined): Promise<number> {
+    let count = 0;
+    for (const row of await this.forAccount(accountId)) {
+      if (row.credentials === null) continue;
+      const sealed = reseal(row.credentials, row.key);
+      if (sealed === undefined) continue;
+      await this.db.updateTable('account_destinations').set({ credentials: sealed }).where('id', '=', row.id).execute();
+      count++;
+    }
+    return count;
+  }
+
   async forAccount(accountId: number, origin?: DestinationOrigin): Promise<AccountDestination[]> {
     let query = this.db.selectFrom('account_destinations').selectAll().where('account_id', '=', accountId);
     if (origin !== undefined) query = query.where('origin', '=', origin);

@@ -66,6 +66,8 @@ for (const kind of STORE_KINDS) {
           nextSyncAt: 0,
           createdAt: 0,
           updatedAt: 0,
+          destinations: [],
+          skipExisting: false,
         },
       );
 

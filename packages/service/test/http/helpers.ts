@@ -11,6 +11,8 @@ import type { LoggerOptions } from 'pino';
 import { Pop3Client } from 'popwire';
 import { AccountService, type AccountInput } from '../../src/accounts/service.ts';
 import { SecretBox } from '../../src/accounts/secrets.ts';
+import type { DestinationPolicy } from '../../src/accounts/destinations.ts';
+import { createDestination } from '../../src/destinations/index.ts';
 import { buildApp, type AppDeps } from '../../src/http/app.ts';
 import { DEFAULT_HTTP_LIMITS, type HttpLimits } from '../../src/http/limits.ts';
 import { AddressGuard } from '../../src/net/guard.ts';
@@ -66,6 +68,8 @@ export interface AppOptions {
   readonly limits?: HttpLimits;
   /** The webhook outbox the routes write their events to (message.updated); default none. */
   readonly webhooks?: AppDeps['webhooks'];
+  /** What API callers may use as destinations (config `destinations`); default: none of MDA, Maildir, sockets. */
+  readonly destinations?: Omit<DestinationPolicy, 'network'>;
 }
 
 /** What the tests' own servers need: `network.allow` for loopback, as a deployment's config would say. */
@@ -73,7 +77,8 @@ export const LOOPBACK = ['127.0.0.0/8', '::1'];
 
 export async function startApp(store: Store, options: AppOptions = {}): Promise<TestApp> {
   const network = options.network ?? new AddressGuard({ allow: LOOPBACK });
-  const accounts = new AccountService(store, new SecretBox([randomBytes(32)]), { ca: options.ca, timeout: 10_000, network });
+  const destinations = options.destinations === undefined ? undefined : { ...options.destinations, network };
+  const accounts = new AccountService(store, new SecretBox([randomBytes(32)]), { ca: options.ca, timeout: 10_000, network, destinations });
   const scheduler = options.scheduler ?? new FakeScheduler();
   const metrics = new Metrics();
   const lines: string[] = [];
@@ -118,7 +123,9 @@ export async function startApp(store: Store, options: AppOptions = {}): Promise<
     },
     sync: async (accountId) => {
       const row = await accounts.row(accountId);
-      return syncAccount({ store, accountId, connect: () => Pop3Client.connect(accounts.clientOptions(row)), policy: accounts.policy(row) });
+      // The account's API destinations, as the scheduler's runner makes them.
+      const { targets, uidHeader } = await accounts.destinations.targets(row, createDestination);
+      return syncAccount({ store, accountId, connect: () => Pop3Client.connect(accounts.clientOptions(row)), policy: accounts.policy(row), destinations: { targets, options: { uidHeader } } });
     },
     close,
     [Symbol.asyncDispose]: close,

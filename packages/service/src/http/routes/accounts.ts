@@ -1,7 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { RouteDeps } from '../app.js';
-import { AccountChange, AccountInput, AccountList, AccountView, DeleteQuery } from '../schemas/accounts.js';
+import { AccountChange, AccountInput, AccountList, AccountView, DeleteQuery, MessageDeliveries } from '../schemas/accounts.js';
 import { ERRORS, IdParams } from '../schemas/common.js';
+import { isoTime } from '../../iso-time.js';
 
 /** Accounts: create, list, read, change, pause and resume, delete. Credentials go in, never out. */
 export const accountRoutes: FastifyPluginAsyncTypebox<{ deps: RouteDeps }> = async (app) => {
@@ -53,6 +54,28 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{ deps: RouteDeps }> = asy
     async (request, reply) => {
       await request.scoped.accounts.remove(request.params.id, { keepMessages: request.query.keepMessages });
       return reply.code(204).send(null);
+    },
+  );
+
+  // With the accounts rather than messages.ts: what a message's account's destinations said of it.
+  app.get(
+    '/messages/:id/deliveries',
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags: ['messages'],
+        summary: "A message's delivery to each destination",
+        description:
+          "One entry per destination of the message's account that covers it (destinations receive the messages stored after they were added): pending (not handed over yet, or in flight), delivered, temporary (4xx, EX_TEMPFAIL: tried again next sync) or permanent (5xx, another exit: kept on the server, tried again next sync), with the destination's last reply and the attempts.",
+        params: IdParams,
+        response: { 200: MessageDeliveries, ...ERRORS },
+      },
+    },
+    async (request) => {
+      const { store } = request.scoped;
+      const row = await store.messages.get(request.params.id);
+      const deliveries = await store.deliveries.forMessage(row.account_id, row.id);
+      return { deliveries: deliveries.map((d) => ({ ...d, updatedAt: d.updatedAt === null ? null : isoTime(d.updatedAt) })) };
     },
   );
 

@@ -43,6 +43,43 @@ const Webhook = Type.Object(
   { additionalProperties: false },
 );
 
+const DestinationCredentials = Type.Union(
+  [
+    Type.Object(
+      { type: Type.Literal('password'), user: Type.Optional(CommandSafe({ minLength: 1, maxLength: 320 })), password: CommandSafe({ minLength: 1, maxLength: 1024 }) },
+      { additionalProperties: false },
+    ),
+    Type.Object(
+      { type: Type.Literal('oauth2'), user: Type.Optional(CommandSafe({ minLength: 1, maxLength: 320 })), accessToken: CommandSafe({ minLength: 1, maxLength: 8192 }) },
+      { additionalProperties: false },
+    ),
+  ],
+  { description: 'SMTP AUTH or the IMAP login (a password, or an OAuth access token for XOAUTH2); write-only, sealed at rest, never returned. Given again without credentials, a destination keeps its own' },
+);
+
+const DestinationInput = Type.Object(
+  {
+    spec: CommandSafe({
+      minLength: 3,
+      maxLength: 2048,
+      description:
+        'lmtp:HOST[:PORT], lmtp:unix:/PATH, smtp:HOST[:PORT], smtps:HOST[:PORT], imap(s)://USER@HOST[:PORT]/FOLDER, maildir:/DIR, mda:/ABSOLUTE/COMMAND ARGS. MDA commands, Maildir folders and Unix sockets only where the operator allows them (config destinations); network hosts pass the network policy (network.allow)',
+    }),
+    to: Type.Optional(CommandSafe({ minLength: 1, maxLength: 320, description: "the envelope recipient (RCPT TO, the MDA's %T); default: the account's username" })),
+    credentials: Type.Optional(DestinationCredentials),
+    uidHeader: Type.Optional(Type.Boolean({ description: 'prepend X-Popwire-UID so that the destination can drop a duplicate; default true' })),
+    seen: Type.Optional(Type.Boolean({ description: 'IMAP: store the message as \\Seen' })),
+    tlsInsecure: Type.Optional(Type.Boolean({ description: 'accept a certificate that does not verify' })),
+    allowPlaintext: Type.Optional(Type.Boolean({ description: 'hand messages to a non-loopback server without TLS' })),
+  },
+  { additionalProperties: false },
+);
+
+const Destinations = Type.Array(DestinationInput, {
+  maxItems: 8,
+  description: 'Where each stored message is handed over; a message is deleted from the server only once every destination accepted it. The whole list: a destination left out is removed',
+});
+
 const changeable = {
   name: Type.String({ minLength: 1, maxLength: 200 }),
   tls: Type.Enum(TLS_MODES, { description: 'implicit (port 995), starttls (STLS on port 110) or none; default implicit' }),
@@ -60,6 +97,8 @@ const changeable = {
   paused: Type.Boolean(),
   allowPlaintextAuth: Type.Boolean({ description: 'allow a password to be sent without TLS' }),
   tlsInsecure: Type.Boolean({ description: 'accept a certificate that does not verify' }),
+  destinations: Destinations,
+  skipExisting: Type.Boolean({ description: "the account's first sync records the messages on the server as seen without retrieving them: only mail that arrives later is stored and delivered" }),
 };
 
 export const AccountInput = Type.Object(
@@ -77,6 +116,8 @@ export const AccountInput = Type.Object(
     paused: Type.Optional(changeable.paused),
     allowPlaintextAuth: Type.Optional(changeable.allowPlaintextAuth),
     tlsInsecure: Type.Optional(changeable.tlsInsecure),
+    destinations: Type.Optional(changeable.destinations),
+    skipExisting: Type.Optional(changeable.skipExisting),
   },
   { additionalProperties: false },
 );
@@ -94,8 +135,25 @@ export const AccountChange = Type.Object(
     paused: Type.Optional(changeable.paused),
     allowPlaintextAuth: Type.Optional(changeable.allowPlaintextAuth),
     tlsInsecure: Type.Optional(changeable.tlsInsecure),
+    destinations: Type.Optional(changeable.destinations),
+    skipExisting: Type.Optional(changeable.skipExisting),
   },
   { additionalProperties: false },
+);
+
+const DestinationView = Type.Object(
+  {
+    id: Type.Integer(),
+    kind: Type.Enum(['mda', 'lmtp', 'smtp', 'imap', 'maildir']),
+    spec: Type.String(),
+    to: Nullable(Type.String()),
+    credentialType: Nullable(Type.Enum(['password', 'oauth2'])),
+    uidHeader: Type.Boolean(),
+    seen: Type.Boolean(),
+    tlsInsecure: Type.Boolean(),
+    allowPlaintext: Type.Boolean(),
+  },
+  { description: 'A destination, without its credentials' },
 );
 
 /** An account as returned: no secret is in this schema, so none can be serialized. */
@@ -129,8 +187,27 @@ export const AccountView = Type.Object(
     nextSyncAt: Nullable(Time),
     createdAt: Time,
     updatedAt: Time,
+    destinations: Type.Array(DestinationView),
+    skipExisting: Type.Boolean(),
   },
   { description: 'An account, without its credentials or webhook secret' },
+);
+
+export const MessageDeliveries = Type.Object(
+  {
+    deliveries: Type.Array(
+      Type.Object({
+        destinationId: Type.Integer(),
+        key: Type.String({ description: 'the destination, as its spec (no secret)' }),
+        kind: Type.String(),
+        state: Type.Enum(['pending', 'delivered', 'temporary', 'permanent']),
+        attempts: Type.Integer(),
+        reply: Nullable(Type.String({ description: "the destination's words for its last answer: `452 4.2.2 Mailbox full`, an MDA's exit and stderr" })),
+        updatedAt: Nullable(Time),
+      }),
+    ),
+  },
+  { description: "The message's delivery to each destination of its account" },
 );
 
 export const AccountList = Type.Object({ accounts: Type.Array(AccountView) }, { description: 'The accounts (not the deleted ones), by id' });
