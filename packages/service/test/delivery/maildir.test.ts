@@ -59,6 +59,47 @@ describe('openMaildir', () => {
     assert.deepEqual([...stored].sort(Buffer.compare), [...MESSAGES].sort(Buffer.compare));
   });
 
+  it('a message larger than what is read whole streams into its file and is fsynced, like the others, before any rename', async () => {
+    const dir = freshDir();
+    const large = Buffer.alloc(600 * 1024);
+    for (let i = 0; i < large.length; i++) large[i] = (i * 7) & 0xff;
+    const sizes: string[] = [];
+    const maildir = await openMaildir(dir, {
+      fsync: async (handle) => {
+        await handle.sync();
+        const info = await handle.stat();
+        sizes.push(info.isDirectory() ? `new/ with ${(await readdir(join(dir, 'new'))).length}` : String(info.size));
+      },
+    });
+    await maildir.deliver(1, body(MESSAGES[0] as Buffer));
+    await maildir.deliver(2, body(large, 16 * 1024));
+    await maildir.deliver(3, body(MESSAGES[1] as Buffer));
+    await maildir.commit();
+    await maildir.close();
+    assert.deepEqual(sizes.slice(0, 3).sort(), [MESSAGES[0], large, MESSAGES[1]].map((m) => String((m as Buffer).length)).sort());
+    assert.deepEqual(sizes.slice(3), ['new/ with 3']);
+    const names = await readdir(join(dir, 'new'));
+    const stored = await Promise.all(names.map((name) => readFile(join(dir, 'new', name))));
+    assert.ok(stored.some((bytes) => bytes.equals(large)));
+    assert.deepEqual(await readdir(join(dir, 'tmp')), []);
+  });
+
+  it('a file that cannot be created fails the commit that covers it: none of that batch reaches new/, and later messages are refused', async () => {
+    const dir = freshDir();
+    const maildir = await openMaildir(dir);
+    await maildir.deliver(1, body(MESSAGES[0] as Buffer));
+    await maildir.commit();
+    await rm(join(dir, 'tmp'), { recursive: true });
+    await writeFile(join(dir, 'tmp'), 'not a directory');
+    // Read whole, so its file is created beside the next reads: the failure comes with the commit.
+    await maildir.deliver(2, body(MESSAGES[1] as Buffer));
+    await maildir.deliver(3, body(MESSAGES[2] as Buffer));
+    await assert.rejects(maildir.commit(), { code: 'ENOTDIR' });
+    await assert.rejects(maildir.deliver(4, body(MESSAGES[0] as Buffer)), { code: 'ENOTDIR' });
+    await maildir.close();
+    assert.equal((await readdir(join(dir, 'new'))).length, 1);
+  });
+
   it('names each file <time>.M<usec>P<pid>Q<n>R<random>.<host>,S=<size>, each name unique', async () => {
     const dir = freshDir();
     const maildir = await openMaildir(dir);
@@ -107,7 +148,7 @@ describe('openMaildir', () => {
     assert.equal((await readdir(join(dir, 'new.moved'))).length, 1);
   });
 
-  it('a message stays in tmp/ until a commit, which fsyncs each file before its rename and new/ once after them', async () => {
+  it('a message stays out of new/ until a commit, which waits for each file\'s fsync before its rename and fsyncs new/ once after them', async () => {
     const dir = freshDir();
     const order: string[] = [];
     const maildir = await openMaildir(dir, {
@@ -118,7 +159,6 @@ describe('openMaildir', () => {
       },
     });
     for (const [index, message] of MESSAGES.entries()) await maildir.deliver(index + 1, body(message));
-    assert.equal((await readdir(join(dir, 'tmp'))).length, MESSAGES.length);
     assert.deepEqual(await readdir(join(dir, 'new')), []);
     await maildir.commit();
     assert.deepEqual(order, [...MESSAGES.map(() => 'file, new/ with 0'), `new/ with ${MESSAGES.length}`]);
@@ -164,7 +204,12 @@ describe('openMaildir', () => {
     const endless = new PassThrough();
     endless.write('Subject: never ends\r\n');
     const delivering = maildir.deliver(1, endless);
-    while ((await readdir(join(dir, 'tmp'))).length === 0) await delay(5);
+    // A small message is read whole before its file is created: a large one streams into it.
+    const line = Buffer.alloc(1000, 'x');
+    while ((await readdir(join(dir, 'tmp'))).length === 0) {
+      for (let i = 0; i < 100; i++) endless.write(line);
+      await delay(5);
+    }
     maildir.abandon();
     assert.deepEqual(await readdir(join(dir, 'tmp')), []);
     endless.destroy(new Error('the process would have exited'));
