@@ -76,7 +76,8 @@ describe('InProcessScheduler.stop', () => {
 
   it('abandons a sync that cannot stop within the grace time: the connection drops without QUIT and the job says so', async () => {
     const server = await startScriptedServer(async (conn) => {
-      await acceptLogin(conn);
+      // PIPELINING advertised: otherwise the client first probes whether the server pipelines anyway.
+      await acceptLogin(conn, ['USER', 'UIDL', 'TOP', 'PIPELINING']);
       await conn.expect('UIDL');
       conn.send('+OK\r\n1 uid-1\r\n2 uid-2\r\n.\r\n');
       await conn.expect('LIST');
