@@ -24,6 +24,10 @@ export interface OutboxOptions {
   readonly recordEvery?: number | undefined;
   /** Stop handing over at the next message boundary (what is left stays due, and on the server). */
   readonly stop?: AbortSignal | undefined;
+  /** The envelope sender for every message (`--from`), instead of each message's Return-Path. */
+  readonly sender?: string | undefined;
+  /** The destinations were opened by the caller (to find one that is unreachable before the POP3 session). */
+  readonly opened?: boolean | undefined;
   /** Told after each message's answers (progress). */
   readonly onMessage?: (() => void) | undefined;
 }
@@ -74,6 +78,7 @@ export class Outbox {
   ) {
     this.uidHeader = options.uidHeader ?? true;
     this.recordEvery = Math.max(1, options.recordEvery ?? DEFAULT_RECORD_EVERY);
+    if (options.opened === true) for (const target of targets) this.opened.add(target);
   }
 
   /**
@@ -100,7 +105,7 @@ export class Outbox {
         if (this.options.stop?.aborted) break;
         const stored = await this.store.messages.rawBuffer(message.messageId);
         const bytes = this.uidHeader ? withUidHeader(stored, message.uid) : stored;
-        const sender = envelopeSender(stored);
+        const sender = this.options.sender ?? envelopeSender(stored);
         const date = messageDate(stored);
         const targets = message.destinationIds.map((id) => byId.get(id)!);
         const settled = await Promise.allSettled(

@@ -13,8 +13,10 @@ import { connector } from '../sync/connect.js';
 import { claimAccount } from '../sync/policy-owner.js';
 import { describeSync, syncFailure } from '../sync/outcome.js';
 import { createSyncProgress } from '../sync/progress.js';
+import { addDeliveryOptions, type DeliveryOptions } from '../fetch/destinations.js';
+import { openSyncDestinations, syncSpecs } from '../sync/destinations.js';
 
-interface SyncOptions extends SessionOptions, StoreOptions, PolicyOptions {
+interface SyncOptions extends SessionOptions, StoreOptions, PolicyOptions, DeliveryOptions {
   readonly replacePolicy?: boolean;
 }
 
@@ -33,6 +35,20 @@ One writer owns an account's policy. In the store of popwire serve, an account w
 was set through the API keeps it: without policy options a sync follows it (and says so); with
 options that ask for another policy the sync is refused (exit 2) unless --replace-policy makes
 them the account's policy, for popwire serve too.
+
+Handing over to your mail system: the same options as popwire fetch (--mda, --mda-shell, --lmtp,
+--smtp, --imap, with --to, --from, --no-uid-header...). The store commits each message first;
+then every stored message a destination has not accepted yet is handed to it, and its answer
+recorded per message and destination. A message is deleted from the server only once it is
+stored AND every destination accepted it. A 4xx (or an MDA's exit 75) keeps it on the server,
+and the next run hands it over again (exit 7); a 5xx keeps it too and is reported (exit 6),
+never bounced; an unreachable destination stops the run before the POP3 session (exit 6).
+A destination receives the messages stored from its first run on, not the store's history.
+After a crash, the messages handed over since the last recorded batch (at most 100) are handed
+over again: X-Popwire-UID lets the destination drop such a duplicate.
+
+--skip-existing, on the account's first sync only: every message on the server now is recorded
+as seen without being retrieved, so only mail that arrives later is stored and handed over.
 
 Ctrl-C stops after the message being received: what was received is committed, deleted per
 the policy, and the session ends with QUIT; popwire exits 130. A second Ctrl-C exits at once:
@@ -59,12 +75,17 @@ export const sync: CommandRegistration = (program) => {
       new Option('--oversize <what>', 'for messages over --max-size: skip them (the default), or store their headers only (TOP n 0)').choices(['skip', 'headers']),
     )
     .addHelpText('after', HELP_AFTER);
+  addDeliveryOptions(command);
+  // One definition of the options (fetch's); this one means something else here.
+  const skipExisting = command.options.find((o) => o.long === '--skip-existing');
+  if (skipExisting !== undefined) skipExisting.description = "on the account's first sync: record every message on the server as seen without retrieving it";
   addSessionOptions(command);
   command.action(async (url: string) => runSync(url, command.opts<SyncOptions>()));
 };
 
 async function runSync(url: string, options: SyncOptions): Promise<void> {
   const policy = policyOf(options);
+  const specs = await syncSpecs(options);
   const connectOptions = await prepareSession({ name: 'sync', needsLogin: true }, url, options);
   await using opened = await openStore(options, 'create');
   const { store, where } = opened;
@@ -92,7 +113,17 @@ async function runSync(url: string, options: SyncOptions): Promise<void> {
     },
     exitCode: signalExitCode,
   });
+  let destinations: Awaited<ReturnType<typeof openSyncDestinations>>;
   try {
+    // Before the POP3 session: a destination that refuses connections stops the run with nothing retrieved.
+    destinations = await openSyncDestinations(store, account.id, specs, options, {
+      pop3User: fields.username,
+      ca: connectOptions.ca === undefined ? undefined : Buffer.from(connectOptions.ca as string | Buffer),
+      insecure: options.insecure === true,
+      timeoutMs: options.timeout,
+      signal: stop.signal,
+      onNote: note,
+    });
     const result = await syncAccount({
       store,
       accountId: account.id,
@@ -100,6 +131,9 @@ async function runSync(url: string, options: SyncOptions): Promise<void> {
       policy: claimed.policy,
       stop: stop.signal,
       onProgress: (event) => progress.update(event),
+      destinations,
+      // Not given: the account's own setting (an API account's skipExisting).
+      skipExisting: options.skipExisting === true ? true : undefined,
     });
     // A first sync that never reached the server (refused, unreachable, TLS, timeout, Ctrl-C while
     // connecting) leaves no account behind: a typo in the host must not become an account to clean
@@ -121,6 +155,8 @@ async function runSync(url: string, options: SyncOptions): Promise<void> {
   } finally {
     progress.stop();
     interrupts.dispose();
+    // The run closed them, unless it never started (another sync held the account).
+    await Promise.all((destinations?.targets ?? []).map((t) => t.destination.close().catch(() => undefined)));
   }
 }
 

@@ -26,6 +26,10 @@ export function describeSync(result: SyncReport, context: SyncContext): Report {
     `bytes              ${result.bytes} (${formatBytes(result.bytes)})`,
     `seconds            ${result.seconds.toFixed(2)}`,
     `sessions           ${result.sessions}`,
+    ...(result.delivery.handedOver > 0 || result.delivery.undelivered > 0
+      ? [`handed over        ${result.delivery.handedOver} (${result.delivery.delivered} accepted, ${result.delivery.temporary} deferred, ${result.delivery.permanent} refused; ${result.delivery.undelivered} kept on the server for a destination)`]
+      : []),
+    ...result.delivery.refusals.map((r) => `${r.temporary ? 'deferred' : 'refused'}: UID ${r.uid} by ${r.destination}: ${r.reply}`),
     ...result.notes.map((note) => `note: ${note}`),
   ];
   return report(lines, {
@@ -46,6 +50,15 @@ export function describeSync(result: SyncReport, context: SyncContext): Report {
     notes: [...result.notes],
     retryAfter: isoTimeOrNull(result.retryAfter),
     error: errorJson(result.error),
+    ignoredExisting: result.ignoredExisting,
+    delivery: {
+      handedOver: result.delivery.handedOver,
+      delivered: result.delivery.delivered,
+      temporary: result.delivery.temporary,
+      permanent: result.delivery.permanent,
+      undelivered: result.delivery.undelivered,
+      refusals: result.delivery.refusals.map((r) => ({ uid: r.uid, destination: r.destination, reply: r.reply, temporary: r.temporary })),
+    },
   });
 }
 
@@ -63,7 +76,16 @@ export function syncFailure(result: SyncReport, context: SyncContext): CommandFa
     const then = aborted ? '' : `; and: ${failureOf(result.error).message ?? String(result.error)}`;
     return new CommandFailure(`Interrupted by ${signal}: ${done}${then}`, signalExitCode(signal), cause);
   }
-  if (result.status === 'ok') return undefined;
+  if (result.status === 'ok') {
+    // Stored, but a destination did not take everything: those stay on the server. Like fetch:
+    // 7 when every refusal was for now (the next run tries again), 6 when one was for good.
+    const { temporary, permanent, refusals } = result.delivery;
+    if (temporary + permanent === 0) return undefined;
+    const first = refusals[0];
+    const example = first === undefined ? '' : `; ${first.destination}: ${first.reply}`;
+    const what = `${temporary + permanent} hand-over(s) not accepted (${temporary} deferred, ${permanent} refused), kept on the server and handed over again next run${example}`;
+    return new CommandFailure(`${what} (${done})`, permanent > 0 ? ExitCode.delivery : ExitCode.deferred);
+  }
   const { exitCode, message } = failureOf(result.error);
   if (result.status === 'deferred') {
     const when = result.retryAfter === null ? 'later' : `after ${new Date(result.retryAfter).toTimeString().slice(0, 8)}`;
