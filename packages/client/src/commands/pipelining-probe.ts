@@ -15,8 +15,8 @@ import { noop } from './noop.js';
  * Two or more commands in flight end it: our next write carries the ACK.
  *
  * Why not just pipeline: RFC 2449 warns that a server which did not advertise PIPELINING may
- * read a command and discard the rest of its input buffer (INetSim's POP3 flushes its input after
- * each command unless its PIPELINING is on), or fail otherwise. So we ask with commands whose
+ * read a command and discard the rest of its input buffer (a patch to INetSim's POP3 server does
+ * just that while its PIPELINING is off), or fail otherwise. So we ask with commands whose
  * loss is harmless, and read the answer so that no reply can be mistaken for another:
  *
  *   C: NOOP                        lock-step first: this server answers NOOP with +OK, as
