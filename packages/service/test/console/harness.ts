@@ -85,7 +85,11 @@ export async function startService(dovecot: Dovecot): Promise<Service> {
 }
 
 export async function launchBrowser(): Promise<Browser> {
-  return chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox'] });
+  // IsolateSandboxedIframes off: a sandboxed srcdoc frame (a message's HTML) stays in the page's
+  // process, where playwright sees each of its requests from the first; in a process of its own
+  // an early one can pass before playwright attaches. Where a frame runs changes nothing of what
+  // its sandbox and CSP allow.
+  return chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox', '--disable-features=IsolateSandboxedIframes'] });
 }
 
 /** A page and everything it did that a test may hold against it. */
@@ -96,22 +100,30 @@ export interface WatchedPage {
   /** Every console message of any type, with its frame's URL. */
   readonly consoleMessages: string[];
   readonly dialogs: string[];
-  /** Every request the browser made, in order. */
+  /** Every request the browser began, in order (one that its CSP then blocks included). */
   readonly requests: string[];
+  /** Requests that failed, with why (net::ERR_BLOCKED_BY_CSP...). */
+  readonly failed: Map<string, string>;
+  /** Every URL that got a response. */
+  readonly responses: string[];
 }
 
 export async function openPage(browser: Browser): Promise<WatchedPage> {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   const page = await context.newPage();
   page.setDefaultTimeout(15_000);
-  const watched: WatchedPage = { page, errors: [], consoleMessages: [], dialogs: [], requests: [] };
+  const watched: WatchedPage = { page, errors: [], consoleMessages: [], dialogs: [], requests: [], failed: new Map(), responses: [] };
   page.on('console', (message) => {
     watched.consoleMessages.push(`${message.type()}: ${message.text()}`);
     if (message.type() === 'error') watched.errors.push(`console: ${message.text()}`);
   });
   page.on('pageerror', (error) => watched.errors.push(`page error: ${error.message}`));
-  page.on('requestfailed', (request) => watched.errors.push(`request failed: ${request.url()} ${request.failure()?.errorText ?? ''}`));
+  page.on('requestfailed', (request) => {
+    watched.failed.set(request.url(), request.failure()?.errorText ?? '');
+    watched.errors.push(`request failed: ${request.url()} ${request.failure()?.errorText ?? ''}`);
+  });
   page.on('request', (request) => watched.requests.push(request.url()));
+  page.on('response', (response) => watched.responses.push(response.url()));
   page.on('dialog', (dialog) => {
     watched.dialogs.push(dialog.message());
     void dialog.dismiss();
