@@ -21,6 +21,8 @@ import { startDovecot, type Dovecot, type DovecotOptions } from './dovecot.ts';
 export interface DeliveryDovecot {
   readonly host: '127.0.0.1';
   readonly lmtpPort: number;
+  /** Dovecot's own LMTP Unix socket (base_dir/lmtp), for lmtp:unix:/PATH. */
+  readonly lmtpSocket: string;
   /** IMAP with STARTTLS offered. */
   readonly imapPort: number;
   /** IMAP over TLS from the start. */
@@ -71,6 +73,7 @@ ${options.extraConfig ?? ''}`,
   return {
     host: '127.0.0.1',
     lmtpPort,
+    lmtpSocket: join(dovecot.dir, 'run', 'lmtp'),
     imapPort,
     imapsPort,
     ca: dovecot.ca,

@@ -43,6 +43,17 @@ describe('LMTP into a real Dovecot', () => {
     }
   });
 
+  it('delivers over a Unix socket (lmtp:unix:/PATH) as over TCP', async () => {
+    const destination = smtpDestination({ protocol: 'lmtp', address: { path: dovecot.lmtpSocket } });
+    assert.equal(destination.describe(), `LMTP unix:${dovecot.lmtpSocket}`);
+    await destination.open();
+    const message = MESSAGES[1] as Buffer;
+    await destination.deliver(message, meta(message, 1, 'alice@example.org', 'alice@example.org'));
+    await destination.close();
+    const [stored] = await dovecot.readMaildir('alice');
+    assert.deepEqual(dropDeliveryHeaders(stored as Buffer), toLf(message));
+  });
+
   it('reads a recipient Dovecot does not know as a permanent refusal, and goes on with the next message', async () => {
     const destination = smtpDestination({ protocol: 'lmtp', address: { host: '127.0.0.1', port: dovecot.lmtpPort } });
     await destination.open();
