@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // `npm test`: install the servers the tests run for real (once, before any test file starts, so
-// parallel files never race for dpkg's lock), build (the CLI tests run the built `popwire` bin),
+// parallel files never race for dpkg's lock), build with scripts/build.mjs (the CLI tests run the
+// built `popwire` bin, which is the bundle the package ships),
 // type-check the tests too, then run every *.test.ts under packages/ with node:test. Node 20
 // expands no globs, hence the walk.
 // Extra arguments are passed to node --test (e.g. `npm test -- --test-name-pattern=STLS`);
@@ -25,6 +26,8 @@ const FILE_LIMIT_MS = 5 * MINUTE;
 const LONGER = {
   // 30 SIGKILLed syncs of 303 messages, on SQLite and on PostgreSQL.
   'packages/service/test/sync/crash.test.ts': 20 * MINUTE,
+  // 15 SIGKILLed popwire sync --delete --lmtp runs of 300 messages into Dovecot LMTP, then a clean run.
+  'packages/service/test/destinations/sync-crash.test.ts': 10 * MINUTE,
   // SIGKILLs of popwire serve (its test allows 10 minutes).
   'packages/service/test/delivery/kill.test.ts': 15 * MINUTE,
   // npm pack and two installs from the tarballs (each allowed 10 minutes).
@@ -49,7 +52,7 @@ function testFiles(dir) {
 }
 
 run('bash', ['scripts/install-system-deps.sh']);
-run('npx', ['tsc', '-b', 'packages/client', 'packages/service']);
+run(process.execPath, ['scripts/build.mjs']);
 run('npx', ['tsc', '-p', 'tsconfig.test.json']);
 const args = process.argv.slice(2);
 const chosen = args.filter((arg) => arg.endsWith('.test.ts')).map((arg) => relative(root, resolve(arg)));
