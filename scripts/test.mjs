@@ -1,7 +1,6 @@
 #!/usr/bin/env node
 // `npm test`: install the servers the tests run for real (once, before any test file starts, so
-// parallel files never race for dpkg's lock), build with scripts/build.mjs (the CLI tests run the
-// built `popwire` bin, which is the bundle the package ships),
+// parallel files never race for dpkg's lock), build (the CLI tests run the built `popwire` bin),
 // type-check the tests too, then run every *.test.ts under packages/ with node:test. Node 20
 // expands no globs, hence the walk.
 // Extra arguments are passed to node --test (e.g. `npm test -- --test-name-pattern=STLS`);
@@ -52,7 +51,7 @@ function testFiles(dir) {
 }
 
 run('bash', ['scripts/install-system-deps.sh']);
-run(process.execPath, ['scripts/build.mjs']);
+run('npx', ['tsc', '-b', 'packages/client', 'packages/service']);
 run('npx', ['tsc', '-p', 'tsconfig.test.json']);
 const args = process.argv.slice(2);
 const chosen = args.filter((arg) => arg.endsWith('.test.ts')).map((arg) => relative(root, resolve(arg)));
