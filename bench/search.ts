@@ -14,14 +14,16 @@
  * a word with a date range and seen=false, and a word for a token restricted to one account.
  *
  *   node --import tsx bench/search.ts          (or BENCH_SCENARIOS=l npm run bench)
- *   SEARCH_MESSAGES=20000 for a quick look
+ *   SEARCH_MESSAGES=20000 for a quick look; SEARCH_CAPS=1000,5000,1000000000 compares how many
+ *   of the newest matches are ranked (MessageStore.search), in the same run
  */
 import { sql } from 'kysely';
 import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { MessageToCommit } from '../packages/service/src/store/messages.ts';
+import { SEARCH_CANDIDATES } from '../packages/service/src/store/messages.ts';
 import { parseSearch } from '../packages/service/src/store/search-query.ts';
 import { Store } from '../packages/service/src/store/store.ts';
 import { summarize } from '../packages/service/src/sync/summary.ts';
@@ -131,7 +133,10 @@ function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
 
-async function measure(store: Store, accounts: number[]): Promise<void> {
+/** Candidate caps compared in the same run: the default, and what a smaller or no cap would cost. */
+const CAPS = (process.env.SEARCH_CAPS ?? `${SEARCH_CANDIDATES}`).split(',').map(Number);
+
+async function measure(store: Store, accounts: number[], candidates: number): Promise<void> {
   const { id: tokenId } = await store.tokens.create('bench', { scopes: ['read'], accounts: [accounts[1]!] });
   const restricted = store.restrictedTo({ kind: 'token', tokenId });
   const all: number[] = [];
@@ -139,12 +144,12 @@ async function measure(store: Store, accounts: number[]): Promise<void> {
   for (const query of queries()) {
     const parsed = parseSearch(query.q);
     const target = query.restricted === true ? restricted : store;
-    await target.messages.search(parsed, { limit: 50, ...query.options }); // warm
+    await target.messages.search(parsed, { limit: 50, candidates, ...query.options }); // warm
     const times: number[] = [];
     let hits = 0;
     for (let r = 0; r < ROUNDS; r++) {
       const t = performance.now();
-      const page = await target.messages.search(parsed, { limit: 50, ...query.options });
+      const page = await target.messages.search(parsed, { limit: 50, candidates, ...query.options });
       times.push(performance.now() - t);
       hits = page.messages.length;
     }
@@ -170,7 +175,10 @@ export async function searchScenario(): Promise<void> {
       // What autovacuum would do soon after a bulk load: planner statistics for the GIN index.
       if (kind === 'postgres') await sql`analyze messages`.execute(store.db);
       console.log(`  ${kind}: loaded at ${msPerThousand.toFixed(0)} ms per 1,000 messages (summarize, index, commit)`);
-      await measure(store, accounts);
+      for (const cap of CAPS) {
+        console.log(`  ${kind}, the ${cap} newest matches ranked${cap === SEARCH_CANDIDATES ? ' (the default)' : ''}; load average ${loadavg()[0]!.toFixed(1)}:`);
+        await measure(store, accounts, cap);
+      }
     }
   } finally {
     await postgres.stop();

@@ -86,6 +86,18 @@ for (const kind of STORE_KINDS) {
       assert.deepEqual(await uidsFor(store, 'zebra'), ['u5'], 'the base64 text part of a multipart message');
     });
 
+    it('writes the index in the transaction that stores the message: a rolled-back commit leaves nothing to find', async () => {
+      await using store = await stores.open(kind);
+      const account = await store.accounts.upsert(accountFields('a'), 1);
+      const failing = () => {
+        throw new Error('the outbox write failed');
+      };
+      await assert.rejects(store.messages.commit(account.id, [await mail('r1', { Subject: 'rollback' }, 'ephemeral words')], 5, failing), /outbox write failed/);
+      assert.deepEqual(await uidsFor(store, 'ephemeral'), []);
+      await store.messages.commit(account.id, [await mail('r1', { Subject: 'rollback' }, 'ephemeral words')], 6);
+      assert.deepEqual(await uidsFor(store, 'ephemeral'), ['r1'], 'committed again, it is found once');
+    });
+
     it('ranks, ANDs words, matches phrases and prefixes, and excludes', async () => {
       await using store = await stores.open(kind);
       await seeded(store);
@@ -104,7 +116,8 @@ for (const kind of STORE_KINDS) {
       const { accountId } = await seeded(store);
       const seen: string[] = [];
       let page = await store.messages.search(parseSearch('example'), { limit: 1 });
-      for (;;) {
+      for (let n = 0; ; n++) {
+        assert.ok(n < 10, 'the pages end');
         seen.push(...page.messages.map((m) => m.uid));
         if (page.next === null) break;
         page = await store.messages.search(parseSearch('example'), { limit: 1, after: page.next });
@@ -124,6 +137,22 @@ for (const kind of STORE_KINDS) {
       const restricted = store.restrictedTo({ kind: 'token', tokenId });
       assert.deepEqual((await restricted.messages.search(parseSearch('report'))).messages.map((m) => m.uid), ['x1']);
       assert.equal((await store.messages.search(parseSearch('report'))).messages.length, 4);
+    });
+
+    it('ranks only the newest matches up to the cap, counted after the account restriction and the filters', async () => {
+      await using store = await stores.open(kind);
+      const a = await store.accounts.upsert(accountFields('a'), 1);
+      const b = await store.accounts.upsert(accountFields('b'), 1);
+      const batch = async (prefix: string, n: number) => Promise.all(Array.from({ length: n }, (_, i) => mail(`${prefix}${i}`, { Subject: `common ${prefix}` }, 'common words')));
+      await store.messages.commit(a.id, await batch('a', 3), 5);
+      await store.messages.commit(b.id, await batch('b', 5), 6);
+      const capped = await store.messages.search(parseSearch('common'), { candidates: 2 });
+      assert.deepEqual(capped.messages.map((m) => m.uid).sort(), ['b3', 'b4'], 'the two newest matches');
+      const { id: tokenId } = await store.tokens.create('a only', { scopes: ['read'], accounts: [a.id] });
+      const restricted = await store.restrictedTo({ kind: 'token', tokenId }).messages.search(parseSearch('common'), { candidates: 2 });
+      assert.deepEqual(restricted.messages.map((m) => m.uid).sort(), ['a1', 'a2'], "b's newer messages do not crowd a's out");
+      const filtered = await store.messages.search(parseSearch('common'), { candidates: 2, accountId: a.id });
+      assert.deepEqual(filtered.messages.map((m) => m.uid).sort(), ['a1', 'a2']);
     });
 
     it('sets seen and flagged, filters on them, and writes the outbox row only for a change', async () => {
