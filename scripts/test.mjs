@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // `npm test`: install the servers the tests run for real (once, before any test file starts, so
-// parallel files never race for dpkg's lock), build (the CLI tests run the built `popwire` bin),
+// parallel files never race for dpkg's lock), build with scripts/build.mjs (the CLI tests run the
+// built `popwire` bin, which is the bundle the package ships),
 // type-check the tests too, then run every *.test.ts under packages/ with node:test. Node 20
 // expands no globs, hence the walk.
 // Extra arguments are passed to node --test (e.g. `npm test -- --test-name-pattern=STLS`);
@@ -51,7 +52,7 @@ function testFiles(dir) {
 }
 
 run('bash', ['scripts/install-system-deps.sh']);
-run('npx', ['tsc', '-b', 'packages/client', 'packages/service']);
+run(process.execPath, ['scripts/build.mjs']);
 run('npx', ['tsc', '-p', 'tsconfig.test.json']);
 const args = process.argv.slice(2);
 const chosen = args.filter((arg) => arg.endsWith('.test.ts')).map((arg) => relative(root, resolve(arg)));

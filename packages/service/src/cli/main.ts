@@ -10,7 +10,8 @@ export async function main(argv: string[]): Promise<number> {
   handleStdoutErrors();
   forgetJsonWritten();
   try {
-    await buildProgram().parseAsync(argv);
+    const program = await buildProgram(argv.slice(2));
+    await program.parseAsync(argv);
     return ExitCode.ok;
   } catch (error) {
     return reportFailure(error, asksForJson(argv));

@@ -1,6 +1,7 @@
 /**
  * Running the built `popwire` bin as a child process, for the end-to-end tests of the command
- * line. Build first: npx tsc -b packages/client packages/service
+ * line. The bin runs the bundle of scripts/build.mjs (node scripts/build.mjs); a bundle older than
+ * the sources is remade when this module loads.
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
@@ -10,6 +11,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startDovecot, type Dovecot } from '../../../../support/dovecot.ts';
+import { ensureBundleIsCurrent } from './bundle-current.ts';
+
+ensureBundleIsCurrent();
 
 export const BIN = fileURLToPath(new URL('../../bin/popwire.js', import.meta.url));
 

@@ -1,0 +1,159 @@
+#!/usr/bin/env node
+// The one way to build: `npm run build`, prepack (both packages), `npm test`, `npm run bench`,
+// dev:servers, demo and soak all run this file. In order:
+//
+// 1. tsc -b packages/client packages/service: type-checks both, and writes each package's dist/:
+//    the library that `import 'popwire'` loads, and the service's modules with their types
+//    (popwire-service/webhooks, and what the benchmarks and crash tests import directly).
+// 2. The `popwire` command's bundle, packages/service/dist/bundle/: what bin/popwire.js runs.
+//    Loaded module by module, the command read some 420 files before doing anything (265 of them
+//    Kysely's, because `messages` imported the store): 0.4 to 0.8 s of start-up, five times
+//    `node -e 0`. esbuild puts the command line, the library and the pure-JavaScript packages
+//    they need into popwire.js plus chunks: each command's module is a chunk of its own that
+//    program.ts imports only when that command runs, so `popwire capa` never reads the store's
+//    code, nor `popwire sync` the HTTP service's.
+// 3. (Reserved) The web console's assets, once there is a console: add its step to STEPS.
+//
+// `node scripts/build.mjs --bundle-only` skips step 1 (the bundle is made from the sources, not
+// from tsc's output, so it does not need it); a type error then goes unnoticed.
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, readFile, rename, rm } from 'node:fs/promises';
+import { dirname, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const SERVICE = `${root}packages/service`;
+const CLIENT = `${root}packages/client`;
+
+/** Where the bundle goes. One folder below dist/, as tsc's dist/cli/ was: paths a module finds from import.meta.url (the console's assets in dist/web, say) resolve the same from either. */
+const BUNDLE_DIR = `${SERVICE}/dist/bundle`;
+
+/**
+ * Third-party packages bundled into the command: the ones `popwire` needs on its way to a POP3
+ * session or a sync, all plain JavaScript. Every other package stays an import of node_modules,
+ * loaded only by the command that needs it: better-sqlite3 (native), and the service's stack
+ * (fastify and its plugins find files next to their own modules; pino starts workers by path;
+ * pg-boss, prom-client, nodemailer, imapflow...). A package bundled here must be listed in
+ * packages/service/package.json's dependencies all the same: the tarball's users install it.
+ */
+const BUNDLED = new Set(['commander', 'kysely', 'cli-progress', 'postal-mime', '@zone-eu/mailsplit', 'popwire']);
+/** Packages a bundled one requires only if they are installed (none of them is, here): left as imports. */
+const OPTIONAL = new Set([]);
+
+/**
+ * A module of the service that finds a file relative to itself (`new URL('../../dist/web/',
+ * import.meta.url)`, `createRequire(import.meta.url)('../../package.json')`) is written for where
+ * tsc puts it: dist/console/serve-console.js, dist/cli/program.js. In the bundle it sits in a chunk
+ * of dist/bundle/ instead. So its import.meta.url is made the URL its tsc output would have, and
+ * such paths lead where they always did.
+ */
+const moduleUrlAsCompiled = {
+  name: 'popwire-module-url-as-compiled',
+  setup(builder) {
+    builder.onLoad({ filter: /[\\/]packages[\\/]service[\\/]src[\\/].*\.ts$/ }, async ({ path }) => {
+      const source = await readFile(path, 'utf8');
+      if (!source.includes('import.meta.url')) return undefined;
+      const compiled = `${SERVICE}/dist/${relative(`${SERVICE}/src`, path).replace(/\.ts$/, '.js')}`;
+      const url = `new URL(${JSON.stringify(relative(BUNDLE_DIR, compiled))}, import.meta.url).href`;
+      return { contents: source.replaceAll('import.meta.url', url), loader: 'ts', resolveDir: dirname(path) };
+    });
+  },
+};
+
+/** Bare imports of a package not in BUNDLED stay imports, resolved in node_modules when they run. */
+const externals = {
+  name: 'popwire-externals',
+  setup(builder) {
+    builder.onResolve({ filter: /^[^./]/ }, ({ path, importer }) => {
+      if (path.startsWith('node:') || BUNDLED.has(packageName(path))) return undefined;
+      // A bundled package's own dependencies come with it.
+      if (importer.includes('/node_modules/') && !OPTIONAL.has(packageName(path))) return undefined;
+      return { path, external: true };
+    });
+  },
+};
+
+function packageName(specifier) {
+  const parts = specifier.split('/');
+  return specifier.startsWith('@') ? parts.slice(0, 2).join('/') : parts[0];
+}
+
+const version = (dir) => JSON.parse(readFileSync(`${dir}/package.json`, 'utf8')).version;
+
+function typeCheckAndCompile() {
+  const tsc = spawnSync(process.execPath, [`${root}node_modules/typescript/bin/tsc`, '-b', 'packages/client', 'packages/service'], { cwd: root, stdio: 'inherit' });
+  if (tsc.status !== 0) throw new Error(`tsc -b failed (exit ${tsc.status ?? tsc.signal})`);
+}
+
+/**
+ * Built beside dist/bundle, then put in its place by two renames: the tests of several people run
+ * the bin while one of them builds, and a bundle half written (or removed to start afresh, since
+ * chunk names change with their content) would fail their runs.
+ */
+async function bundleCli() {
+  const next = await mkdtemp(`${BUNDLE_DIR}-next-`);
+  try {
+    await buildBundleInto(next);
+    const old = `${next.replace('-next-', '-old-')}`;
+    await rename(BUNDLE_DIR, old).catch((error) => {
+      if (error.code !== 'ENOENT') throw error;
+    });
+    // Another build may have put its bundle there in between: as fresh as this one, it stays.
+    await rename(next, BUNDLE_DIR).catch((error) => {
+      if (error.code !== 'ENOTEMPTY' && error.code !== 'EEXIST') throw error;
+    });
+    await rm(old, { recursive: true, force: true });
+  } finally {
+    await rm(next, { recursive: true, force: true });
+  }
+}
+
+/** The same code at the same depth below dist/ as in dist/bundle: paths computed from import.meta.url do not depend on the folder's name. */
+async function buildBundleInto(outdir) {
+  await build({
+    absWorkingDir: root,
+    entryPoints: { popwire: `${SERVICE}/src/cli/main.ts` },
+    outdir,
+    bundle: true,
+    // Each dynamic import() of our own modules becomes a chunk loaded when it runs.
+    splitting: true,
+    format: 'esm',
+    platform: 'node',
+    target: 'node20.11',
+    // The library from its sources, so that the source maps lead to its .ts files too.
+    alias: { popwire: `${CLIENT}/src/index.ts` },
+    // The library is bundled: `popwire --version` names the release that runs, not whichever
+    // one npm installed beside the service (see cli/program.ts).
+    define: { POPWIRE_BUNDLED_VERSIONS: JSON.stringify({ service: version(SERVICE), library: version(CLIENT) }) },
+    // CommonJS packages bundled into an ES module still call require() for Node's own modules.
+    banner: { js: "import { createRequire as __popwireCreateRequire } from 'node:module'; const require = __popwireCreateRequire(import.meta.url);" },
+    // Stack traces name the .ts files and lines (bin/popwire.js turns source maps on). The
+    // sources themselves are not copied into the maps: the package ships src/.
+    sourcemap: 'linked',
+    sourcesContent: false,
+    // Not minified: a trace read without the maps still names every function.
+    minify: false,
+    legalComments: 'inline',
+    logLevel: 'warning',
+    plugins: [externals, moduleUrlAsCompiled],
+  });
+}
+
+const STEPS = [
+  ['tsc -b packages/client packages/service', typeCheckAndCompile],
+  ['bundle of the popwire command (packages/service/dist/bundle)', bundleCli],
+  // The web console's assets go here, as a step of their own.
+];
+
+const bundleOnly = process.argv.includes('--bundle-only');
+for (const [name, step] of STEPS) {
+  if (bundleOnly && step === typeCheckAndCompile) continue;
+  try {
+    await step();
+  } catch (error) {
+    console.error(`build: ${name}: ${error instanceof Error ? error.message : String(error)}`);
+    process.exit(1);
+  }
+}
