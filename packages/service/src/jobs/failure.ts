@@ -1,7 +1,7 @@
 import Sqlite from 'better-sqlite3';
-import pg from 'pg';
 import { Pop3AuthenticationError, Pop3Error, Pop3ProtocolError } from 'popwire';
 import { SecretKeyError } from '../accounts/secrets.js';
+import { isPostgresError } from '../store/database.js';
 import { StoreError } from '../store/errors.js';
 import { SyncError } from '../sync/errors.js';
 
@@ -49,5 +49,5 @@ export function credentialsRejected(error: unknown): boolean {
 }
 
 function isStoreError(error: unknown): boolean {
-  return error instanceof StoreError || error instanceof Sqlite.SqliteError || error instanceof pg.DatabaseError;
+  return error instanceof StoreError || error instanceof Sqlite.SqliteError || isPostgresError(error);
 }

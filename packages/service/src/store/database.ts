@@ -2,7 +2,7 @@ import Sqlite from 'better-sqlite3';
 import { Kysely, Migrator, PostgresDialect, SqliteAdapter, type DialectAdapter, type MigrationProvider, sql, SqliteDialect } from 'kysely';
 import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import pg from 'pg';
+import type { DatabaseError } from 'pg';
 import type { Dialect } from './dialect.js';
 import { StoreError } from './errors.js';
 import { migrationProvider } from './migrations/index.js';
@@ -64,7 +64,7 @@ export async function openDatabase(location: StoreLocation, options: OpenOptions
   if (!create && location.kind === 'sqlite' && !existsSync(join(location.dir, SQLITE_FILE))) {
     throw new StoreError('STORE_NOT_FOUND', `no store at ${describeLocation(location)}`);
   }
-  const opened = location.kind === 'sqlite' ? openSqlite(location.dir) : openPostgres(location.url);
+  const opened = location.kind === 'sqlite' ? openSqlite(location.dir) : await openPostgres(location.url);
   try {
     if (!create && location.kind === 'postgres' && !(await hasStore(opened.db))) {
       throw new StoreError('STORE_NOT_FOUND', `no store in ${describeLocation(location)}: the database holds no popwire tables`);
@@ -157,7 +157,23 @@ const INT8_OID = 20;
  */
 const IDLE_IN_TRANSACTION_MS = 60_000;
 
-function openPostgres(url: string): OpenDatabase {
+let postgresErrorClass: typeof DatabaseError | undefined;
+
+/**
+ * Whether `error` is PostgreSQL's own (pg's DatabaseError). None can be before a PostgreSQL store
+ * is opened, which is when pg is loaded (pg-boss runs only beside such a store).
+ */
+export function isPostgresError(error: unknown): boolean {
+  return postgresErrorClass !== undefined && error instanceof postgresErrorClass;
+}
+
+/**
+ * pg is loaded here, not at the top: on loading it looks for a Cloudflare runtime, which makes
+ * Node 20 load its own fetch (undici), some 20 ms that `popwire sync` into SQLite need not pay.
+ */
+async function openPostgres(url: string): Promise<OpenDatabase> {
+  const { default: pg } = await import('pg');
+  postgresErrorClass = pg.DatabaseError;
   const pool = new pg.Pool({
     connectionString: url,
     max: 10,
