@@ -16,11 +16,13 @@
  * Scenario (g) (issue 13): popa3d, which advertises no PIPELINING (no CAPA at all), serving 2,000
  * messages: popwire after its pipelining probe against the raw limit and lock-step; see bench/no-pipelining.ts.
  *
+ * Scenario (j) (issue 13): start-up of the `popwire` command, bundle against tsc's output; see bench/startup.ts.
+ *
  * Scenarios (h) and (i) (issue 13): the library's retrieveMany() against the true raw ceiling
  * (bench/library.ts), and sync's speed, CPU per message and nothing-new run (bench/sync-cpu.ts).
  *
  * Environment: BENCH_RUNS (default 3), BENCH_SCALE (default 1; 0.1 for a quick look),
- * BENCH_SCENARIOS (default `a,b,c,d,e,f,h,i,g`; `f` alone: `BENCH_SCENARIOS=f npm run bench`; which scenarios run; (e) is bench/service.ts, popwire serve with 200 accounts), BENCH_STORE_DIR (where (d) makes
+ * BENCH_SCENARIOS (default `a,b,c,d,e,f,g,h,i,j`; `f` alone: `BENCH_SCENARIOS=f npm run bench`; which scenarios run; (e) is bench/service.ts, popwire serve with 200 accounts), BENCH_STORE_DIR (where (d) makes
  * its SQLite stores; default the system's temp folder, as the other clients' output).
  */
 import { execFileSync, spawn } from 'node:child_process';
@@ -34,15 +36,16 @@ import { bulkMessages, largeFixture } from '../support/fixtures.ts';
 import type { FetchJob, Job, Result } from './clients/common.ts';
 import type { SyncJob, SyncResult } from './clients/popwire-sync.ts';
 import { startDelayProxy } from './delay-proxy.ts';
+import { noPipeliningScenario } from './no-pipelining.ts';
 import { libraryScenario, printLibraryRow } from './library.ts';
 import { printSyncCpuRow, syncCpuScenario } from './sync-cpu.ts';
-import { noPipeliningScenario } from './no-pipelining.ts';
 import { searchScenario } from './search.ts';
 import { benchService, printServiceResult } from './service.ts';
+import { startupScenario } from './startup.ts';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const SCALE = Number(process.env.BENCH_SCALE ?? 1);
-const SCENARIOS = new Set((process.env.BENCH_SCENARIOS ?? 'a,b,c,d,e,f,h,i,g').split(',').map((id) => id.trim().toLowerCase()));
+const SCENARIOS = new Set((process.env.BENCH_SCENARIOS ?? 'a,b,c,d,e,f,g,h,i,j').split(',').map((id) => id.trim().toLowerCase()));
 const STORE_BASE = process.env.BENCH_STORE_DIR ?? tmpdir();
 const MiB = 2 ** 20;
 
@@ -304,7 +307,7 @@ try {
   console.log(`popwire benchmark: Node ${process.version}, ${RUNS} runs each, median shown; Dovecot on loopback, plain POP3.`);
 
   // (a) and (d) share this mailbox: none of (a)'s clients deletes anything.
-  if (SCENARIOS.has('a') || SCENARIOS.has('d') || SCENARIOS.has('h') || SCENARIOS.has('i')) {
+  if (SCENARIOS.has('a') || SCENARIOS.has('d') || SCENARIOS.has('h') || SCENARIOS.has('i') || SCENARIOS.has('j')) {
     await dovecot.setMailbox('alice', bulkMessages(small, 4096));
     await warm(dovecot, 'alice');
   }
@@ -344,6 +347,9 @@ try {
   const alice: Job = { host: dovecot.host, port: dovecot.port, user: 'alice', password: dovecot.users.alice!.password, count: small };
   if (SCENARIOS.has('h')) printLibraryRow(small, await libraryScenario(alice, Math.max(RUNS, 5)));
   if (SCENARIOS.has('i')) printSyncCpuRow(await syncCpuScenario(alice, Math.max(RUNS, 5), STORE_BASE));
+
+  // (j) bench/startup.ts: node -e 0, popwire --version, capa, and sync with nothing new on the mailbox of (a).
+  if (SCENARIOS.has('j')) await startupScenario({ dovecot, user: 'alice', count: small, runs: Math.max(RUNS, 7) });
 
   // Last on this Dovecot: its --delete runs empty the mailbox (and fill it again before the next).
   if (SCENARIOS.has('f')) {
