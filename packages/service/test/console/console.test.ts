@@ -110,19 +110,41 @@ describe('the console', { timeout: 180_000 }, () => {
     await checkPage(watched, '05-accounts');
   });
 
-  it('lists the messages, filters them, and opens one by keyboard', async () => {
+  it('lists the messages, searches one, opens it, flags it and deletes it, by keyboard', async () => {
     const { page } = watched;
     await tabTo(page, page.getByRole('link', { name: 'Messages', exact: true }));
     await page.locator('tr[data-message]').first().waitFor();
     assert.equal(await page.locator('tr[data-message]').count(), MESSAGES.length);
     await checkPage(watched, '06-messages');
-    await typeInto(page, page.getByLabel('From contains', { exact: true }), 'bob@');
+    await typeInto(page, page.getByLabel('Search', { exact: true }), 'quarterly');
     await page.keyboard.press('Enter');
-    await eventually('the filter to apply', async () => (await page.locator('tr[data-message]').count()) === 1);
+    await eventually('the search to apply', async () => (await page.locator('tr[data-message]').count()) === 1);
+    await page.getByText('Best matches first.').waitFor();
+    await checkPage(watched, '07-messages-search');
     await tabTo(page, page.getByRole('link', { name: 'Quarterly report' }));
     await page.getByRole('heading', { name: 'Quarterly report' }).waitFor();
     await page.getByText('this is message 2: Quarterly report.').waitFor();
-    await checkPage(watched, '07-message');
+    const id = Number(/#\/messages\/(\d+)/.exec(page.url())![1]);
+    await page.getByText('Unread · not flagged').waitFor();
+    await tabTo(page, page.getByRole('button', { name: 'Flag', exact: true }));
+    await page.getByRole('button', { name: 'Unflag', exact: true }).waitFor();
+    await tabTo(page, page.getByRole('button', { name: 'Mark read', exact: true }));
+    await page.getByText('Read · flagged').waitFor();
+    await checkPage(watched, '08-message');
+    const state = (await service.api(`/v1/messages/${id}`)).json;
+    assert.deepEqual([state.flagged, state.seen, state.deletedAt], [true, true, null]);
+
+    await tabTo(page, page.getByRole('button', { name: 'Delete', exact: true }));
+    await page.getByRole('heading', { name: 'Messages' }).waitFor();
+    await page.locator('tr[data-message]').first().waitFor();
+    assert.equal(await page.locator(`tr[data-message="${id}"]`).count(), 0, 'a deleted message is left out of the list');
+    assert.equal(await page.locator('tr[data-message]').count(), MESSAGES.length - 1);
+    assert.notEqual((await service.api(`/v1/messages/${id}`)).json.deletedAt, null, 'hidden, not purged');
+    await page.getByLabel('Deleted', { exact: true }).selectOption('only');
+    await tabTo(page, page.getByRole('button', { name: 'Search', exact: true }));
+    await page.locator(`tr[data-message="${id}"]`).waitFor();
+    assert.equal(await page.locator('tr[data-message]').count(), 1);
+    await checkPage(watched, '09-messages-deleted');
   });
 
   it("shows an HTML message in its sandboxed frame, and downloads another's attachment", async () => {
@@ -133,7 +155,7 @@ describe('the console', { timeout: 180_000 }, () => {
     const frame = page.frameLocator('iframe[title="The message\'s HTML, without scripts"]');
     await frame.getByText('Everything is').waitFor();
     assert.equal(await page.locator('iframe.html-body').getAttribute('sandbox'), '');
-    await checkPage(watched, '08-message-html');
+    await checkPage(watched, '10-message-html');
 
     const attached = json.messages.find((m: { subject: string }) => m.subject === 'Minutes attached');
     await page.goto(`${service.base}/#/messages/${attached.id}`);
@@ -144,7 +166,7 @@ describe('the console', { timeout: 180_000 }, () => {
     const path = await file.path();
     const { readFile } = await import('node:fs/promises');
     assert.equal((await readFile(path, 'utf8')).trim(), 'Minutes of the meeting.');
-    await checkPage(watched, '09-message-attachment');
+    await checkPage(watched, '11-message-attachment');
   });
 
   it("shows a failing account's error in words", async () => {
@@ -162,11 +184,11 @@ describe('the console', { timeout: 180_000 }, () => {
     await row.waitFor();
     assert.match((await row.textContent()) ?? '', /failing/);
     assert.match((await row.locator('td.last-error').textContent()) ?? '', /The mail server could not be reached/);
-    await checkPage(watched, '10-accounts-failing');
+    await checkPage(watched, '12-accounts-failing');
     await row.getByRole('link', { name: 'Nowhere' }).click();
     await page.locator('p.last-error').waitFor();
     assert.match((await page.locator('p.last-error').textContent()) ?? '', /could not be reached/);
-    await checkPage(watched, '11-account-failing');
+    await checkPage(watched, '13-account-failing');
   });
 
   it('edits an account: its policy and webhook change, and the secret is never shown', async () => {
@@ -178,7 +200,7 @@ describe('the console', { timeout: 180_000 }, () => {
     await typeInto(page, page.getByLabel('Days to keep', { exact: true }), '14');
     await typeInto(page, page.getByLabel('Webhook URL', { exact: true }), 'http://127.0.0.1:9/hook');
     await typeInto(page, page.getByLabel('Webhook secret', { exact: true }), 'a-webhook-secret-of-enough-length');
-    await checkPage(watched, '12-account-edit');
+    await checkPage(watched, '14-account-edit');
     await tabTo(page, page.getByRole('button', { name: 'Save the changes' }));
     await page.getByText('webhook http://127.0.0.1:9/hook').waitFor();
     const { json } = await service.api(`/v1/accounts/${accountId}`);
@@ -206,7 +228,7 @@ describe('the console', { timeout: 180_000 }, () => {
     const row = page.locator('tr[data-event]').first();
     await row.waitFor();
     assert.match((await row.textContent()) ?? '', /failing/);
-    await checkPage(watched, '13-webhooks');
+    await checkPage(watched, '15-webhooks');
     const id = Number(await row.getAttribute('data-event'));
     const before = (await service.api('/v1/webhook-events?state=failing')).json.events.find((e: { id: number }) => e.id === id);
     await tabTo(page, page.getByRole('button', { name: `Retry event ${id} now` }));
@@ -227,7 +249,7 @@ describe('the console', { timeout: 180_000 }, () => {
     assert.match(made, /^pw_/);
     assert.equal((await service.api('/v1/accounts', { token: made })).status, 200);
     assert.equal((await service.api('/v1/accounts', { token: made, method: 'POST', body: {} })).status, 403, 'the new token has only the read scope');
-    await checkPage(watched, '14-tokens');
+    await checkPage(watched, '16-tokens');
     await tabTo(page, page.getByRole('button', { name: 'Revoke reader' }));
     await page.getByRole('cell', { name: 'reader', exact: true }).waitFor({ state: 'detached' });
     assert.equal((await service.api('/v1/accounts', { token: made })).status, 401);
@@ -240,7 +262,7 @@ describe('the console', { timeout: 180_000 }, () => {
     const { json } = await service.api('/v1/service');
     await page.getByText(json.version, { exact: true }).first().waitFor();
     assert.match((await page.locator('dl.facts').textContent()) ?? '', /Sync jobs waiting\d+/);
-    await checkPage(watched, '15-service');
+    await checkPage(watched, '17-service');
   });
 
   it('offers a read-only token nothing it cannot do', async () => {
@@ -256,7 +278,7 @@ describe('the console', { timeout: 180_000 }, () => {
       await other.page.goto(`${service.base}/#/accounts/${accountId}`);
       await other.page.getByRole('heading', { name: 'Runs' }).waitFor();
       assert.equal(await other.page.getByRole('button', { name: 'Sync now' }).count(), 0);
-      await checkPage(other, '16-read-only');
+      await checkPage(other, '18-read-only');
       assert.deepEqual(other.errors, []);
     } finally {
       await other.page.context().close();

@@ -131,4 +131,7 @@ function App() {
   return <Console session={session} />;
 }
 
-render(<App />, document.getElementById('app')!);
+const root = document.getElementById('app')!;
+// The page's "Loading…" placeholder is not Preact's to diff: cleared, then rendered into.
+root.textContent = '';
+render(<App />, root);

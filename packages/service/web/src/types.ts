@@ -89,8 +89,9 @@ export interface MessageSummary {
   hasAttachments: boolean;
   headersOnly: boolean;
   storedAt: string;
-  seen?: boolean;
-  flagged?: boolean;
+  seen: boolean;
+  flagged: boolean;
+  deletedAt?: string | null;
 }
 
 export interface MessagePage {
@@ -109,8 +110,9 @@ export interface ParsedMessage {
   html: string | null;
   attachments: { n: number; filename: string | null; contentType: string; size: number }[];
   warnings: string[];
-  seen?: boolean;
-  flagged?: boolean;
+  seen: boolean;
+  flagged: boolean;
+  deletedAt: string | null;
 }
 
 export interface WebhookEvent {

@@ -251,7 +251,7 @@ export function AccountPage(props: { id: number; session: Session; params: URLSe
         </p>
       )}
       <p>
-        <a href={`#/messages${query({ account: id })}`}>{status?.messageCount ?? 0} messages stored</a> · next sync {view.paused ? 'paused' : when(view.nextSyncAt)}
+        <a href={`#/messages${query({ accountId: id })}`}>{status?.messageCount ?? 0} messages stored</a> · next sync {view.paused ? 'paused' : when(view.nextSyncAt)}
       </p>
       {session.can('write') ? (
         <div class="actions">

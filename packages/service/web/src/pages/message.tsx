@@ -62,7 +62,7 @@ export function MessagePage(props: { id: number; session: Session }) {
   return (
     <>
       <p>
-        <a href={`#/messages?account=${m.accountId}`}>← Messages</a>
+        <a href={`#/messages?accountId=${m.accountId}`}>← Messages</a>
       </p>
       <h1>{m.subject === null || m.subject === '' ? '(no subject)' : m.subject}</h1>
       <p class="muted">{when(m.date)}</p>
@@ -118,12 +118,19 @@ export function MessagePage(props: { id: number; session: Session }) {
   );
 }
 
-/** Seen, flagged and delete: shown once the API has them (PATCH and DELETE /v1/messages/{id}). */
+/** Seen, flagged and delete (PATCH and DELETE /v1/messages/{id}): kept in the store, never on the POP3 server. */
 function MessageActions(props: { message: ParsedMessage; session: Session; reload: () => void }) {
   const { message: m, session } = props;
-  if (!session.can('write') || m.flagged === undefined) return null;
+  const state = (
+    <p class="muted message-state">
+      {m.seen ? 'Read' : 'Unread'} · {m.flagged ? 'flagged' : 'not flagged'}
+      {m.deletedAt == null ? '' : ` · deleted ${when(m.deletedAt)}`}
+    </p>
+  );
+  if (!session.can('write') || m.deletedAt != null) return state;
   return (
     <>
+      {state}
       <Action label={m.flagged ? 'Unflag' : 'Flag'} run={async () => (await api(`/messages/${m.id}`, { method: 'PATCH', body: { flagged: !m.flagged } }), props.reload())} />
       <Action label={m.seen ? 'Mark unread' : 'Mark read'} run={async () => (await api(`/messages/${m.id}`, { method: 'PATCH', body: { seen: !m.seen } }), props.reload())} />
       <Action
@@ -131,7 +138,7 @@ function MessageActions(props: { message: ParsedMessage; session: Session; reloa
         kind="danger"
         run={async () => {
           await api(`/messages/${m.id}`, { method: 'DELETE' });
-          location.hash = `#/messages?account=${m.accountId}`;
+          location.hash = `#/messages?accountId=${m.accountId}`;
         }}
       />
     </>

@@ -1,43 +1,53 @@
 import { useState } from 'preact/hooks';
 import { api, query } from '../api.js';
 import type { Session } from '../main.js';
-import type { Account, MessagePage } from '../types.js';
-import { Field, Loading, Problem, useLoad } from '../ui.js';
+import type { Account, MessagePage, MessageSummary } from '../types.js';
+import { Action, Field, Loading, Problem, useLoad } from '../ui.js';
 import { size, when } from '../words.js';
 
-/** The filters live in the address (#/messages?account=1&from=...), so a page can be reloaded, shared and gone back to. */
-function go(params: Record<string, string | undefined>): void {
-  location.hash = `#/messages${query(params)}`;
+const FILTERS = ['q', 'accountId', 'from', 'since', 'until', 'seen', 'flagged', 'deleted'] as const;
+type Filters = Partial<Record<(typeof FILTERS)[number] | 'cursor', string>>;
+
+/** The filters live in the address (#/messages?q=...&accountId=1), so a search can be reloaded, shared and gone back to. */
+function go(filters: Filters): void {
+  location.hash = `#/messages${query(filters)}`;
 }
 
 export function MessagesPage(props: { session: Session; params: URLSearchParams }) {
   const { params } = props;
-  const filters = {
-    account: params.get('account') ?? undefined,
-    from: params.get('from') ?? undefined,
-    since: params.get('since') ?? undefined,
-    until: params.get('until') ?? undefined,
-    cursor: params.get('cursor') ?? undefined,
-  };
+  const filters: Filters = {};
+  for (const key of [...FILTERS, 'cursor'] as const) {
+    const value = params.get(key);
+    if (value !== null && value !== '') filters[key] = value;
+  }
+  // The account page links here with ?account=ID.
+  if (filters.accountId === undefined && params.get('account') !== null) filters.accountId = params.get('account') ?? undefined;
+  const key = JSON.stringify(filters);
   const accounts = useLoad(() => api<{ accounts: Account[] }>('/accounts'), []);
-  const accountId = filters.account ?? (accounts.data?.accounts[0] === undefined ? undefined : String(accounts.data.accounts[0].id));
-  const page = useLoad(
-    async () => (accountId === undefined ? undefined : api<MessagePage>(`/accounts/${accountId}/messages${query({ from: filters.from, since: filters.since, until: filters.until, cursor: filters.cursor, limit: 50 })}`)),
-    [accountId, filters.from, filters.since, filters.until, filters.cursor],
-  );
-  const [from, setFrom] = useState(filters.from ?? '');
-  const [since, setSince] = useState(filters.since ?? '');
-  const [until, setUntil] = useState(filters.until ?? '');
+  const page = useLoad(() => api<MessagePage>(`/messages${query({ ...filters, limit: 50 })}`), [key]);
+  const [draft, setDraft] = useState<Filters>(filters);
+  const [draftKey, setDraftKey] = useState(key);
+  // The address changed (a link, back): the form shows what is applied.
+  if (draftKey !== key) {
+    setDraft(filters);
+    setDraftKey(key);
+  }
+  const set = (name: keyof Filters) => (event: { currentTarget: { value: string } }) => setDraft({ ...draft, [name]: event.currentTarget.value });
   const submit = (event: Event) => {
     event.preventDefault();
-    go({ account: accountId, from, since, until });
+    const { cursor: _cursor, ...rest } = draft;
+    go(rest);
   };
   return (
     <>
       <h1>Messages</h1>
-      <form class="filters" role="search" aria-label="Filter the messages" onSubmit={submit}>
+      <form class="filters" role="search" aria-label="Search the messages" onSubmit={submit}>
+        <Field label="Search" hint='Words, "a phrase", -word, prefix*, from:, to:, subject:, body:'>
+          <input name="q" type="search" value={draft.q ?? ''} onInput={set('q')} />
+        </Field>
         <Field label="Account">
-          <select name="account" value={accountId ?? ''} onChange={(e) => go({ account: e.currentTarget.value, from, since, until })}>
+          <select name="accountId" value={draft.accountId ?? ''} onChange={set('accountId')}>
+            <option value="">All accounts</option>
             {(accounts.data?.accounts ?? []).map((a) => (
               <option key={a.id} value={String(a.id)}>
                 {a.name}
@@ -46,36 +56,92 @@ export function MessagesPage(props: { session: Session; params: URLSearchParams 
           </select>
         </Field>
         <Field label="From contains">
-          <input name="from" value={from} onInput={(e) => setFrom(e.currentTarget.value)} />
+          <input name="from" value={draft.from ?? ''} onInput={set('from')} />
         </Field>
         <Field label="Since">
-          <input name="since" type="date" value={since} onInput={(e) => setSince(e.currentTarget.value)} />
+          <input name="since" type="date" value={draft.since ?? ''} onInput={set('since')} />
         </Field>
         <Field label="Before">
-          <input name="until" type="date" value={until} onInput={(e) => setUntil(e.currentTarget.value)} />
+          <input name="until" type="date" value={draft.until ?? ''} onInput={set('until')} />
+        </Field>
+        <Field label="Read">
+          <select name="seen" value={draft.seen ?? ''} onChange={set('seen')}>
+            <option value="">Any</option>
+            <option value="false">Unread</option>
+            <option value="true">Read</option>
+          </select>
+        </Field>
+        <Field label="Flagged">
+          <select name="flagged" value={draft.flagged ?? ''} onChange={set('flagged')}>
+            <option value="">Any</option>
+            <option value="true">Flagged</option>
+            <option value="false">Not flagged</option>
+          </select>
+        </Field>
+        <Field label="Deleted">
+          <select name="deleted" value={draft.deleted ?? ''} onChange={set('deleted')}>
+            <option value="">Hidden</option>
+            <option value="include">Shown too</option>
+            <option value="only">Only deleted</option>
+          </select>
         </Field>
         <button type="submit" class="primary">
-          Filter
+          Search
         </button>
       </form>
       <Problem error={accounts.error ?? page.error} />
-      {accounts.data !== undefined && accounts.data.accounts.length === 0 ? <p>No accounts, so no messages.</p> : null}
       {page.data === undefined ? (
-        accountId === undefined || page.error !== undefined ? null : (
-          <Loading what="messages" />
-        )
+        page.error === undefined ? <Loading what="messages" /> : null
       ) : (
-        <MessageTable page={page.data} onNext={(cursor) => go({ account: accountId, from: filters.from, since: filters.since, until: filters.until, cursor })} />
+        <MessageTable page={page.data} session={props.session} reload={page.reload} onNext={(cursor) => go({ ...filters, cursor })} searching={filters.q !== undefined} />
       )}
     </>
   );
 }
 
-function MessageTable(props: { page: MessagePage; onNext: (cursor: string) => void }) {
+function subjectOf(m: { subject: string | null }): string {
+  return m.subject === null || m.subject === '' ? '(no subject)' : m.subject;
+}
+
+function MessageRow(props: { message: MessageSummary; session: Session; reload: () => void }) {
+  const { message: m, session } = props;
+  const change = (body: Record<string, boolean>) => async () => {
+    await api(`/messages/${m.id}`, { method: 'PATCH', body });
+    props.reload();
+  };
+  return (
+    <tr data-message={m.id} class={m.seen ? 'seen' : 'unseen'}>
+      <td>{when(m.date ?? m.storedAt)}</td>
+      <td>{m.from === null ? '—' : m.from.name === '' ? m.from.address : `${m.from.name} <${m.from.address}>`}</td>
+      <td>
+        {m.flagged ? (
+          <span class="flag" title="flagged">
+            ⚑ <span class="visually-hidden">flagged</span>
+          </span>
+        ) : null}
+        <a href={`#/messages/${m.id}`}>{subjectOf(m)}</a>
+        {m.seen ? null : <span class="muted"> · unread</span>}
+        {m.hasAttachments ? <span class="muted"> · attachments</span> : null}
+        {m.headersOnly ? <span class="muted"> · headers only</span> : null}
+        {m.deletedAt == null ? null : <span class="muted"> · deleted</span>}
+      </td>
+      <td>{size(m.size)}</td>
+      {session.can('write') ? (
+        <td class="row-actions">
+          <Action label={`${m.flagged ? 'Unflag' : 'Flag'} “${subjectOf(m)}”`} run={change({ flagged: !m.flagged })} />
+          <Action label={`Mark “${subjectOf(m)}” ${m.seen ? 'unread' : 'read'}`} run={change({ seen: !m.seen })} />
+        </td>
+      ) : null}
+    </tr>
+  );
+}
+
+function MessageTable(props: { page: MessagePage; session: Session; reload: () => void; onNext: (cursor: string) => void; searching: boolean }) {
   const { messages, next } = props.page;
   if (messages.length === 0) return <p>No messages match.</p>;
   return (
     <>
+      <p class="muted">{props.searching ? 'Best matches first.' : 'Newest first.'}</p>
       <table class="messages">
         <thead>
           <tr>
@@ -83,20 +149,16 @@ function MessageTable(props: { page: MessagePage; onNext: (cursor: string) => vo
             <th scope="col">From</th>
             <th scope="col">Subject</th>
             <th scope="col">Size</th>
+            {props.session.can('write') ? (
+              <th scope="col">
+                <span class="visually-hidden">Actions</span>
+              </th>
+            ) : null}
           </tr>
         </thead>
         <tbody>
           {messages.map((m) => (
-            <tr key={m.id} data-message={m.id}>
-              <td>{when(m.date ?? m.storedAt)}</td>
-              <td>{m.from === null ? '—' : m.from.name === '' ? m.from.address : `${m.from.name} <${m.from.address}>`}</td>
-              <td>
-                <a href={`#/messages/${m.id}`}>{m.subject === null || m.subject === '' ? '(no subject)' : m.subject}</a>
-                {m.hasAttachments ? <span class="muted"> · attachments</span> : null}
-                {m.headersOnly ? <span class="muted"> · headers only</span> : null}
-              </td>
-              <td>{size(m.size)}</td>
-            </tr>
+            <MessageRow key={m.id} message={m} session={props.session} reload={props.reload} />
           ))}
         </tbody>
       </table>
