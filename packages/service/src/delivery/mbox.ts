@@ -67,9 +67,11 @@ class MboxFile implements Delivery {
   private committed: number;
   /** Why the last commit (or a write) failed; from then on nothing is accepted. */
   private broken: unknown;
-  /** Octets gathered, not yet written: they follow the file's first `flushed` octets. */
-  private gathered: Buffer[] = [];
+  /** Octets gathered, not yet written (the first `gatheredBytes`): they follow the file's first `flushed` octets. */
+  private readonly gathered = Buffer.allocUnsafe(4 * GATHER_BYTES);
   private gatheredBytes = 0;
+  /** Copies a part of the quoter's output into `gathered`. */
+  private readonly put = (source: Buffer, start: number, end: number): void => this.writeRange(source, start, end);
   /** The file's length as written (without what is gathered). */
   private flushed: number;
   /** The envelope line of the current second: the same for every message fetched in it. */
@@ -101,14 +103,12 @@ class MboxFile implements Delivery {
     const start = this.size;
     this.messageStart = start;
     const quoter = new MboxrdQuoter();
-    const parts: Buffer[] = [];
     try {
       if (this.separator !== '') this.write(Buffer.from(this.separator, 'latin1'));
       this.write(this.envelopeLine());
       await readInto(body, (chunk) => {
-        quoter.updateInto(chunk, parts);
-        for (const part of parts) this.write(part);
-        parts.length = 0;
+        if (this.broken !== undefined) throw this.broken;
+        quoter.updateInto(chunk, this.put);
         onRead?.(chunk.length);
       });
       this.write(quoter.finalize());
@@ -164,7 +164,6 @@ class MboxFile implements Delivery {
         // Nothing more can be done on the way out; the lock still goes.
       }
     }
-    this.gathered = [];
     this.gatheredBytes = 0;
     this.lock.releaseSync();
   }
@@ -176,14 +175,21 @@ class MboxFile implements Delivery {
     return this.envelope.line;
   }
 
-  /** Gathers `chunk` for the next write; writes once enough is gathered (in the middle of a large message too). */
   private write(chunk: Buffer): void {
     if (this.broken !== undefined) throw this.broken;
-    if (chunk.length === 0) return;
-    this.gathered.push(chunk);
-    this.gatheredBytes += chunk.length;
-    this.size += chunk.length;
-    if (this.gatheredBytes >= 4 * GATHER_BYTES) this.flush();
+    this.writeRange(chunk, 0, chunk.length);
+  }
+
+  /** Gathers octets `start` to `end` of `source` for the next write; writes first when they do not fit (in the middle of a large message too). */
+  private writeRange(source: Buffer, start: number, end: number): void {
+    for (let from = start; from < end; ) {
+      if (this.gatheredBytes === this.gathered.length) this.flush();
+      const count = Math.min(end - from, this.gathered.length - this.gatheredBytes);
+      source.copy(this.gathered, this.gatheredBytes, from, from + count);
+      this.gatheredBytes += count;
+      this.size += count;
+      from += count;
+    }
   }
 
   /**
@@ -196,8 +202,7 @@ class MboxFile implements Delivery {
    */
   private flush(): void {
     if (this.gatheredBytes === 0) return;
-    const data = this.gathered.length === 1 ? (this.gathered[0] as Buffer) : Buffer.concat(this.gathered, this.gatheredBytes);
-    this.gathered = [];
+    const data = this.gathered.subarray(0, this.gatheredBytes);
     this.gatheredBytes = 0;
     try {
       this.io.write(this.handle.fd, data);
@@ -218,12 +223,11 @@ class MboxFile implements Delivery {
   /** Removes everything after octet `start`: from what is gathered and, if written already, from the file. */
   private async truncateTo(start: number): Promise<void> {
     if (start >= this.flushed) {
-      this.dropGatheredFrom(start - this.flushed);
+      this.gatheredBytes = start - this.flushed;
       this.size = start;
       this.written = Math.min(this.written, start);
       return;
     }
-    this.gathered = [];
     this.gatheredBytes = 0;
     try {
       await this.handle.truncate(start);
@@ -239,23 +243,6 @@ class MboxFile implements Delivery {
     }
   }
 
-  /** Keeps the first `keep` gathered octets. */
-  private dropGatheredFrom(keep: number): void {
-    const kept: Buffer[] = [];
-    let total = 0;
-    for (const part of this.gathered) {
-      if (total + part.length <= keep) {
-        kept.push(part);
-        total += part.length;
-        continue;
-      }
-      if (keep > total) kept.push(part.subarray(0, keep - total));
-      total = keep;
-      break;
-    }
-    this.gathered = kept;
-    this.gatheredBytes = total;
-  }
 }
 
 /**

@@ -25,6 +25,9 @@ const NEWLINE = Buffer.from([LF]);
 const TWO_NEWLINES = Buffer.from([LF, LF]);
 const EMPTY = Buffer.alloc(0);
 
+/** Receives octets `start` to `end` of `source`: a part of the output. */
+export type Emit = (source: Buffer, start: number, end: number) => void;
+
 /**
  * The envelope line that starts each message: `From MAILER-DAEMON <date>` with the date in
  * asctime() form ("Thu Nov 24 18:22:48 1986", the day of the month padded with a space), in UTC,
@@ -70,23 +73,23 @@ export class MboxrdQuoter {
   /** The output for `chunk` (possibly empty: a few octets may wait for the next chunk). */
   update(chunk: Buffer): Buffer {
     const out: Buffer[] = [];
-    this.encode(chunk, out);
+    this.encode(chunk, (source, start, end) => void out.push(source.subarray(start, end)));
     return this.join(out);
   }
 
   /**
-   * Like update, but pushes the output's parts onto `out` instead of joining them: a writer that
-   * gathers many chunks before one write (mbox.ts) copies each octet once, not twice.
+   * Like update, but hands each part of the output to `emit` (octets `start` to `end` of
+   * `source`, valid only during the call) instead of joining them: a writer that gathers many
+   * messages before one write (mbox.ts) copies each octet once, and makes no Buffer per line.
    */
-  updateInto(chunk: Buffer, out: Buffer[]): void {
-    const from = out.length;
-    this.encode(chunk, out);
-    for (let i = out.length - 1; i >= from; i--) {
-      const part = out[i] as Buffer;
-      if (part.length === 0) continue;
-      this.endsWithLf = part[part.length - 1] === LF;
-      break;
-    }
+  updateInto(chunk: Buffer, emit: Emit): void {
+    let last = -1;
+    this.encode(chunk, (source, start, end) => {
+      if (end <= start) return;
+      last = source[end - 1] as number;
+      emit(source, start, end);
+    });
+    if (last !== -1) this.endsWithLf = last === LF;
   }
 
   /** What was held back, the final newline if missing, and the blank line. Call once, at the end. */
@@ -111,21 +114,21 @@ export class MboxrdQuoter {
     return parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts);
   }
 
-  private encode(chunk: Buffer, out: Buffer[]): void {
+  private encode(chunk: Buffer, emit: Emit): void {
     let i = 0;
     if (this.pendingCr && chunk.length > 0) {
       this.pendingCr = false;
       if (chunk[0] === LF) {
-        out.push(NEWLINE);
+        emit(NEWLINE, 0, 1);
         i = 1;
         this.atLineStart = true;
       } else {
-        out.push(CR_BYTE);
+        emit(CR_BYTE, 0, 1);
       }
     }
     while (i < chunk.length) {
       if (this.atLineStart) {
-        i = this.linePrefix(chunk, i, out);
+        i = this.linePrefix(chunk, i, emit);
         if (this.atLineStart) return; // the chunk ended inside the prefix
         continue;
       }
@@ -133,17 +136,18 @@ export class MboxrdQuoter {
       if (lf === -1) {
         // The rest of a line. A CR at the very end may be the first half of a CRLF.
         if (chunk[chunk.length - 1] === CR) {
-          out.push(chunk.subarray(i, chunk.length - 1));
+          emit(chunk, i, chunk.length - 1);
           this.pendingCr = true;
         } else {
-          out.push(chunk.subarray(i));
+          emit(chunk, i, chunk.length);
         }
         return;
       }
       if (lf > i && chunk[lf - 1] === CR) {
-        out.push(chunk.subarray(i, lf - 1), NEWLINE);
+        emit(chunk, i, lf - 1);
+        emit(NEWLINE, 0, 1);
       } else {
-        out.push(chunk.subarray(i, lf + 1));
+        emit(chunk, i, lf + 1);
       }
       i = lf + 1;
       this.atLineStart = true;
@@ -154,16 +158,16 @@ export class MboxrdQuoter {
    * Reads a line's `>*From ` prefix from `i`, passing the '>' run on as it goes. Returns where the
    * line's ordinary content starts; atLineStart stays true if the chunk ended first.
    */
-  private linePrefix(chunk: Buffer, start: number, out: Buffer[]): number {
+  private linePrefix(chunk: Buffer, start: number, emit: Emit): number {
     let i = start;
     if (this.fromMatched === 0) {
       while (i < chunk.length && chunk[i] === GT) i++;
-      if (i > start) out.push(chunk.subarray(start, i));
+      if (i > start) emit(chunk, start, i);
     }
     while (i < chunk.length) {
       if (chunk[i] !== FROM_[this.fromMatched]) {
         // Not a From line: what was held back of "From" is content after all.
-        out.push(FROM_.subarray(0, this.fromMatched));
+        emit(FROM_, 0, this.fromMatched);
         this.fromMatched = 0;
         this.atLineStart = false;
         return i;
@@ -171,7 +175,7 @@ export class MboxrdQuoter {
       i++;
       this.fromMatched++;
       if (this.fromMatched === FROM_.length) {
-        out.push(QUOTED_FROM_);
+        emit(QUOTED_FROM_, 0, QUOTED_FROM_.length);
         this.fromMatched = 0;
         this.atLineStart = false;
         return i;
