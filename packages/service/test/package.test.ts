@@ -14,7 +14,7 @@
  * Without a built binary in the checkout, npm compiles it, as it would for a user.
  *
  * Slow by nature (npm install: about 25 s with a warm cache). Build first is not needed: `npm pack`
- * runs prepack, which builds.
+ * runs prepack, which builds (scripts/build.mjs: the command's bundle with the rest).
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -23,6 +23,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { startDovecot, type Dovecot } from '../../../support/dovecot.ts';
 
@@ -127,9 +128,11 @@ describe('the packages, installed from their tarballs into an empty folder', () 
 
   it('ship the LICENSE, the README, the bin, the compiled code and its types, and no tests', () => {
     for (const file of ['LICENSE', 'README.md', 'package.json', 'dist/index.js', 'dist/index.d.ts']) assert.ok(packed.client.files.includes(file), `popwire: ${file}`);
-    for (const file of ['LICENSE', 'README.md', 'package.json', 'bin/popwire.js', 'dist/cli/main.js', 'dist/webhooks.js', 'dist/webhooks.d.ts']) {
+    for (const file of ['LICENSE', 'README.md', 'package.json', 'bin/popwire.js', 'dist/bundle/popwire.js', 'dist/bundle/popwire.js.map', 'dist/webhooks.js', 'dist/webhooks.d.ts']) {
       assert.ok(packed.service.files.includes(file), `popwire-service: ${file}`);
     }
+    // The command runs from the bundle: tsc's module-by-module copy of it is not shipped.
+    assert.deepEqual(packed.service.files.filter((file) => file.startsWith('dist/cli/')), []);
     for (const { name, files } of [packed.client, packed.service]) {
       assert.deepEqual(files.filter((file) => /(^|\/)test\/|\.test\.|tsbuildinfo/.test(file)), [], name);
     }
@@ -152,6 +155,27 @@ describe('the packages, installed from their tarballs into an empty folder', () 
     const { stdout } = ok(await exec('npx', ['--no', '--', 'popwire', '--version'], { cwd: app }), 'popwire --version');
     assert.match(stdout, new RegExp(`^popwire-service ${packed.service.version}$`, 'm'));
     assert.match(stdout, new RegExp(`^popwire ${packed.client.version}$`, 'm'));
+  });
+
+  it('the installed popwire runs its bundle: every file it loads of either package is bin/popwire.js or in dist/bundle/', async () => {
+    // A module hook writes down every file Node loads (ES modules, and the CommonJS ones they import).
+    const hook = join(work, 'hook.mjs');
+    const log = join(work, 'loaded.txt');
+    await writeFile(log, '');
+    await writeFile(
+      hook,
+      `import { register } from 'node:module';\nregister('data:text/javascript,' + encodeURIComponent(${JSON.stringify(
+        `import { appendFileSync } from 'node:fs';\nexport async function load(url, context, next) { appendFileSync(${JSON.stringify(log)}, url + '\\n'); return next(url, context); }`,
+      )}));\n`,
+    );
+    const bin = join(app, 'node_modules/popwire-service/bin/popwire.js');
+    await writeFile(join(app, 'ca.pem'), dovecot.ca);
+    ok(await exec(process.execPath, ['--import', hook, bin, 'capa', `pop3://127.0.0.1:${dovecot.port}`, '--ca', join(app, 'ca.pem')], { cwd: app }), 'popwire capa');
+    const loaded = (await readFile(log, 'utf8')).split('\n').filter((url) => url.startsWith('file:')).map((url) => fileURLToPath(url));
+    const service = join(app, 'node_modules/popwire-service/');
+    const ours = loaded.filter((file) => file.startsWith(service) || file.startsWith(join(app, 'node_modules/popwire/')));
+    assert.ok(ours.includes(bin) && ours.some((file) => file.startsWith(join(service, 'dist/bundle/'))), ours.join('\n'));
+    assert.deepEqual(ours.filter((file) => file !== bin && !file.startsWith(join(service, 'dist/bundle/'))), []);
   });
 
   it('npx popwire --help lists the commands', async () => {
