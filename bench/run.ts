@@ -40,6 +40,7 @@ import { noPipeliningScenario } from './no-pipelining.ts';
 import { libraryScenario, printLibraryRow } from './library.ts';
 import { printSyncCpuRow, syncCpuScenario } from './sync-cpu.ts';
 import { searchScenario } from './search.ts';
+import { lmtpScenario } from './lmtp.ts';
 import { benchService, printServiceResult } from './service.ts';
 import { startupScenario } from './startup.ts';
 
@@ -365,6 +366,9 @@ if (SCENARIOS.has('e')) printServiceResult(await benchService({ accounts: Math.m
 
 // (g) bench/no-pipelining.ts: popa3d, which advertises nothing, against the raw limit; skipped without root or popa3d.
 if (SCENARIOS.has('g')) await noPipeliningScenario({ count: Math.round(2000 * SCALE), runs: RUNS });
+
+// (k) bench/lmtp.ts: 10,000 x 4 KB from Dovecot POP3 into Dovecot LMTP: popwire fetch/sync --lmtp, fetchmail, the raw LMTP limit.
+if (SCENARIOS.has('k')) await lmtpScenario({ count: Math.round(10_000 * SCALE), runs: RUNS });
 
 // (l) bench/search.ts: search over 100,000 stored messages on SQLite and PostgreSQL. Not run by default: loading takes minutes.
 if (SCENARIOS.has('l')) await searchScenario();
