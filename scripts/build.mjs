@@ -12,7 +12,8 @@
 //    they need into popwire.js plus chunks: each command's module is a chunk of its own that
 //    program.ts imports only when that command runs, so `popwire capa` never reads the store's
 //    code, nor `popwire sync` the HTTP service's.
-// 3. (Reserved) The web console's assets, once there is a console: add its step to STEPS.
+// 3. The web console's assets, packages/service/dist/web: packages/service/scripts/build-console.mjs
+//    type-checks packages/service/web (DOM types, Preact's JSX) and bundles it with esbuild.
 //
 // `node scripts/build.mjs --bundle-only` skips step 1 (the bundle is made from the sources, not
 // from tsc's output, so it does not need it); a type error then goes unnoticed.
@@ -141,10 +142,16 @@ async function buildBundleInto(outdir) {
   });
 }
 
+function buildConsole() {
+  const args = [`${SERVICE}/scripts/build-console.mjs`, ...(process.argv.includes('--bundle-only') ? [] : ['--check'])];
+  const build = spawnSync(process.execPath, args, { cwd: root, stdio: 'inherit' });
+  if (build.status !== 0) throw new Error(`build-console.mjs failed (exit ${build.status ?? build.signal})`);
+}
+
 const STEPS = [
   ['tsc -b packages/client packages/service', typeCheckAndCompile],
   ['bundle of the popwire command (packages/service/dist/bundle)', bundleCli],
-  // The web console's assets go here, as a step of their own.
+  ['the web console (packages/service/dist/web)', buildConsole],
 ];
 
 const bundleOnly = process.argv.includes('--bundle-only');

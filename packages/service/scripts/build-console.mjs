@@ -4,7 +4,7 @@
 // package holds the assets and the service needs no CDN and no build at run time.
 // `--check` type-checks web/ first (tsc, DOM types), as the test script does.
 import { spawnSync } from 'node:child_process';
-import { copyFile, mkdir, rm } from 'node:fs/promises';
+import { copyFile, mkdir, rename, rm } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
@@ -15,12 +15,15 @@ if (process.argv.includes('--check')) {
   if (tsc.status !== 0) process.exit(tsc.status ?? 1);
 }
 
+// Built beside dist/web, then renamed into place: a service started meanwhile (another test)
+// finds the old assets or the new, never half of them.
 const out = here('dist/web');
-await rm(out, { recursive: true, force: true });
-await mkdir(out, { recursive: true });
+const next = `${out}.${process.pid}`;
+await rm(next, { recursive: true, force: true });
+await mkdir(next, { recursive: true });
 await build({
   entryPoints: [here('web/src/main.tsx')],
-  outfile: `${out}/app.js`,
+  outfile: `${next}/app.js`,
   bundle: true,
   minify: true,
   format: 'esm',
@@ -30,5 +33,11 @@ await build({
   legalComments: 'none',
   logLevel: 'warning',
 });
-await copyFile(here('web/index.html'), `${out}/index.html`);
-await copyFile(here('web/style.css'), `${out}/app.css`);
+await copyFile(here('web/index.html'), `${next}/index.html`);
+await copyFile(here('web/style.css'), `${next}/app.css`);
+const old = `${out}.old.${process.pid}`;
+await rename(out, old).catch((error) => {
+  if (error.code !== 'ENOENT') throw error;
+});
+await rename(next, out);
+await rm(old, { recursive: true, force: true });
