@@ -36,13 +36,28 @@ export async function openMaildir(dir: string, options: MaildirOptions = {}): Pr
   let committing: Written[] = [];
   /** Why the last commit failed; from then on nothing is accepted. */
   let broken: unknown;
-  /** Files being created on the thread pool, and the octets they hold in memory until then. */
-  const creating = new Set<Promise<unknown>>();
+  /**
+   * Files being created on the thread pool, oldest first (the pool takes them in that order), and
+   * the octets they hold in memory until then. Waited on one at a time, from the oldest: a race
+   * over all of them would add a reaction to each, on every message.
+   */
+  const creating: Array<{ readonly created: Promise<unknown>; done: boolean }> = [];
   let creatingBytes = 0;
+
+  /** Drops the settled creations at the front; waits for the oldest while there are too many. */
+  async function makeRoom(): Promise<void> {
+    for (;;) {
+      while (creating[0]?.done === true) creating.shift();
+      const oldest = creating[0];
+      if (oldest === undefined || (creatingBytes <= CREATING_BYTES && creating.length < CREATING_FILES)) return;
+      await oldest.created;
+    }
+  }
 
   /** Every creation started has settled: no file can appear in tmp/ after this. */
   async function creationsSettled(): Promise<void> {
-    while (creating.size > 0) await Promise.allSettled([...creating]);
+    await Promise.all(creating.map(({ created }) => created));
+    creating.length = 0;
   }
 
   function removeUncommitted(): void {
@@ -53,16 +68,19 @@ export async function openMaildir(dir: string, options: MaildirOptions = {}): Pr
   /** Starts creating `tmpPath` with `parts` on the thread pool; the promise never rejects (see Written.created). */
   function startCreating(tmpPath: string, parts: Buffer[], size: number): Promise<unknown> {
     creatingBytes += size;
-    const created: Promise<unknown> = createFile(tmpPath, parts, size, fsync).then(
-      () => undefined,
-      (error: unknown) => ({ error }),
-    );
-    creating.add(created);
-    void created.then(() => {
-      creating.delete(created);
+    const entry = {
+      created: createFile(tmpPath, parts, size, fsync).then(
+        () => undefined,
+        (error: unknown) => ({ error }),
+      ),
+      done: false,
+    };
+    creating.push(entry);
+    void entry.created.then(() => {
+      entry.done = true;
       creatingBytes -= size;
     });
-    return created;
+    return entry.created;
   }
 
   return {
@@ -74,7 +92,7 @@ export async function openMaildir(dir: string, options: MaildirOptions = {}): Pr
         throw broken;
       }
       // Memory stays bounded when the disk is slower than the network.
-      while (creatingBytes > CREATING_BYTES && creating.size > 0) await Promise.race(creating);
+      await makeRoom();
       const name = uniqueName();
       const tmpPath = join(dir, 'tmp', name);
       let parts: Buffer[] = [];
@@ -194,6 +212,8 @@ interface Written {
 const BUFFERED_MESSAGE_BYTES = 256 * 1024;
 /** Octets read but not yet in their files at most, about: a slow disk slows the reading instead. */
 const CREATING_BYTES = 8 * 1024 * 1024;
+/** Files queued on the thread pool at most: enough to keep its four threads busy through a slow fsync. */
+const CREATING_FILES = 256;
 
 /**
  * fsyncs in flight at once in a commit. libuv runs four at a time (its thread pool); a few more
