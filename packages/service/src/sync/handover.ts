@@ -53,6 +53,9 @@ export interface HandoverOutcome {
 
 export const DEFAULT_RECORD_EVERY = 100;
 const MAX_REFUSALS_KEPT = 20;
+/** Messages read from the store in one query before they are handed over. */
+const READ_AHEAD = 64;
+const READ_AHEAD_BYTES = 8 * 1024 * 1024;
 
 /**
  * The account's outbox: after the store has committed, every stored message some destination of
@@ -100,10 +103,27 @@ export class Outbox {
       pendingMessages = 0;
       await this.store.deliveries.record(batch, this.now());
     };
+    // Read ahead: small messages a batch at a time; a large one (chunks of 1 MiB) alone.
+    let ahead = new Map<number, Buffer>();
+    const read = async (index: number): Promise<Buffer | undefined> => {
+      const id = due[index]!.messageId;
+      if (!ahead.has(id)) {
+        const batch = [id];
+        for (let next = index + 1, bytes = due[index]!.size; next < due.length && batch.length < READ_AHEAD && bytes + due[next]!.size <= READ_AHEAD_BYTES; next++) {
+          bytes += due[next]!.size;
+          batch.push(due[next]!.messageId);
+        }
+        ahead = await this.store.deliveries.bytes(batch);
+      }
+      return ahead.get(id);
+    };
     try {
-      for (const message of due) {
+      for (const [index, message] of due.entries()) {
         if (this.options.stop?.aborted) break;
-        const stored = await this.store.messages.rawBuffer(message.messageId);
+        const stored = await read(index);
+        ahead.delete(message.messageId);
+        // Purged through the API since `due` was read: nothing left to hand over.
+        if (stored === undefined) continue;
         const bytes = this.uidHeader ? withUidHeader(stored, message.uid) : stored;
         const sender = this.options.sender ?? envelopeSender(stored);
         const date = messageDate(stored);

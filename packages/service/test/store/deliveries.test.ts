@@ -29,10 +29,14 @@ for (const kind of STORE_KINDS) {
       const ids = await store.messages.commit(account.id, [message('u1'), message('u2'), message('u3', { headersOnly: true })], 3);
       const due = await store.deliveries.due(account.id, [a!, b!]);
       // The headers-only copy is not the message: never handed over.
+      const size = message('u1').bytes.length;
       assert.deepEqual(due, [
-        { messageId: ids[0], uid: 'u1', destinationIds: [a!.id, b!.id] },
-        { messageId: ids[1], uid: 'u2', destinationIds: [a!.id, b!.id] },
+        { messageId: ids[0], uid: 'u1', size, destinationIds: [a!.id, b!.id] },
+        { messageId: ids[1], uid: 'u2', size, destinationIds: [a!.id, b!.id] },
       ]);
+      const bytes = await store.deliveries.bytes([ids[1]!, ids[0]!]);
+      assert.ok(bytes.get(ids[0]!)!.equals(message('u1').bytes));
+      assert.ok(bytes.get(ids[1]!)!.equals(message('u2').bytes));
 
       await store.deliveries.record(
         [
@@ -44,8 +48,8 @@ for (const kind of STORE_KINDS) {
         4,
       );
       assert.deepEqual(await store.deliveries.due(account.id, [a!, b!]), [
-        { messageId: ids[0], uid: 'u1', destinationIds: [b!.id] },
-        { messageId: ids[1], uid: 'u2', destinationIds: [a!.id] },
+        { messageId: ids[0], uid: 'u1', size, destinationIds: [b!.id] },
+        { messageId: ids[1], uid: 'u2', size, destinationIds: [a!.id] },
       ]);
       await store.deliveries.record([{ messageId: ids[0]!, destinationId: b!.id, state: 'delivered', reply: null }], 5);
       const views = await store.deliveries.forMessage(account.id, ids[0]!);
@@ -67,7 +71,7 @@ for (const kind of STORE_KINDS) {
       const [again] = await store.deliveries.ensure(account.id, 'cli', [lmtp], 4);
       assert.equal(again!.id, first!.id);
       const [later] = await store.messages.commit(account.id, [message('after')], 5);
-      assert.deepEqual(await store.deliveries.due(account.id, [first!]), [{ messageId: later, uid: 'after', destinationIds: [first!.id] }]);
+      assert.deepEqual(await store.deliveries.due(account.id, [first!]), [{ messageId: later, uid: 'after', size: message('after').bytes.length, destinationIds: [first!.id] }]);
       assert.deepEqual(await store.deliveries.forMessage(account.id, old!), []);
       assert.deepEqual((await store.deliveries.forMessage(account.id, later!)).map((v) => v.state), ['pending']);
     });
