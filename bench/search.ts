@@ -135,6 +135,8 @@ function percentile(sorted: readonly number[], p: number): number {
 
 /** Candidate caps compared in the same run: the default, and what a smaller or no cap would cost. */
 const CAPS = (process.env.SEARCH_CAPS ?? `${SEARCH_CANDIDATES}`).split(',').map(Number);
+/** SEARCH_KINDS=postgres runs one store only. */
+const KINDS = (process.env.SEARCH_KINDS ?? 'sqlite,postgres').split(',') as Array<'sqlite' | 'postgres'>;
 
 async function measure(store: Store, accounts: number[], candidates: number): Promise<void> {
   const { id: tokenId } = await store.tokens.create('bench', { scopes: ['read'], accounts: [accounts[1]!] });
@@ -168,7 +170,7 @@ export async function searchScenario(): Promise<void> {
   const scratch = await mkdtemp(join(tmpdir(), 'popwire-bench-search-'));
   const postgres = await startPostgres();
   try {
-    for (const kind of ['sqlite', 'postgres'] as const) {
+    for (const kind of KINDS) {
       const location = kind === 'sqlite' ? { kind, dir: join(scratch, 'sqlite') } : { kind, url: await postgres.createDatabase() };
       await using store = await Store.open(location);
       const { accounts, msPerThousand } = await load(store);
