@@ -285,6 +285,21 @@ describe('the console', { timeout: 180_000 }, () => {
     }
   });
 
+  it('refuses an unknown token at sign-in, saying why', async () => {
+    const other = await openPage(browser);
+    try {
+      await other.page.goto(`${service.base}/`);
+      await typeInto(other.page, other.page.getByLabel('API token', { exact: true }), 'pw_not-a-token-of-this-service');
+      await other.page.keyboard.press('Enter');
+      await other.page.getByRole('alert').getByText(/not known to this service/).waitFor();
+      assert.equal(await other.page.evaluate('sessionStorage.length'), 0, 'the refused token is not kept');
+      // Chromium logs the 401 itself; nothing else may show.
+      assert.deepEqual(other.errors.filter((line) => !/status of 401/.test(line)), []);
+    } finally {
+      await other.page.context().close();
+    }
+  });
+
   it('signs out: the token is gone from the tab', async () => {
     const { page } = watched;
     await tabTo(page, page.getByRole('button', { name: 'Sign out' }));
