@@ -32,7 +32,8 @@
  * packages/service). Environment: BENCH_SCALE (accounts = 200 x scale, at least 2), BENCH_RUNS
  * (default 1), BENCH_STORE_DIR (where the stores go; default /var/tmp), BENCH_SERVICE_CONCURRENCY
  * (the extra rows; default `8,16`), BENCH_SERVICE_PROFILE (a folder: the serve processes run with
- * --cpu-prof and write their profiles there).
+ * --cpu-prof and write their profiles there), BENCH_SERVICE_PROBE_MS (default 100: how often
+ * `GET /v1/accounts` is sent while serve syncs, its latency reported; 0: not sent).
  */
 import { execFileSync, spawn, type ChildProcessByStdio } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -92,6 +93,15 @@ export interface ServeResult extends SideResult {
   peakRssMiB: number;
   /** Most syncs seen running at once (popwire_syncs_running, sampled while polling). */
   maxRunning: number;
+  /** `GET /v1/accounts` sent every 100 ms during the timed part: its latency (ms). */
+  listLatency: LatencySummary;
+}
+
+export interface LatencySummary {
+  samples: number;
+  p50: number;
+  p99: number;
+  max: number;
 }
 
 export interface SequentialResult extends SideResult {
@@ -155,7 +165,14 @@ export async function benchService(options: ServiceBenchOptions): Promise<Servic
     for (let round = 1; round <= options.runs; round++) {
       for (const [i, side] of serveSides.entries()) {
         await fill();
-        serveRounds[i]!.push(await serveRound(env, side.isDefault ? undefined : side.concurrency));
+        const served = await serveRound(env, side.isDefault ? undefined : side.concurrency);
+        serveRounds[i]!.push(served);
+        // As it comes, before the long sequential side: a run cut short still tells this much.
+        const { seconds, listLatency: l } = served.result;
+        console.error(
+          `(e) serve at concurrency ${side.concurrency}, round ${round}: ${seconds.toFixed(1)} s, ${((options.accounts * options.messages) / seconds).toFixed(0)} msg/s;` +
+            ` GET /v1/accounts p50 ${l.p50.toFixed(0)} ms, p99 ${l.p99.toFixed(0)} ms, max ${l.max.toFixed(0)} ms (${l.samples} samples)`,
+        );
         if (i === 0) {
           await fill();
           sequentialRounds.push(await sequentialRound(env));
@@ -195,19 +212,20 @@ export function printServiceResult(result: ServiceBenchResult): void {
   const total = result.accounts * result.messages;
   const seq = result.sequential;
   const rate = (seconds: number) => (total / seconds).toFixed(0);
+  const latency = ({ p50, p99, max, samples }: LatencySummary) => `${p50.toFixed(0)} / ${p99.toFixed(0)} / ${max.toFixed(0)} (${samples} samples)`;
   const cpu = (side: SideResult & { mainThreadCpuSeconds?: number }) =>
     `${side.cpuSeconds.toFixed(1)}${side.mainThreadCpuSeconds === undefined ? '' : ` (main thread ${side.mainThreadCpuSeconds.toFixed(1)})`}`;
   console.log(
     `\n### (e) ${result.accounts} accounts x ${result.messages} messages of about ${(result.messageBytes / 1024).toFixed(0)} KB, ` +
       `synced into SQLite (stores under ${result.storeBase}), STLS on loopback; median of ${result.runs} round(s); load average before: ${result.loadBefore.toFixed(1)}\n`,
   );
-  console.log('| how | concurrency | seconds | msg/s | ratio (sequential s / this s) | popwire CPU s | Dovecot CPU s | peak RSS MiB |');
-  console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
-  console.log(`| \`popwire sync\`, one process per account, one after another | 1 | ${seq.seconds.toFixed(1)} | ${rate(seq.seconds)} | 1.00 | ${cpu(seq)} | ${seq.dovecotCpuSeconds.toFixed(1)} | n/a |`);
+  console.log('| how | concurrency | seconds | msg/s | ratio (sequential s / this s) | popwire CPU s | Dovecot CPU s | peak RSS MiB | GET /v1/accounts p50 / p99 / max ms |');
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+  console.log(`| \`popwire sync\`, one process per account, one after another | 1 | ${seq.seconds.toFixed(1)} | ${rate(seq.seconds)} | 1.00 | ${cpu(seq)} | ${seq.dovecotCpuSeconds.toFixed(1)} | n/a | n/a |`);
   for (const row of result.serve) {
     const how = row.isDefault ? '`popwire serve`, default concurrency' : `\`popwire serve\`, sync.concurrency ${row.concurrency}`;
     console.log(
-      `| ${how} | ${row.concurrency} | ${row.seconds.toFixed(1)} | ${rate(row.seconds)} | ${(seq.seconds / row.seconds).toFixed(2)} | ${cpu(row)} | ${row.dovecotCpuSeconds.toFixed(1)} | ${row.peakRssMiB.toFixed(0)} |`,
+      `| ${how} | ${row.concurrency} | ${row.seconds.toFixed(1)} | ${rate(row.seconds)} | ${(seq.seconds / row.seconds).toFixed(2)} | ${cpu(row)} | ${row.dovecotCpuSeconds.toFixed(1)} | ${row.peakRssMiB.toFixed(0)} | ${latency(row.listLatency)} |`,
     );
   }
   const all = (rounds: number[]) => rounds.map((s) => s.toFixed(1)).join(', ');
@@ -280,6 +298,7 @@ async function serveRound(env: BenchEnv, concurrency: number | undefined): Promi
     const dovecotCpu0 = dovecotCpu(dovecot);
     const startedAt = Date.now();
     const started = performance.now();
+    const probe = latencyProbe(() => api.json('GET', '/v1/accounts'), LATENCY_PROBE_MS);
     const jobs: number[] = [];
     for (const id of ids) jobs.push((await api.json<{ id: number }>('POST', `/v1/accounts/${id}/sync`, undefined, 202)).id);
     const queueSeconds = (performance.now() - started) / 1000;
@@ -297,6 +316,7 @@ async function serveRound(env: BenchEnv, concurrency: number | undefined): Promi
       await sleep(250);
     }
     const polledSeconds = (performance.now() - started) / 1000;
+    const listLatency = await probe.stop();
     const cpu1 = processCpu(server.pid!);
     const dovecotCpu1 = dovecotCpu(dovecot);
     const peakRssMiB = peakRssKiB(server.pid!) / 1024;
@@ -338,6 +358,7 @@ async function serveRound(env: BenchEnv, concurrency: number | undefined): Promi
         syncSecondsSum: metrics.durationSum,
         peakRssMiB,
         maxRunning,
+        listLatency,
       },
     };
   } finally {
@@ -597,6 +618,48 @@ function middle<T extends { result: { seconds: number } }>(rounds: T[]): T {
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.floor(sorted.length / 2)] ?? 0;
+}
+
+/**
+ * How often the probe asks for `GET /v1/accounts` while serve syncs (issue 13: p99 of at most
+ * 50 ms, asked every 100 ms). BENCH_SERVICE_PROBE_MS=0 turns it off, to see what it costs the syncs.
+ */
+const LATENCY_PROBE_MS = Number(process.env.BENCH_SERVICE_PROBE_MS ?? 100);
+
+/**
+ * Sends `request` every `everyMs`, whether or not the last one was answered, and times each from
+ * when it was due to when its answer was read: a server that stalls for a second shows ten slow
+ * samples, not one (no coordinated omission). `stop` waits for the ones in flight.
+ */
+function latencyProbe(request: () => Promise<unknown>, everyMs: number): { stop(): Promise<LatencySummary> } {
+  const latencies: number[] = [];
+  const inFlight = new Set<Promise<void>>();
+  let failure: unknown;
+  const start = performance.now();
+  let sent = 0;
+  const tick = () => {
+    const due = start + sent * everyMs;
+    sent += 1;
+    const done = request().then(
+      () => void latencies.push(performance.now() - due),
+      (error: unknown) => void (failure ??= error),
+    );
+    inFlight.add(done);
+    void done.finally(() => inFlight.delete(done));
+  };
+  if (everyMs <= 0) return { stop: async () => ({ samples: 0, p50: 0, p99: 0, max: 0 }) };
+  tick();
+  const timer = setInterval(tick, everyMs);
+  return {
+    async stop() {
+      clearInterval(timer);
+      await Promise.all(inFlight);
+      if (failure !== undefined) throw failure;
+      const sorted = [...latencies].sort((a, b) => a - b);
+      const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)] ?? 0;
+      return { samples: sorted.length, p50: at(0.5), p99: at(0.99), max: sorted.at(-1) ?? 0 };
+    },
+  };
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
