@@ -22,6 +22,12 @@ import { aad } from './service.js';
 export async function checkKeyRing(store: Store, box: SecretBox, now: number = Date.now()): Promise<void> {
   const rows = await sealedRows(store);
   const missing = missingKeys(rows, box);
+  // Destinations' SMTP/IMAP secrets (migration 0006) need the ring too.
+  for (const row of await sealedDestinations(store)) {
+    const id = sealedKeyId(row.credentials) ?? 'unreadable';
+    if (box.has(id)) continue;
+    missing.set(id, (missing.get(id) ?? new Set<number>()).add(row.account_id));
+  }
   if (missing.size > 0) {
     const keys = [...missing].map(([id, accounts]) => `${id} (account${accounts.size > 1 ? 's' : ''} ${[...accounts].join(', ')})`);
     throw new SecretKeyError(
@@ -75,7 +81,18 @@ export async function forgetLostKeys(store: Store, box: SecretBox, keyIds: reado
     );
     forgotten.push({ accountId: row.id, credentials, webhook });
   }
+  // A destination whose secret went with the key keeps its place and state; its next login fails until PATCH sends the secret again.
+  for (const row of await sealedDestinations(store)) {
+    if (!lost.has(sealedKeyId(row.credentials) ?? 'unreadable')) continue;
+    await store.db.updateTable('account_destinations').set({ credentials: null, updated_at: now }).where('id', '=', row.id).execute();
+    if (!forgotten.some((f) => f.accountId === row.account_id)) forgotten.push({ accountId: row.account_id, credentials: false, webhook: false });
+  }
   return forgotten;
+}
+
+async function sealedDestinations(store: Store): Promise<Array<{ id: number; account_id: number; credentials: string }>> {
+  const rows = await store.db.selectFrom('account_destinations').select(['id', 'account_id', 'credentials']).where('credentials', 'is not', null).orderBy('id').execute();
+  return rows.map((row) => ({ id: row.id, account_id: row.account_id, credentials: row.credentials! }));
 }
 
 async function sealedRows(store: Store) {

@@ -68,6 +68,31 @@ describe('account destinations through the API', () => {
     assert.equal(listed.json.accounts[0].destinations.length, 1);
   });
 
+  it("keeps a destination's secret under the key ring: rotation re-seals it, a start without its key is refused, forgetting the key drops it", async () => {
+    const { randomBytes } = await import('node:crypto');
+    const { SecretBox } = await import('../../src/accounts/secrets.ts');
+    const { AccountService } = await import('../../src/accounts/service.ts');
+    const { checkKeyRing, forgetLostKeys } = await import('../../src/accounts/key-check.ts');
+    const { sealedKeyId } = await import('../../src/accounts/secrets.ts');
+    const store = await stores.open('sqlite');
+    const [oldKey, newKey] = [randomBytes(32), randomBytes(32)];
+    const before = new AccountService(store, new SecretBox([oldKey]));
+    const account = await before.create({ ...body([{ spec: 'smtp:127.0.0.1:2525', credentials: { type: 'password', password: SMTP_PASSWORD } }]), webhook: undefined } as never);
+    const sealed = async () => (await store.db.selectFrom('account_destinations').select('credentials').executeTakeFirstOrThrow()).credentials;
+    const first = await sealed();
+    assert.equal(await new AccountService(store, new SecretBox([newKey, oldKey])).rotateKeys(), 2, "the account's password and the destination's");
+    const rotated = await sealed();
+    assert.notEqual(rotated, first);
+    await checkKeyRing(store, new SecretBox([newKey]));
+    // Only the destination's secret under the old key again: a ring without it is refused, naming the account.
+    await store.db.updateTable('account_destinations').set({ credentials: first }).execute();
+    await assert.rejects(checkKeyRing(store, new SecretBox([newKey])), new RegExp(`${sealedKeyId(first!)} \\(account ${account.id}\\)`));
+    await forgetLostKeys(store, new SecretBox([newKey]), [sealedKeyId(first!)!]);
+    assert.equal(await sealed(), null);
+    await checkKeyRing(store, new SecretBox([newKey]));
+    await store.close();
+  });
+
   it('refuses an MDA command unless the config allows its absolute path, and a shell command always', async () => {
     await using api = await app();
     const cases: Array<[string, RegExp]> = [
