@@ -43,8 +43,13 @@ export const MAX_HEADER_BYTES = 1024 * 1024;
  * fetchmail and getmail do: stable as long as the server sends the same headers, and headers
  * carry Received and Message-ID lines that make two messages' digests differ in practice.
  */
-export async function readListing(client: Pop3Client, known: ReadonlyMap<string, number>): Promise<Listing> {
-  const uids = await readUids(client);
+export async function readListing(
+  client: Pop3Client,
+  known: ReadonlyMap<string, number>,
+  /** UIDL already asked (askUids), so the server built it while the caller read its store. */
+  asked: ReturnType<typeof askUids> = askUids(client),
+): Promise<Listing> {
+  const uids = await asked;
   if (uids !== undefined) {
     const named = disambiguate(uids.map((u) => ({ n: u.n, uid: u.uid, size: known.get(u.uid) ?? -1 })), 'uidl');
     if (named.messages.every((m) => known.has(m.uid))) return named;
@@ -66,6 +71,19 @@ export async function readListing(client: Pop3Client, known: ReadonlyMap<string,
     batch.forEach((m, k) => named.push({ n: m.n, uid: digestUid(heads[k]!, m.size), size: m.size }));
   }
   return disambiguate(named, 'digest');
+}
+
+/**
+ * Sends UIDL now and resolves with its listing, or undefined when the server has none. Asked
+ * before the session reads its seen UIDs from the store, the server's work and the store's
+ * overlap: a run with nothing new is little more than UIDL and QUIT, so what it does between
+ * them is what it costs over a raw session.
+ */
+export function askUids(client: Pop3Client): ReturnType<typeof readUids> {
+  const asked = readUids(client);
+  // Awaited by readListing; a failure before then (the store failed first) must not go unhandled.
+  asked.catch(() => {});
+  return asked;
 }
 
 async function readUids(client: Pop3Client) {

@@ -1,7 +1,7 @@
 import { Pop3ConnectionError, Pop3ServerError, type Pop3Client } from 'popwire';
 import type { Store } from '../store/store.js';
 import type { IdentityMode } from '../store/schema.js';
-import { MAX_HEADER_BYTES, readListing, type ListedMessage } from './listing.js';
+import { askUids, MAX_HEADER_BYTES, readListing, type ListedMessage } from './listing.js';
 import type { AccountLock } from './lock.js';
 import type { HandoverOutcome, Outbox } from './handover.js';
 import { planDeletions, planSession } from './plan.js';
@@ -92,6 +92,8 @@ export async function runSession(client: Pop3Client, ctx: SessionContext): Promi
   const report = (phase: SyncPhase, total = 0) => ctx.progress({ phase, session: ctx.session, total, received, done: writer.committed.length, bytes });
   try {
     report('listing');
+    // UIDL first: the server lists while the store reads (listing.ts askUids).
+    const asked = askUids(client);
     const seen = await store.seen.forAccount(accountId);
     const known = new Map<string, number>();
     // Only LIST's sizes expose a UID the server gave to another message (plan.ts): without them
@@ -100,7 +102,7 @@ export async function runSession(client: Pop3Client, ctx: SessionContext): Promi
     if (policy.retention === 'leave') {
       for (const row of seen.values()) if (row.state === 'stored' && row.deleted_at === null) known.set(row.uid, row.listed_size);
     }
-    const listing = await readListing(client, known);
+    const listing = await readListing(client, known, asked);
     const ignoredExisting = ctx.skipExisting === true && seen.size === 0 ? await store.seen.markIgnored(accountId, listing.messages, seen, now()) : 0;
     const plan = planSession(listing.messages, seen, policy);
     const sessionStart = now();
