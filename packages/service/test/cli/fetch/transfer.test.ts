@@ -190,3 +190,43 @@ describe('transfer with --delete', () => {
     assert.equal(await leftOnServer(), MESSAGES.length - result.delivered);
   });
 });
+
+describe('transfer with external destinations (handOver)', () => {
+  it('deletes exactly the messages every destination accepted: a refusal skips one message, an unavailable destination ends the run', async () => {
+    await dovecot.setMailbox('alice', MESSAGES);
+    const { noLocalDelivery } = await import('../../../src/cli/fetch/destinations.ts');
+    const { DestinationRefused, DestinationUnavailable } = await import('../../../src/destinations/destination.ts');
+    const events: Event[] = [];
+    const accepted: number[] = [];
+    const client = await connect();
+    const watchedClient: TransferClient = {
+      get state() {
+        return client.state;
+      },
+      retrieveMany: (numbers) => client.retrieveMany(numbers),
+      delete: (n) => {
+        events.push({ kind: 'dele', n });
+        return client.delete(n);
+      },
+    };
+    const numbers = MESSAGES.map((_, index) => index + 1);
+    const result = await transfer(watchedClient, numbers, noLocalDelivery(), {
+      delete: true,
+      shouldStop: () => false,
+      onBytes: () => {},
+      onDelivered: () => {},
+      handOver: async (n, message) => {
+        assert.deepEqual(message, MESSAGES[n - 1], `message ${n} handed over whole`);
+        if (n === 40) throw new DestinationUnavailable('LMTP test', 'the connection was lost');
+        if (n % 7 === 0) throw new DestinationRefused('LMTP test', '452 4.2.2 Mailbox full', true);
+        accepted.push(n);
+      },
+    });
+    await finish(client, result, { requested: numbers.length, deleting: true, interrupted: undefined, started: performance.now() }).catch(() => undefined);
+    assert.ok(result.failure instanceof DestinationUnavailable);
+    assert.deepEqual(result.refused.map(({ n }) => n), [7, 14, 21, 28, 35]);
+    assert.deepEqual(events.filter((event) => event.kind === 'dele').map((event) => (event as { n: number }).n), accepted);
+    assert.equal(accepted.length, 34);
+    assert.equal(await leftOnServer(), MESSAGES.length - accepted.length);
+  });
+});
