@@ -19,7 +19,7 @@ export interface ScriptedLmtp {
 /** The reply to a message after its data: '250 ...' to accept; 'drop' closes the connection without one. */
 export type Answer = (message: Buffer, index: number) => string;
 
-export async function startScriptedLmtp(answer: Answer = () => '250 2.0.0 ok', options: { lmtp?: boolean } = {}): Promise<ScriptedLmtp> {
+export async function startScriptedLmtp(answer: Answer = () => '250 2.0.0 ok', options: { lmtp?: boolean; host?: string } = {}): Promise<ScriptedLmtp> {
   const messages: Buffer[] = [];
   const envelope: string[] = [];
   const sockets = new Set<Socket>();
@@ -29,7 +29,7 @@ export async function startScriptedLmtp(answer: Answer = () => '250 2.0.0 ok', o
     socket.on('error', () => undefined);
     serve(socket, answer, messages, envelope, options.lmtp !== false);
   });
-  server.listen(0, '127.0.0.1');
+  server.listen(0, options.host ?? '127.0.0.1');
   await once(server, 'listening');
   return {
     port: (server.address() as AddressInfo).port,

@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { createServer, type AddressInfo } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import { after, before, describe, it } from 'node:test';
 import { dropDeliveryHeaders, startDeliveryDovecot, type DeliveryDovecot } from '../../../../support/dovecot-delivery.ts';
 import { startPostfix, type Postfix } from '../../../../support/postfix.ts';
@@ -128,5 +129,27 @@ describe('LMTP faults (scripted server)', () => {
     await new Promise((resolve) => closed.close(resolve));
     const destination = smtpDestination({ protocol: 'lmtp', address: { host: '127.0.0.1', port } });
     await assert.rejects(destination.open(), (error: unknown) => error instanceof DestinationUnavailable && error.message === `Cannot deliver to LMTP 127.0.0.1:${port}: cannot connect: connection refused`);
+  });
+});
+
+/** An address of this machine that is not loopback, if it has one. */
+const outside = Object.values(networkInterfaces()).flat().find((address) => address?.family === 'IPv4' && !address.internal)?.address;
+
+describe('TLS policy', () => {
+  it('refuses to hand a message in clear text to a non-loopback server without STARTTLS, unless allowed', { skip: outside === undefined && 'no non-loopback address here' }, async () => {
+    const server = await startScriptedLmtp(() => '250 2.0.0 ok', { host: outside });
+    try {
+      const address = { host: outside as string, port: server.port };
+      await assert.rejects(smtpDestination({ protocol: 'lmtp', address }).open(), (error: unknown) => error instanceof DestinationUnavailable && /STARTTLS/i.test(error.message));
+      assert.equal(server.messages.length, 0);
+      const allowed = smtpDestination({ protocol: 'lmtp', address }, { tls: { allowPlaintext: true } });
+      await allowed.open();
+      const message = MESSAGES[0] as Buffer;
+      await allowed.deliver(message, meta(message, 1, '', 'bob'));
+      await allowed.close();
+      assert.equal(server.messages.length, 1);
+    } finally {
+      await server.close();
+    }
   });
 });
