@@ -51,7 +51,10 @@ for (const kind of STORE_KINDS) {
       return Object.entries(json.paths as Record<string, Record<string, { security?: Array<{ bearer?: string[] }> }>>).flatMap(([path, methods]) =>
         Object.entries(methods).map(([method, op]) => ({
           method: method.toUpperCase(),
-          path: path.startsWith('/v1/messages/') || path === '/v1/jobs/{id}' ? path.replace('{id}', String(path.startsWith('/v1/jobs') ? tenant.a.job : tenant.a.message)).replace('{n}', '1') : path.replace(/\{(\w+)\}/g, (_, p: string) => String(ids[p])),
+          // A token or webhook event of no one (404 once the scope passes): revoking a real token here would revoke the test's own.
+          path: /^\/v1\/(tokens|webhook-events)\/\{id\}/.test(path)
+            ? path.replace('{id}', '999999')
+            : path.startsWith('/v1/messages/') || path === '/v1/jobs/{id}' ? path.replace('{id}', String(path.startsWith('/v1/jobs') ? tenant.a.job : tenant.a.message)).replace('{n}', '1') : path.replace(/\{(\w+)\}/g, (_, p: string) => String(ids[p])),
           scope: op.security?.[0]?.bearer?.[0] as Scope | undefined,
         })),
       );
