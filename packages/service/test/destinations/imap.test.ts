@@ -2,6 +2,7 @@
  * IMAP APPEND into a real Dovecot IMAP, read back over IMAP byte for byte with its internal date.
  */
 import assert from 'node:assert/strict';
+import { networkInterfaces } from 'node:os';
 import { after, before, describe, it } from 'node:test';
 import { ImapFlow } from 'imapflow';
 import { startDeliveryDovecot, type DeliveryDovecot } from '../../../../support/dovecot-delivery.ts';
@@ -87,6 +88,27 @@ plugin {
       await destination.close();
     } finally {
       await quota.stop();
+    }
+  });
+});
+
+/** An address of this machine that is not loopback, if it has one. */
+const outside = Object.values(networkInterfaces()).flat().find((address) => address?.family === 'IPv4' && !address.internal)?.address;
+
+describe('IMAP TLS policy', () => {
+  it('uses STARTTLS with a verified certificate to a non-loopback imap:// server', { skip: outside === undefined && 'no non-loopback address here' }, async () => {
+    const dovecot = await startDeliveryDovecot({ extraConfig: `listen = 127.0.0.1, ${outside}` });
+    try {
+      const target = { host: outside as string, port: dovecot.imapPort, implicitTls: false, user: 'bob', folder: 'INBOX' };
+      // The certificate names 127.0.0.1 and localhost, not this address: verification must refuse it.
+      await assert.rejects(imapDestination(target, { auth: { password: dovecot.users.bob }, tls: { ca: dovecot.ca } }).open(), (error: unknown) => error instanceof DestinationUnavailable && /certificate|altnames|IP/i.test(error.message));
+      const insecure = imapDestination(target, { auth: { password: dovecot.users.bob }, tls: { insecure: true } });
+      await insecure.open();
+      await insecure.deliver(MESSAGES[0] as Buffer, meta(MESSAGES[0] as Buffer, 1));
+      await insecure.close();
+      assert.equal((await readBack(dovecot, 'bob', 'INBOX')).length, 1);
+    } finally {
+      await dovecot.stop();
     }
   });
 });
