@@ -192,6 +192,9 @@ describe('the API, fuzzed from its OpenAPI document', () => {
     const { json } = await call('GET', '/openapi.json', 'none');
     const out: Operation[] = [];
     for (const [path, methods] of Object.entries(json.paths as Record<string, Record<string, Record<string, unknown>>>)) {
+      // Not fuzzed: POST /v1/tokens answers with a new token by design (once), and DELETE would
+      // revoke the fuzzer's own tokens. Their checks are in test/console/routes.test.ts.
+      if (path.startsWith('/v1/tokens')) continue;
       for (const [method, op] of Object.entries(methods)) {
         const security = op.security as Array<{ bearer?: string[] }> | undefined;
         const content = (op.requestBody as { content?: Record<string, { schema: JsonSchema }> } | undefined)?.content;
