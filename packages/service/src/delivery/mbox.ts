@@ -112,6 +112,8 @@ class MboxFile implements Delivery {
         onRead?.(chunk.length);
       });
       this.write(quoter.finalize());
+      // At a message's end, so that the file mostly holds whole messages between writes.
+      if (this.gatheredBytes >= GATHER_BYTES) this.flush();
     } catch (error) {
       // Unread if the envelope line already failed: let the connection drain it and go on.
       body.destroy();
@@ -123,17 +125,14 @@ class MboxFile implements Delivery {
     }
     this.written = this.size;
     this.separator = '';
-    // At a message's end, so that the file mostly holds whole messages between writes.
-    if (this.gatheredBytes >= GATHER_BYTES) this.flush();
   }
 
   async commit(): Promise<void> {
     if (this.broken !== undefined) throw this.broken;
     const point = this.written;
     if (point === this.committed) return;
-    // What is gathered goes to the file first: the fsync must cover every message up to `point`.
-    // A message still being written may go partly with it (its failure would cut it off again).
-    this.flush();
+    // The whole messages gathered go to the file first: the fsync must cover every one up to `point`.
+    this.flushWhole();
     try {
       // Bytes of a message written meanwhile may be flushed too; they count from the next commit.
       await this.io.fsync(this.handle);
@@ -193,19 +192,19 @@ class MboxFile implements Delivery {
   }
 
   /**
-   * Writes what is gathered, in one call (see writeAllSync: synchronous, so that abandon() from a
-   * signal handler never races a write on another thread). A write that fails may have put part
-   * of the gathered octets in the file, and they may belong to messages whose deliver() already
-   * resolved: the mbox is broken from then on, so that no later commit can count those as
-   * durable, and the file is cut back to where this write began. Not to the last commit: one
-   * may be running, and what it covers was written before it began.
+   * Writes the gathered octets of whole messages (those before `written`) in one call, keeping the
+   * rest gathered. Synchronous (see writeAllSync), so that abandon() from a signal handler never
+   * races a write on another thread. A write that fails may have put part of them in the file,
+   * and they belong to messages whose deliver() already resolved: the mbox is broken from then
+   * on, so that no later commit counts those as durable, and the file is cut back to where this
+   * write began. Not to the last commit: one may be running, and what it covers was written
+   * before it began.
    */
-  private flush(): void {
-    if (this.gatheredBytes === 0) return;
-    const data = this.gathered.subarray(0, this.gatheredBytes);
-    this.gatheredBytes = 0;
+  private flushWhole(): void {
+    const whole = Math.min(Math.max(this.written - this.flushed, 0), this.gatheredBytes);
+    if (whole === 0) return;
     try {
-      this.io.write(this.handle.fd, data);
+      this.io.write(this.handle.fd, this.gathered.subarray(0, whole));
     } catch (error) {
       this.broken = error;
       try {
@@ -213,11 +212,30 @@ class MboxFile implements Delivery {
       } catch {
         // Nothing more to try: a reader may see a fragment after the last whole message.
       }
+      this.gatheredBytes = 0;
       this.size = this.flushed;
       this.written = Math.min(this.written, this.flushed);
       throw error;
     }
-    this.flushed += data.length;
+    this.flushed += whole;
+    this.gathered.copyWithin(0, whole, this.gatheredBytes);
+    this.gatheredBytes -= whole;
+  }
+
+  /**
+   * Writes everything gathered: the whole messages first (flushWhole), then what there is of the
+   * message being written. A failure of that second write is that message's alone: deliver()
+   * cuts the file back to where the message began (the file may hold any part of it), and the
+   * whole messages before it stay, to be committed.
+   */
+  private flush(): void {
+    this.flushWhole();
+    if (this.gatheredBytes === 0) return;
+    const partial = this.gathered.subarray(0, this.gatheredBytes);
+    this.gatheredBytes = 0;
+    // Counted as in the file before the write, so that a failure truncates the file, not the buffer.
+    this.flushed += partial.length;
+    this.io.write(this.handle.fd, partial);
   }
 
   /** Removes everything after octet `start`: from what is gathered and, if written already, from the file. */

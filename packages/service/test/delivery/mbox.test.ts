@@ -179,6 +179,28 @@ describe('openMbox', () => {
     assert.deepEqual(readMboxrd(await readFile(path)).map((entry) => entry.message), [lfNormalized(MESSAGES[0] as Buffer)]);
   });
 
+  it('a write that fails within one message cuts off that message only: the whole messages gathered before it are written and committed', async () => {
+    const path = freshMbox();
+    const large = Buffer.concat([Buffer.from('Subject: too large\r\n\r\n'), Buffer.alloc(300 * 1024, 'b'), Buffer.from('\r\n')]);
+    const mbox = await openMbox(path, {
+      lockTimeoutMs: 1000,
+      now: () => WHEN,
+      // A file size limit: the large message's octets reach the file only in part.
+      write: (fd, data) => {
+        const at = data.indexOf('too large');
+        if (at === -1) return writeAllSync(fd, data);
+        writeAllSync(fd, data.subarray(0, at + 2000));
+        throw Object.assign(new Error('EFBIG: file too large, write'), { code: 'EFBIG' });
+      },
+    });
+    await mbox.deliver(1, body(MESSAGES[0] as Buffer));
+    await mbox.deliver(2, body(MESSAGES[1] as Buffer));
+    await assert.rejects(mbox.deliver(3, body(large, 16 * 1024)), { code: 'EFBIG' });
+    await mbox.commit();
+    await mbox.close();
+    assert.deepEqual(readMboxrd(await readFile(path)).map((entry) => entry.message), [MESSAGES[0], MESSAGES[1]].map((m) => lfNormalized(m as Buffer)));
+  });
+
   it('holds FILE.lock from open to close; a second opener waits, then gives up clearly', async () => {
     const path = freshMbox();
     const mbox = await open(path);
