@@ -95,6 +95,9 @@ describe('messages', () => {
       size: 2501,
       hasAttachments: true,
       headersOnly: false,
+      seen: false,
+      flagged: false,
+      deletedAt: null,
       sha256: all[0]?.sha256,
       storedAt: all[0]?.storedAt,
     });
