@@ -7,9 +7,14 @@
  * popa3d serves 2,000 messages of about 4 KB from /var/mail/popwirebench (mbox), spawned per
  * connection by a Node server on 127.0.0.1 with the socket as its stdin and stdout (its inetd
  * mode). It authenticates system users, so the setup creates the system user `popwirebench` (no
- * home, no shell) if it is missing and sets its password each run; it needs root and
- * /usr/sbin/popa3d (apt-get install popa3d), and the scenario says so and is skipped without them.
- * The user is left in place; the mbox is removed at the end.
+ * home, no shell) if it is missing and sets its password each run; it needs root.
+ *
+ * popa3d is not installed as a package: Debian's popa3d and dovecot-pop3d both provide
+ * pop3-server and conflict, so installing it would remove the Dovecot every test runs. Instead
+ * `apt-get download` fetches the package once into a cache folder and `dpkg-deb -x` unpacks it
+ * there; the binary needs only its system user `popa3d` and /var/lib/popa3d (its chroot), made
+ * here if missing, and PAM's defaults (/etc/pam.d/other). Without apt or root the scenario says
+ * so and is skipped. The users are left in place; the mbox is removed at the end.
  *
  * Rows, each its own process, median of BENCH_RUNS: the raw pipelined limit (bench/clients/raw.ts),
  * popwire's retrieveMany, `popwire fetch --mbox` (clear text: popa3d has no STLS), and retrieveMany
@@ -20,7 +25,7 @@
  * bench/clients/common.ts plus `mode`.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -30,7 +35,8 @@ import { Pop3Client } from '../packages/client/src/index.ts';
 import { bulkMessages } from '../support/fixtures.ts';
 import { measure, range, readJob, type Job, type Result } from './clients/common.ts';
 
-const POPA3D = '/usr/sbin/popa3d';
+/** Where the unpacked package is kept between runs. */
+const POPA3D_CACHE = join(tmpdir(), 'popwire-bench-popa3d');
 const USER = 'popwirebench';
 const PASSWORD = 'popwire-bench-g';
 const MBOX = `/var/mail/${USER}`;
@@ -53,14 +59,22 @@ const ROWS: Row[] = [
 ];
 
 export async function noPipeliningScenario(options: { count: number; runs: number }): Promise<void> {
-  const missing = !existsSync(POPA3D) ? `${POPA3D} is not installed (apt-get install popa3d)` : process.getuid?.() !== 0 ? 'it needs root (a system user, /var/mail)' : undefined;
-  if (missing !== undefined) {
-    console.log(`\n(g) skipped: ${missing}`);
+  if (process.getuid?.() !== 0) {
+    console.log('\n(g) skipped: it needs root (system users, /var/mail)');
     return;
   }
-  ensureUser();
+  let popa3d: string;
+  try {
+    popa3d = unpackPopa3d();
+  } catch (error) {
+    console.log(`\n(g) skipped: could not fetch popa3d with apt-get download: ${error instanceof Error ? error.message : String(error)}`);
+    return;
+  }
+  ensureUser(USER, PASSWORD);
+  ensureUser('popa3d');
+  mkdirSync('/var/lib/popa3d', { recursive: true, mode: 0o755 });
   writeMbox(bulkMessages(options.count, 4096));
-  const server = await startPopa3d();
+  const server = await startPopa3d(popa3d);
   try {
     const address = server.address();
     if (address === null || typeof address === 'string') throw new Error('no port');
@@ -89,14 +103,28 @@ export async function noPipeliningScenario(options: { count: number; runs: numbe
   }
 }
 
-/** The system user popa3d logs in (through PAM): created once, its password set every run. */
-function ensureUser(): void {
+/** Debian's popa3d, unpacked (not installed) into POPA3D_CACHE once; returns the binary's path. */
+function unpackPopa3d(): string {
+  const binary = join(POPA3D_CACHE, 'root/usr/sbin/popa3d');
+  if (existsSync(binary)) return binary;
+  rmSync(POPA3D_CACHE, { recursive: true, force: true });
+  mkdirSync(POPA3D_CACHE, { recursive: true });
+  // apt's sandbox user cannot write into a root-owned temp folder; the download is unsandboxed then.
+  execFileSync('apt-get', ['download', '-qq', 'popa3d'], { cwd: POPA3D_CACHE, stdio: ['ignore', 'ignore', 'pipe'] });
+  const deb = readdirSync(POPA3D_CACHE).find((name) => name.endsWith('.deb'));
+  if (deb === undefined) throw new Error('no .deb was downloaded');
+  execFileSync('dpkg-deb', ['-x', join(POPA3D_CACHE, deb), join(POPA3D_CACHE, 'root')]);
+  return binary;
+}
+
+/** A system user with no home and no shell, created once; with a password, it is set every run (popa3d logs in through PAM). */
+function ensureUser(user: string, password?: string): void {
   try {
-    execFileSync('id', ['-u', USER], { stdio: 'ignore' });
+    execFileSync('id', ['-u', user], { stdio: 'ignore' });
   } catch {
-    execFileSync('useradd', ['--system', '--no-create-home', '--home-dir', '/nonexistent', '--shell', '/usr/sbin/nologin', USER]);
+    execFileSync('useradd', ['--system', '--no-create-home', '--home-dir', '/nonexistent', '--shell', '/usr/sbin/nologin', user]);
   }
-  execFileSync('chpasswd', { input: `${USER}:${PASSWORD}\n` });
+  if (password !== undefined) execFileSync('chpasswd', { input: `${user}:${password}\n` });
 }
 
 /** The messages as an mbox: a `From ` line before each, LF line ends (popa3d sends CRLF). */
@@ -110,9 +138,9 @@ function writeMbox(messages: Buffer[]): void {
 }
 
 /** popa3d in inetd mode, one process per connection; the socket stays paused here so popa3d alone reads it. */
-async function startPopa3d(): Promise<Server> {
+async function startPopa3d(popa3d: string): Promise<Server> {
   const server = createServer({ pauseOnConnect: true }, (socket) => {
-    const child = spawn(POPA3D, [], { stdio: [socket, socket, 'ignore'] });
+    const child = spawn(popa3d, [], { stdio: [socket, socket, 'ignore'] });
     child.on('exit', () => socket.destroy());
     child.on('error', () => socket.destroy());
   });

@@ -3,16 +3,16 @@
 # Dovecot's POP3 server, openssl (the test Dovecot's certificate), PostgreSQL 15 (the binaries
 # support/postgres.ts runs as private throw-away servers; the package's own "main" cluster is not
 # used), systemd (only its systemd-analyze, for the deployment unit), the delivery targets
-# (Dovecot's LMTP and IMAP servers, Postfix, procmail and maildrop), popa3d (a POP3 server
-# without CAPA or PIPELINING), fetchmail (a bench baseline) and Chromium (the console's browser
-# tests). None of them is started here or by the package: the tests start private instances on
+# (Dovecot's LMTP and IMAP servers, Postfix, procmail and maildrop), fetchmail (a bench
+# baseline) and Chromium (the console's browser tests). None of them is started here or by the package: the tests start private instances on
 # loopback. Idempotent; needs root.
 # The test harness would install them on demand too, but parallel test files must not race for
 # dpkg's lock, so CI and newcomers run this once first.
 set -euo pipefail
 
 need=()
-[ -x /usr/sbin/dovecot ] || need+=(dovecot-pop3d)
+# dovecot-pop3d, not just dovecot-core: its pop3 binary is what the tests run.
+[ -x /usr/lib/dovecot/pop3 ] && [ -x /usr/sbin/dovecot ] || need+=(dovecot-pop3d)
 command -v openssl >/dev/null || need+=(openssl)
 [ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql)
 # systemd-analyze checks the unit in docs/deploy/ (packages/service/test/deploy.test.ts).
@@ -26,8 +26,8 @@ command -v mpop >/dev/null || need+=(mpop)
 [ -x /usr/sbin/postfix ] || need+=(postfix)
 command -v procmail >/dev/null || need+=(procmail)
 command -v maildrop >/dev/null || need+=(maildrop)
-# popa3d answers no CAPA and breaks pipelining assumptions: the lock-step fallback is measured on it.
-[ -x /usr/sbin/popa3d ] || need+=(popa3d)
+# popa3d (bench scenario g) is not installed here: it conflicts with dovecot-pop3d (both provide
+# pop3-server), so bench/no-pipelining.ts unpacks its package privately instead.
 # fetchmail is the baseline of the LMTP delivery bench.
 command -v fetchmail >/dev/null || need+=(fetchmail)
 # Headless Chromium for the console's browser tests (driven by playwright-core, no download).
