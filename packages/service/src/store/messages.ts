@@ -3,8 +3,8 @@ import { randomUUID } from 'node:crypto';
 import { accountCondition, EVERY_ACCOUNT, type AccountFilter } from './account-filter.js';
 import { dialectOf, type Dialect } from './dialect.js';
 import { StoreError } from './errors.js';
-import { indexSqlite, tsvectorOf } from './search.js';
-import { toFts5, toTsquery, type SearchQuery } from './search-query.js';
+import { indexSqlite, postgresHits, tsvectorOf } from './search.js';
+import { toFts5, type SearchQuery } from './search-query.js';
 import { searchDocument } from './search-text.js';
 import { insertWebhookEvents, type NewWebhookEvent } from './webhook-events.js';
 import type { Account, Database, StoredMessage } from './schema.js';
@@ -334,16 +334,12 @@ export class MessageStore {
     if (restriction !== undefined) conditions.push(restriction);
     const where = sql.join(conditions, sql` and `);
     // SQLite: CROSS JOIN keeps the FTS5 table as the outer loop, read newest first (its rowid is
-    // the message id), so the scan stops at the cap. PostgreSQL chooses between the GIN index and
-    // walking the primary key newest first; the tsvector is read (detoasted) to rank only the
-    // rows that pass. Planning the match alone (OFFSET 0) made a common word 5 times slower.
+    // the message id), so the scan stops at the cap. PostgreSQL: postgresHits chooses the plan.
     const hits =
       this.dialect === 'sqlite'
         ? sql<{ id: number; rank: number }>`(select message_search.rowid as id, ${BM25} as rank from message_search cross join messages on messages.id = message_search.rowid
             where message_search match ${toFts5(query)} and ${where} order by message_search.rowid desc limit ${candidates})`
-        : sql<{ id: number; rank: number }>`(select c.id, (-ts_rank(c.search, to_tsquery('simple', ${toTsquery(query)})))::float8 as rank from
-            (select messages.id, messages.search from messages where messages.search @@ to_tsquery('simple', ${toTsquery(query)}) and ${where}
-              order by messages.id desc limit ${candidates}) as c)`;
+        : await postgresHits(this.db, query, where, candidates);
     let select = this.db.selectFrom('messages').innerJoin(hits.as('hits'), 'hits.id', 'messages.id').select(COLUMNS).select('hits.rank');
     const after = options.after;
     if (after != null) {
