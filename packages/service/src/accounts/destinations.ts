@@ -7,7 +7,7 @@ import {
   type DestinationOptions,
 } from '../destinations/destination.js';
 import { formatDestination, parseDestination, type DestinationSpec } from '../destinations/spec.js';
-import type { Account } from '../store/schema.js';
+import type { Account, AccountDestination } from '../store/schema.js';
 import type { Store } from '../store/store.js';
 import type { HandoverTarget } from '../sync/handover.js';
 import type { SecretBox } from './secrets.js';
@@ -160,20 +160,13 @@ export class AccountDestinations {
   }
 
   async views(accountId: number): Promise<DestinationView[]> {
-    return (await this.store.deliveries.forAccount(accountId, 'api')).map((row) => {
-      const stored = JSON.parse(row.spec) as StoredSpec;
-      return {
-        id: row.id,
-        kind: row.kind as DestinationView['kind'],
-        spec: stored.spec,
-        to: stored.to,
-        credentialType: row.credentials === null ? null : stored.credentialType,
-        uidHeader: stored.uidHeader,
-        seen: stored.seen,
-        tlsInsecure: stored.tlsInsecure,
-        allowPlaintext: stored.allowPlaintext,
-      };
-    });
+    return (await this.store.deliveries.forAccount(accountId, 'api')).map(destinationView);
+  }
+
+  /** Every account's views, by account id, in one query. */
+  async viewsByAccount(): Promise<Map<number, DestinationView[]>> {
+    const rows = await this.store.deliveries.byAccount('api');
+    return new Map([...rows].map(([accountId, list]) => [accountId, list.map(destinationView)]));
   }
 
   /**
@@ -287,4 +280,20 @@ function underAny(dir: string, roots: readonly string[]): boolean {
     const base = normalize(root).replace(/\/+$/, '');
     return dir === base || dir.startsWith(base + sep);
   });
+}
+
+/** What the API shows of a destination: never its credentials, only their type. */
+function destinationView(row: AccountDestination): DestinationView {
+  const stored = JSON.parse(row.spec) as StoredSpec;
+  return {
+    id: row.id,
+    kind: row.kind as DestinationView['kind'],
+    spec: stored.spec,
+    to: stored.to,
+    credentialType: row.credentials === null ? null : stored.credentialType,
+    uidHeader: stored.uidHeader,
+    seen: stored.seen,
+    tlsInsecure: stored.tlsInsecure,
+    allowPlaintext: stored.allowPlaintext,
+  };
 }

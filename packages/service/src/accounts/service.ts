@@ -194,7 +194,9 @@ export class AccountService {
 
   /** Accounts not deleted, by id. */
   async list(): Promise<AccountView[]> {
-    return Promise.all((await this.store.accounts.list()).filter((a) => a.deleted_at === null).map((row) => this.withDestinations(this.view(row))));
+    const rows = (await this.store.accounts.list()).filter((a) => a.deleted_at === null);
+    const destinations = await this.destinations.viewsByAccount();
+    return rows.map((row) => ({ ...this.view(row), destinations: destinations.get(row.id) ?? [] }));
   }
 
   async get(id: number): Promise<AccountView> {

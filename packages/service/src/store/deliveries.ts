@@ -135,6 +135,18 @@ export class DeliveryStore {
     return query.orderBy('position').orderBy('id').execute();
   }
 
+  /** Every account's destinations of `origin`, by account, in one query (for the account list: not one query per account). */
+  async byAccount(origin: DestinationOrigin): Promise<Map<number, AccountDestination[]>> {
+    const rows = await this.db.selectFrom('account_destinations').selectAll().where('origin', '=', origin).orderBy('account_id').orderBy('position').orderBy('id').execute();
+    const byAccount = new Map<number, AccountDestination[]>();
+    for (const row of rows) {
+      const list = byAccount.get(row.account_id);
+      if (list === undefined) byAccount.set(row.account_id, [row]);
+      else list.push(row);
+    }
+    return byAccount;
+  }
+
   /**
    * The account's stored messages that some of `destinations` has not accepted: never handed
    * over, in flight when a run died, or refused (temporarily or not: every run tries again).

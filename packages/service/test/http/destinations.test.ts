@@ -64,8 +64,12 @@ describe('account destinations through the API', () => {
     const got = await api.request('GET', `/v1/accounts/${id}`);
     assert.equal(got.json.destinations.length, 1);
     assert.ok(!got.text.includes(SMTP_PASSWORD));
+    // The list reads every account's destinations at once: each must still get its own.
+    const other = await api.request('POST', '/v1/accounts', { body: body([], { name: 'Bob', username: 'bob' }) });
+    assert.equal(other.status, 201, other.text);
     const listed = await api.request('GET', '/v1/accounts');
-    assert.equal(listed.json.accounts[0].destinations.length, 1);
+    const counts = new Map(listed.json.accounts.map((a: { id: number; destinations: unknown[] }) => [a.id, a.destinations.length]));
+    assert.deepEqual([counts.get(id), counts.get(other.json.id)], [1, 0]);
   });
 
   it("keeps a destination's secret under the key ring: rotation re-seals it, a start without its key is refused, forgetting the key drops it", async () => {
