@@ -35,7 +35,7 @@ export const serve: CommandRegistration = (program) => {
       const service = await startService(config, { init: options.init === true, notify: (line) => process.stderr.write(`popwire serve: ${line}\n`) });
       const { describeLocation } = await import('../../store/database.js');
       // The store named: a wrong POPWIRE_STORE shows here, not as a 401 for every token.
-      process.stderr.write(`popwire serve: listening on ${service.url} (store ${describeLocation(service.store.location)})\n`);
+      process.stderr.write(`popwire serve: listening on ${service.url} (store ${describeLocation(service.store.location)}); the console is at ${service.url}/, sign in with an API token\n`);
       const signal = await Promise.race([once(process, 'SIGTERM'), once(process, 'SIGINT')]);
       void signal;
       const exitNow = () => process.exit(130);
