@@ -15,7 +15,8 @@
  *
  *   node --import tsx bench/search.ts          (or BENCH_SCENARIOS=l npm run bench)
  *   SEARCH_MESSAGES=20000 for a quick look; SEARCH_CAPS=1000,5000,1000000000 compares how many
- *   of the newest matches are ranked (MessageStore.search), in the same run
+ *   of the newest matches are ranked (MessageStore.search), in the same run; PostgreSQL runs with
+ *   its default shared_buffers (128MB), SEARCH_SHARED_BUFFERS=16MB gives the test harness's
  */
 import { sql } from 'kysely';
 import { createHash } from 'node:crypto';
@@ -168,7 +169,9 @@ async function measure(store: Store, accounts: number[], candidates: number): Pr
 export async function searchScenario(): Promise<void> {
   console.log(`\n(l) search over ${MESSAGES} stored messages, ${ROUNDS} rounds per query, first page of 50`);
   const scratch = await mkdtemp(join(tmpdir(), 'popwire-bench-search-'));
-  const postgres = await startPostgres();
+  // PostgreSQL's own default shared_buffers, as a server installed for the service would have:
+  // the test harness shrinks it to 16 MB, smaller than this table (SEARCH_SHARED_BUFFERS=16MB compares).
+  const postgres = await startPostgres({ settings: { shared_buffers: process.env.SEARCH_SHARED_BUFFERS ?? '128MB' } });
   try {
     for (const kind of KINDS) {
       const location = kind === 'sqlite' ? { kind, dir: join(scratch, 'sqlite') } : { kind, url: await postgres.createDatabase() };
