@@ -33,7 +33,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Pop3Client } from '../packages/client/src/index.ts';
 import { bulkMessages } from '../support/fixtures.ts';
-import { measure, range, readJob, type Job, type Result } from './clients/common.ts';
+import { measure, plainSession, range, readJob, type Job, type Result } from './clients/common.ts';
 
 /** Where the unpacked package is kept between runs. */
 const POPA3D_CACHE = join(tmpdir(), 'popwire-bench-popa3d');
@@ -178,16 +178,7 @@ async function child(job: Job & { mode: Mode }): Promise<void> {
     }
     return;
   }
-  const client = await Pop3Client.connect({
-    host: job.host,
-    port: job.port,
-    tls: 'none',
-    allowPlaintextAuth: true,
-    user: job.user,
-    password: job.password,
-    timeout: 120_000,
-    pipelining: job.mode !== 'lockstep',
-  });
+  const client = await Pop3Client.connect({ ...plainSession(job), pipelining: job.mode !== 'lockstep' });
   await measure(async () => {
     let messages = 0;
     let bytes = 0;

@@ -37,6 +37,11 @@ export interface Result {
   startRssMiB: number;
 }
 
+/** How the library-side clients connect to the job's server: clear text, like the raw baseline they are compared with. */
+export function plainSession(job: Job, timeout = 120_000) {
+  return { host: job.host, port: job.port, tls: 'none' as const, allowPlaintextAuth: true, user: job.user, password: job.password, timeout };
+}
+
 export function readJob(): Job {
   const arg = process.argv[2];
   if (arg === undefined) throw new Error('usage: client.ts JOB_JSON');

@@ -16,7 +16,7 @@
 import { Pop3Client } from 'popwire';
 import { Store } from '../../packages/service/dist/store/store.js';
 import { syncAccount, DEFAULT_POLICY, type SyncPhase } from '../../packages/service/dist/sync/index.js';
-import { peakRssKiB, readJob, type Result } from './common.ts';
+import { peakRssKiB, plainSession, readJob, type Result } from './common.ts';
 
 export interface SyncJob {
   storeDir: string;
@@ -76,16 +76,7 @@ try {
     accountId: account.id,
     policy: DEFAULT_POLICY,
     repeat: false,
-    connect: () =>
-      Pop3Client.connect({
-        host: job.host,
-        port: job.port,
-        tls: 'none',
-        allowPlaintextAuth: true,
-        user: job.user,
-        password: job.password,
-        timeout: 300_000,
-      }),
+    connect: () => Pop3Client.connect(plainSession(job, 300_000)),
     onProgress: (progress) => (phases[progress.phase] ??= seconds(started)),
   });
   const elapsed = seconds(started);

@@ -3,22 +3,14 @@
  * `seconds` is the retrieval; `sessionSeconds` is connect to close, QUIT answered (scenario h).
  */
 import { Pop3Client } from 'popwire';
-import { peakRssKiB, range, readJob, type Result } from './common.ts';
+import { peakRssKiB, plainSession, range, readJob, type Result } from './common.ts';
 
 const job = readJob();
 const since = (start: bigint) => Number(process.hrtime.bigint() - start) / 1e9;
 const startRssMiB = process.memoryUsage.rss() / 2 ** 20;
 const cpu = process.cpuUsage();
 const started = process.hrtime.bigint();
-const client = await Pop3Client.connect({
-  host: job.host,
-  port: job.port,
-  tls: 'none',
-  allowPlaintextAuth: true,
-  user: job.user,
-  password: job.password,
-  timeout: 120_000,
-});
+const client = await Pop3Client.connect(plainSession(job));
 const retrieving = process.hrtime.bigint();
 let messages = 0;
 let bytes = 0;
