@@ -79,6 +79,11 @@ export async function freePorts(host: string, count: number): Promise<number[]> 
   return ports;
 }
 
+/** A port nothing listens on now (bound, then released): for refused-connection tests. */
+export async function closedPort(host = '127.0.0.1'): Promise<number> {
+  return (await freePorts(host, 1))[0] as number;
+}
+
 export async function lookupAccount(name: string): Promise<Account> {
   // Node has no getpwnam(); /etc/passwd is where Debian keeps system users.
   const passwd = await readFile('/etc/passwd', 'utf8');

@@ -7,10 +7,10 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { closedPort } from '../../../support/daemon.ts';
 import { expectedListSize, expectedRetrBytes, startDovecot, type Dovecot } from '../../../support/dovecot.ts';
 import { largeFixture, smallFixtures } from '../../../support/fixtures.ts';
 import { startScriptedServer, type Script } from '../../../support/scripted-server.ts';
@@ -440,11 +440,3 @@ async function withScriptedServer(
   }
 }
 
-/** A port nothing listens on: bound, then released. */
-async function closedPort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}

@@ -10,6 +10,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startDeliveryDovecot, type DeliveryDovecot } from '../../../../support/dovecot-delivery.ts';
 import { startDovecot, type Dovecot } from '../../../../support/dovecot.ts';
 import { ensureBundleIsCurrent } from './bundle-current.ts';
 
@@ -104,3 +105,18 @@ export async function dovecotScratch(prefix: string): Promise<DovecotScratch> {
     },
   };
 }
+
+export interface DeliveryScratch extends DovecotScratch {
+  /** A second Dovecot that takes mail by LMTP and IMAP, where the destinations deliver. */
+  readonly target: DeliveryDovecot;
+}
+
+/** The source Dovecot of dovecotScratch and a delivery Dovecot beside it, both stopped by `stop`. */
+export async function deliveryScratch(prefix: string): Promise<DeliveryScratch> {
+  const [source, target] = await Promise.all([dovecotScratch(prefix), startDeliveryDovecot()]);
+  return { ...source, target, stop: async () => void (await Promise.all([source.stop(), target.stop()])) };
+}
+
+/** A small message with a Return-Path (the envelope sender) and a line that needs dot-stuffing. */
+export const deliveryMessage = (subject: string): Buffer =>
+  Buffer.from(`Return-Path: <sender@example.org>\r\nDate: Tue, 03 Mar 2026 10:20:30 +0000\r\nSubject: ${subject}\r\n\r\nbody of ${subject}\r\n.dot line\r\n`);

@@ -7,29 +7,26 @@
  */
 import assert from 'node:assert/strict';
 import { readdir, readFile, writeFile, rm } from 'node:fs/promises';
-import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { dropDeliveryHeaders, startDeliveryDovecot, type DeliveryDovecot } from '../../../../support/dovecot-delivery.ts';
+import { dropDeliveryHeaders, type DeliveryDovecot } from '../../../../support/dovecot-delivery.ts';
+import { closedPort } from '../../../../support/daemon.ts';
 import type { Dovecot } from '../../../../support/dovecot.ts';
 import { startScriptedLmtp } from './scripted-lmtp.ts';
-import { dovecotScratch, parseJson, popwire, type DovecotScratch, type Run } from '../cli/popwire.ts';
+import { parseJson, popwire, deliveryMessage as message, deliveryScratch, type DeliveryScratch, type Run } from '../cli/popwire.ts';
 
 const PASSWORD = 'alice-secret';
 let source: Dovecot;
 let scratch: string;
 let caFile: string;
 let target: DeliveryDovecot;
-let servers: DovecotScratch | undefined;
+let servers: DeliveryScratch | undefined;
 
 before(async () => {
-  [servers, target] = await Promise.all([dovecotScratch('popwire-sync-destinations-'), startDeliveryDovecot()]);
-  ({ dovecot: source, scratch, caFile } = servers);
+  servers = await deliveryScratch('popwire-sync-destinations-');
+  ({ dovecot: source, scratch, caFile, target } = servers);
 });
-after(() => Promise.all([servers?.stop(), target?.stop()]));
-
-const message = (subject: string) =>
-  Buffer.from(`Return-Path: <sender@example.org>\r\nDate: Tue, 03 Mar 2026 10:20:30 +0000\r\nSubject: ${subject}\r\n\r\nbody of ${subject}\r\n.dot line\r\n`);
+after(() => servers?.stop());
 
 let stores = 0;
 function syncAsAlice(store: string, args: readonly string[]): Promise<Run> {
@@ -40,14 +37,6 @@ async function remaining(): Promise<string[]> {
   const dir = source.users.alice?.maildir as string;
   const names = [...(await readdir(join(dir, 'cur'))).map((n) => join(dir, 'cur', n)), ...(await readdir(join(dir, 'new'))).map((n) => join(dir, 'new', n))];
   return (await Promise.all(names.map(async (n) => /Subject: (.*)/.exec((await readFile(n)).toString('latin1'))![1]!.trim()))).sort();
-}
-
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 interface SyncJson {

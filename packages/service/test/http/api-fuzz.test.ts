@@ -25,12 +25,12 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
+import { closedPort as closedPortNow } from '../../../../support/daemon.ts';
 import { generateKey } from '../../src/accounts/secrets.ts';
 import { loadConfig } from '../../src/config.ts';
 import { startService, type Service } from '../../src/serve.ts';
@@ -98,7 +98,7 @@ describe('the API, fuzzed from its OpenAPI document', () => {
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'popwire-fuzz-'));
-    closedPort = await freePort();
+    closedPort = await closedPortNow();
     await writeFile(
       join(dir, 'config.json'),
       JSON.stringify({
@@ -436,10 +436,3 @@ function withAttachment(tenant: string): string {
   ].join('\r\n');
 }
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}

@@ -9,15 +9,15 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
-import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ImapFlow } from 'imapflow';
-import { dropDeliveryHeaders, startDeliveryDovecot, type DeliveryDovecot } from '../../../../../support/dovecot-delivery.ts';
+import { dropDeliveryHeaders, type DeliveryDovecot } from '../../../../../support/dovecot-delivery.ts';
+import { closedPort } from '../../../../../support/daemon.ts';
 import type { Dovecot } from '../../../../../support/dovecot.ts';
 import { startPostfix, type Postfix } from '../../../../../support/postfix.ts';
 import { startScriptedLmtp } from '../../destinations/scripted-lmtp.ts';
-import { dovecotScratch, popwire, type DovecotScratch, type Run } from '../popwire.ts';
+import { popwire, deliveryMessage as message, deliveryScratch, type DeliveryScratch, type Run } from '../popwire.ts';
 
 const PASSWORD = 'alice-secret';
 
@@ -25,16 +25,13 @@ let source: Dovecot;
 let scratch: string;
 let caFile: string;
 let target: DeliveryDovecot;
-let servers: DovecotScratch | undefined;
+let servers: DeliveryScratch | undefined;
 
 before(async () => {
-  [servers, target] = await Promise.all([dovecotScratch('popwire-fetch-destinations-'), startDeliveryDovecot()]);
-  ({ dovecot: source, scratch, caFile } = servers);
+  servers = await deliveryScratch('popwire-fetch-destinations-');
+  ({ dovecot: source, scratch, caFile, target } = servers);
 });
-after(() => Promise.all([servers?.stop(), target?.stop()]));
-
-const message = (subject: string) =>
-  Buffer.from(`Return-Path: <sender@example.org>\r\nDate: Tue, 03 Mar 2026 10:20:30 +0000\r\nSubject: ${subject}\r\n\r\nbody of ${subject}\r\n.dot line\r\n`);
+after(() => servers?.stop());
 
 /** `popwire fetch ARGS` as alice, from the source Dovecot over pop3s. */
 function fetchAsAlice(args: readonly string[], env: Record<string, string> = {}): Promise<Run> {
@@ -51,14 +48,6 @@ async function remaining(): Promise<number> {
 /** `X-Popwire-UID: ...\n` then the message with LF endings: what LMTP stored, without its own fields. */
 function withoutUidLine(file: Buffer): string {
   return dropDeliveryHeaders(file).toString('latin1').replace(/^X-Popwire-UID: \S+\n/, '');
-}
-
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 describe('popwire fetch --lmtp', () => {
