@@ -33,7 +33,15 @@
  * (default 1), BENCH_STORE_DIR (where the stores go; default /var/tmp), BENCH_SERVICE_CONCURRENCY
  * (the extra rows; default `8,16`), BENCH_SERVICE_PROFILE (a folder: the serve processes run with
  * --cpu-prof and write their profiles there), BENCH_SERVICE_PROBE_MS (default 100: how often
- * `GET /v1/accounts` is sent while serve syncs, its latency reported; 0: not sent).
+ * `GET /v1/accounts` is sent while serve syncs, its latency reported; 0: not sent),
+ * BENCH_SERVICE_SEQUENTIAL (0: skip the sequential side, about three minutes a round, while
+ * iterating on serve; its row then shows NaN).
+ *
+ * Also reported for each serve row: the same `GET /v1/accounts` timed alone (20 requests one
+ * after another before the first POST: the handler's own cost on 200 accounts), and serve's
+ * event-loop delay during the timed part, read from its /metrics
+ * (popwire_nodejs_eventloop_lag_*: prom-client's monitorEventLoopDelay, reset at each scrape),
+ * so that a slow probe can be told apart as a slow handler or a busy loop.
  */
 import { execFileSync, spawn, type ChildProcessByStdio } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -95,6 +103,25 @@ export interface ServeResult extends SideResult {
   maxRunning: number;
   /** `GET /v1/accounts` sent every 100 ms during the timed part: its latency (ms). */
   listLatency: LatencySummary;
+  /** The same request, 20 times one after another before the syncs: the handler alone (ms). */
+  idleListLatency: LatencySummary;
+  /** The probe's requests as serve's log times them (Fastify's responseTime: from reading the request to the end of the reply). */
+  listServerTime: LatencySummary;
+  /** How late the bench process itself sent the probe's requests (ms): its own delay, included in listLatency. */
+  probeSendLateness: LatencySummary;
+  /** serve's event-loop delay over the timed part, from its /metrics scrapes (ms). */
+  loopDelay: LoopDelay;
+}
+
+export interface LoopDelay {
+  /** Scrapes seen (each covers the time since the one before). */
+  scrapes: number;
+  /** Median over the scrapes of each one's p99. */
+  p99Median: number;
+  /** Highest p99 of any scrape. */
+  p99Max: number;
+  /** Longest delay seen. */
+  max: number;
 }
 
 export interface LatencySummary {
@@ -168,12 +195,16 @@ export async function benchService(options: ServiceBenchOptions): Promise<Servic
         const served = await serveRound(env, side.isDefault ? undefined : side.concurrency);
         serveRounds[i]!.push(served);
         // As it comes, before the long sequential side: a run cut short still tells this much.
-        const { seconds, listLatency: l } = served.result;
+        const { seconds, listLatency: l, idleListLatency: idle, loopDelay: d } = served.result;
         console.error(
           `(e) serve at concurrency ${side.concurrency}, round ${round}: ${seconds.toFixed(1)} s, ${((options.accounts * options.messages) / seconds).toFixed(0)} msg/s;` +
-            ` GET /v1/accounts p50 ${l.p50.toFixed(0)} ms, p99 ${l.p99.toFixed(0)} ms, max ${l.max.toFixed(0)} ms (${l.samples} samples)`,
+            ` GET /v1/accounts p50 ${l.p50.toFixed(0)} ms, p99 ${l.p99.toFixed(0)} ms, max ${l.max.toFixed(0)} ms (${l.samples} samples);` +
+            ` serve's own responseTime p50 ${served.result.listServerTime.p50.toFixed(0)} ms, p99 ${served.result.listServerTime.p99.toFixed(0)} ms;` +
+            ` bench's own send lateness p99 ${served.result.probeSendLateness.p99.toFixed(0)} ms;` +
+            ` alone p50 ${idle.p50.toFixed(1)} ms, max ${idle.max.toFixed(1)} ms; event-loop delay p99 ${d.p99Median.toFixed(0)} ms (median of ${d.scrapes} scrapes, highest ${d.p99Max.toFixed(0)}), max ${d.max.toFixed(0)} ms;` +
+            ` main thread CPU ${served.result.mainThreadCpuSeconds.toFixed(1)} s of ${served.result.cpuSeconds.toFixed(1)} s`,
         );
-        if (i === 0) {
+        if (i === 0 && SEQUENTIAL) {
           await fill();
           sequentialRounds.push(await sequentialRound(env));
         }
@@ -185,7 +216,7 @@ export async function benchService(options: ServiceBenchOptions): Promise<Servic
       const m = middle(rounds);
       return { ...m.result, concurrency: side.concurrency, isDefault: side.isDefault, rounds: rounds.map((r) => r.result.seconds) };
     });
-    const sequential = middle(sequentialRounds).result;
+    const sequential = sequentialRounds.length > 0 ? middle(sequentialRounds).result : skippedSequential();
     return {
       node: process.version,
       loadBefore,
@@ -219,13 +250,13 @@ export function printServiceResult(result: ServiceBenchResult): void {
     `\n### (e) ${result.accounts} accounts x ${result.messages} messages of about ${(result.messageBytes / 1024).toFixed(0)} KB, ` +
       `synced into SQLite (stores under ${result.storeBase}), STLS on loopback; median of ${result.runs} round(s); load average before: ${result.loadBefore.toFixed(1)}\n`,
   );
-  console.log('| how | concurrency | seconds | msg/s | ratio (sequential s / this s) | popwire CPU s | Dovecot CPU s | peak RSS MiB | GET /v1/accounts p50 / p99 / max ms |');
-  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
-  console.log(`| \`popwire sync\`, one process per account, one after another | 1 | ${seq.seconds.toFixed(1)} | ${rate(seq.seconds)} | 1.00 | ${cpu(seq)} | ${seq.dovecotCpuSeconds.toFixed(1)} | n/a | n/a |`);
+  console.log('| how | concurrency | seconds | msg/s | ratio (sequential s / this s) | popwire CPU s | Dovecot CPU s | peak RSS MiB | GET /v1/accounts p50 / p99 / max ms | alone p50 ms | event-loop delay p99 / max ms |');
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  console.log(`| \`popwire sync\`, one process per account, one after another | 1 | ${seq.seconds.toFixed(1)} | ${rate(seq.seconds)} | 1.00 | ${cpu(seq)} | ${seq.dovecotCpuSeconds.toFixed(1)} | n/a | n/a | n/a | n/a |`);
   for (const row of result.serve) {
     const how = row.isDefault ? '`popwire serve`, default concurrency' : `\`popwire serve\`, sync.concurrency ${row.concurrency}`;
     console.log(
-      `| ${how} | ${row.concurrency} | ${row.seconds.toFixed(1)} | ${rate(row.seconds)} | ${(seq.seconds / row.seconds).toFixed(2)} | ${cpu(row)} | ${row.dovecotCpuSeconds.toFixed(1)} | ${row.peakRssMiB.toFixed(0)} | ${latency(row.listLatency)} |`,
+      `| ${how} | ${row.concurrency} | ${row.seconds.toFixed(1)} | ${rate(row.seconds)} | ${(seq.seconds / row.seconds).toFixed(2)} | ${cpu(row)} | ${row.dovecotCpuSeconds.toFixed(1)} | ${row.peakRssMiB.toFixed(0)} | ${latency(row.listLatency)} | ${row.idleListLatency.p50.toFixed(1)} | ${row.loopDelay.p99Median.toFixed(0)} / ${row.loopDelay.max.toFixed(0)} |`,
     );
   }
   const all = (rounds: number[]) => rounds.map((s) => s.toFixed(1)).join(', ');
@@ -298,7 +329,12 @@ async function serveRound(env: BenchEnv, concurrency: number | undefined): Promi
     const dovecotCpu0 = dovecotCpu(dovecot);
     const startedAt = Date.now();
     const started = performance.now();
+    const idleListLatency = await sequentialLatency(() => api.json('GET', '/v1/accounts'), 20);
+    // A scrape resets serve's event-loop histogram: what the later ones read is the timed part's.
+    await api.text('/metrics');
+    const loopSamples: Array<{ p99: number; max: number }> = [];
     const probe = latencyProbe(() => api.json('GET', '/v1/accounts'), LATENCY_PROBE_MS);
+    log.listResponseTimes.length = 0;
     const jobs: number[] = [];
     for (const id of ids) jobs.push((await api.json<{ id: number }>('POST', `/v1/accounts/${id}/sync`, undefined, 202)).id);
     const queueSeconds = (performance.now() - started) / 1000;
@@ -307,6 +343,7 @@ async function serveRound(env: BenchEnv, concurrency: number | undefined): Promi
     let metrics: Metrics;
     for (;;) {
       metrics = parseMetrics(await api.text('/metrics'));
+      loopSamples.push(metrics.loop);
       maxRunning = Math.max(maxRunning, metrics.running);
       const failed = metrics.syncs - (metrics.byStatus.ok ?? 0);
       if (failed > 0) throw new Error(`popwire serve: ${failed} sync(s) did not end ok: ${JSON.stringify(metrics.byStatus)}`);
@@ -316,7 +353,8 @@ async function serveRound(env: BenchEnv, concurrency: number | undefined): Promi
       await sleep(250);
     }
     const polledSeconds = (performance.now() - started) / 1000;
-    const listLatency = await probe.stop();
+    const { sendLateness: probeSendLateness, ...listLatency } = await probe.stop();
+    const listServerTime = summarize(log.listResponseTimes);
     const cpu1 = processCpu(server.pid!);
     const dovecotCpu1 = dovecotCpu(dovecot);
     const peakRssMiB = peakRssKiB(server.pid!) / 1024;
@@ -359,6 +397,10 @@ async function serveRound(env: BenchEnv, concurrency: number | undefined): Promi
         peakRssMiB,
         maxRunning,
         listLatency,
+        idleListLatency,
+        listServerTime,
+        probeSendLateness,
+        loopDelay: summarizeLoop(loopSamples),
       },
     };
   } finally {
@@ -489,16 +531,26 @@ interface LogWatch {
   stderr: string;
   /** Log lines at level error or fatal. */
   errors: string[];
+  /** Fastify's own responseTime (ms: onRequest to the reply's end) of each `GET /v1/accounts`, from serve's log. */
+  listResponseTimes: number[];
 }
 
 /** Reads serve's log (pino JSON lines on stdout) as it comes, keeping the error lines; and its stderr. */
 function logWatcher(server: Server): LogWatch {
-  const watch: LogWatch = { stderr: '', errors: [] };
+  const watch: LogWatch = { stderr: '', errors: [], listResponseTimes: [] };
+  const listRequests = new Set<string>();
   let partial = '';
   server.stdout.on('data', (chunk: Buffer) => {
     const lines = (partial + chunk.toString()).split('\n');
     partial = lines.pop()!;
-    for (const line of lines) if (/"level":(50|60)\b/.test(line)) watch.errors.push(line);
+    for (const line of lines) {
+      if (/"level":(50|60)\b/.test(line)) watch.errors.push(line);
+      const reqId = /"reqId":"([^"]+)"/.exec(line)?.[1];
+      if (reqId === undefined) continue;
+      if (line.includes('"url":"/v1/accounts"') && line.includes('"method":"GET"')) listRequests.add(reqId);
+      const took = /"responseTime":([\d.]+)/.exec(line)?.[1];
+      if (took !== undefined && listRequests.delete(reqId)) watch.listResponseTimes.push(Number(took));
+    }
   });
   server.stderr.on('data', (chunk: Buffer) => (watch.stderr += chunk.toString()));
   return watch;
@@ -543,6 +595,8 @@ interface Metrics {
   byStatus: Record<string, number>;
   running: number;
   durationSum: number;
+  /** Event-loop delay since the scrape before (ms). */
+  loop: { p99: number; max: number };
 }
 
 function parseMetrics(text: string): Metrics {
@@ -554,6 +608,7 @@ function parseMetrics(text: string): Metrics {
     byStatus,
     running: value('popwire_syncs_running'),
     durationSum: value('popwire_sync_duration_seconds_sum'),
+    loop: { p99: value('popwire_nodejs_eventloop_lag_p99_seconds') * 1000, max: value('popwire_nodejs_eventloop_lag_max_seconds') * 1000 },
   };
 }
 
@@ -630,36 +685,72 @@ const LATENCY_PROBE_MS = Number(process.env.BENCH_SERVICE_PROBE_MS ?? 100);
  * Sends `request` every `everyMs`, whether or not the last one was answered, and times each from
  * when it was due to when its answer was read: a server that stalls for a second shows ten slow
  * samples, not one (no coordinated omission). `stop` waits for the ones in flight.
+ *
+ * Each request is due at start + n x everyMs, and the timer is set for that instant each time.
+ * (Until issue 13's second pass this was a setInterval, whose ticks Node schedules from when the
+ * last one ran: each late tick moved every later one, and the samples grew with the bench
+ * process's own accumulated lateness, 0.3 to 0.5 s by the end of a run, which showed as serve's.)
+ * `sendLateness` is how late the bench itself sent (its own loop and CPU, not serve's).
  */
-function latencyProbe(request: () => Promise<unknown>, everyMs: number): { stop(): Promise<LatencySummary> } {
+function latencyProbe(request: () => Promise<unknown>, everyMs: number): { stop(): Promise<LatencySummary & { sendLateness: LatencySummary }> } {
   const latencies: number[] = [];
+  const lateness: number[] = [];
   const inFlight = new Set<Promise<void>>();
   let failure: unknown;
   const start = performance.now();
   let sent = 0;
+  let timer: NodeJS.Timeout | undefined;
   const tick = () => {
     const due = start + sent * everyMs;
     sent += 1;
+    lateness.push(performance.now() - due);
     const done = request().then(
       () => void latencies.push(performance.now() - due),
       (error: unknown) => void (failure ??= error),
     );
     inFlight.add(done);
     void done.finally(() => inFlight.delete(done));
+    timer = setTimeout(tick, Math.max(0, start + sent * everyMs - performance.now()));
   };
-  if (everyMs <= 0) return { stop: async () => ({ samples: 0, p50: 0, p99: 0, max: 0 }) };
+  if (everyMs <= 0) return { stop: async () => ({ ...summarize([]), sendLateness: summarize([]) }) };
   tick();
-  const timer = setInterval(tick, everyMs);
   return {
     async stop() {
-      clearInterval(timer);
+      clearTimeout(timer);
       await Promise.all(inFlight);
       if (failure !== undefined) throw failure;
-      const sorted = [...latencies].sort((a, b) => a - b);
-      const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)] ?? 0;
-      return { samples: sorted.length, p50: at(0.5), p99: at(0.99), max: sorted.at(-1) ?? 0 };
+      return { ...summarize(latencies), sendLateness: summarize(lateness) };
     },
   };
+}
+
+/** `request` `count` times, one after another: what it costs when nothing else runs (ms). */
+async function sequentialLatency(request: () => Promise<unknown>, count: number): Promise<LatencySummary> {
+  const latencies: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const begun = performance.now();
+    await request();
+    latencies.push(performance.now() - begun);
+  }
+  return summarize(latencies);
+}
+
+function summarize(latencies: number[]): LatencySummary {
+  const sorted = [...latencies].sort((a, b) => a - b);
+  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)] ?? 0;
+  return { samples: sorted.length, p50: at(0.5), p99: at(0.99), max: sorted.at(-1) ?? 0 };
+}
+
+function summarizeLoop(samples: Array<{ p99: number; max: number }>): LoopDelay {
+  const p99s = samples.map((s) => s.p99);
+  return { scrapes: samples.length, p99Median: median(p99s), p99Max: Math.max(0, ...p99s), max: Math.max(0, ...samples.map((s) => s.max)) };
+}
+
+/** BENCH_SERVICE_SEQUENTIAL=0 skips the sequential side (iterating on serve). */
+const SEQUENTIAL = process.env.BENCH_SERVICE_SEQUENTIAL !== '0';
+
+function skippedSequential(): Omit<SequentialResult, 'rounds'> {
+  return { seconds: Number.NaN, cpuSeconds: Number.NaN, dovecotCpuSeconds: Number.NaN, syncSecondsSum: Number.NaN, medianProcessSeconds: Number.NaN, medianSyncSeconds: Number.NaN };
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
