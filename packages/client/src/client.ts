@@ -365,15 +365,18 @@ export class Pop3Client implements AsyncDisposable {
    * for await (const { n, body } of client.retrieveMany()) await pipeline(body, sink(n));
    * ```
    */
-  async *retrieveMany(numbers?: Iterable<number>): AsyncGenerator<RetrievedMessage> {
-    const which = numbers ?? Array.from(await this.sizeListing(), (m) => m.n);
-    if (!Array.isArray(which) || which.length > 1) await this.pipelineIfProbed();
-    // Without PIPELINING, one queued behind the one in flight is enough for the engine to send it
-    // the moment the previous reply ends. With it, the window plus an eighth: the engine refills
-    // the window an eighth at a time, in one write, which needs that eighth waiting; with only
-    // the window's worth requested, each reply freed one slot and one RETR went out per write(2).
-    const depth = this.engine.pipelineDepth;
-    yield* retrMany(this.engine, which, this.engine.pipelining ? depth + Math.ceil(depth / 8) : 2);
+  retrieveMany(numbers?: Iterable<number>): AsyncGenerator<RetrievedMessage> {
+    // Made at the first next(), as a generator's body would run (see retrMany).
+    return retrMany(this.engine, async () => {
+      const which = numbers ?? Array.from(await this.sizeListing(), (m) => m.n);
+      if (!Array.isArray(which) || which.length > 1) await this.pipelineIfProbed();
+      // Without PIPELINING, one queued behind the one in flight is enough for the engine to send it
+      // the moment the previous reply ends. With it, the window plus an eighth: the engine refills
+      // the window an eighth at a time, in one write, which needs that eighth waiting; with only
+      // the window's worth requested, each reply freed one slot and one RETR went out per write(2).
+      const depth = this.engine.pipelineDepth;
+      return { numbers: which, ahead: this.engine.pipelining ? depth + Math.ceil(depth / 8) : 2 };
+    });
   }
 
   /** Headers and the first `lines` body lines of message `n` (TOP), as a stream. */
