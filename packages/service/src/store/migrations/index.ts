@@ -6,6 +6,7 @@ import * as tokenScopes from './0004-token-scopes.js';
 import * as credentialType from './0005-credential-type.js';
 import * as destinations from './0006-destinations.js';
 import * as messageStateSearch from './0007-message-state-search.js';
+import * as pendingIndex from './0008-pending-index.js';
 
 /**
  * Every migration, in order. Listed here rather than found on disk, so that the same set runs
@@ -20,6 +21,7 @@ const migrations: Record<string, Migration> = {
   '0005-credential-type': credentialType,
   '0006-destinations': destinations,
   '0007-message-state-search': messageStateSearch,
+  '0008-pending-index': pendingIndex,
 };
 
 export const migrationProvider: MigrationProvider = {
