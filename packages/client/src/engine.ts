@@ -110,6 +110,8 @@ export class Engine {
   /** Octets in body streams not yet read by their consumer (see `trackBuffered`). */
   private buffered = 0;
   private paused = false;
+  /** Inside submitMany: commands are queued, not yet written. */
+  private holding = false;
   private depth: number;
   /** Whether a command now in flight was written before the reply to an earlier one. */
   private overlapped = false;
@@ -182,6 +184,21 @@ export class Engine {
     this.pump();
   }
 
+  /**
+   * Queues the commands `submitAll` submits, and only then writes what the window allows: a batch
+   * goes out in one write. (Submitted one by one, each RETR of retrieveMany's first window of
+   * 1,024 went out in a write(2) of its own: 1,030 writes for 10,000 messages.)
+   */
+  submitMany(submitAll: () => void): void {
+    this.holding = true;
+    try {
+      submitAll();
+    } finally {
+      this.holding = false;
+    }
+    this.pump();
+  }
+
   /** Writes a line inside the current exchange (a SASL response after a `+` challenge). */
   writeContinuation(command: EncodedCommand): void {
     this.write(command);
@@ -247,6 +264,7 @@ export class Engine {
   }
 
   private pump(): void {
+    if (this.holding) return;
     const depth = this.depth;
     // Refill a pipelined window in batches of an eighth, not one command per reply: one write
     // (one syscall, one TCP segment) then carries many commands, and the window stays at least

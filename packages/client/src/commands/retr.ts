@@ -173,6 +173,12 @@ class Retrieval implements AsyncGenerator<RetrievedMessage, undefined> {
   }
 
   private fill(): void {
+    // The first window is many RETRs: queued together, they go out in one write.
+    if (this.ahead - (this.queue.length - this.head) > 1) this.engine.submitMany(this.fillNow);
+    else this.fillNow();
+  }
+
+  private readonly fillNow = (): void => {
     const source = this.source as Iterator<number>;
     while (this.queue.length - this.head < this.ahead) {
       const next = source.next();
@@ -181,7 +187,7 @@ class Retrieval implements AsyncGenerator<RetrievedMessage, undefined> {
       this.queue.push(exchange);
       this.engine.submit(exchange, TRANSACTION);
     }
-  }
+  };
 
   /** The loop ended (break, throw, a -ERR, done): bodies handed out or on their way are drained. */
   private stop(): void {
