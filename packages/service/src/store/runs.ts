@@ -32,7 +32,7 @@ export class RunStore {
    * scheduler, or the CLI), rather than left `running` for ever.
    */
   async start(accountId: number, now: number): Promise<number> {
-    return this.db.transaction().execute(async (trx) => {
+    return inTransaction(this.db, async (trx) => {
       await trx.updateTable('sync_runs').set(interruptedAt(now)).where('account_id', '=', accountId).where('status', '=', 'running').execute();
       const { id } = await trx
         .insertInto('sync_runs')
@@ -48,7 +48,7 @@ export class RunStore {
    * never recorded failed without its event, whatever moment a crash picks.
    */
   async finish(runId: number, end: RunEnd, now: number, events: readonly NewWebhookEvent[] = []): Promise<void> {
-    await this.db.transaction().execute(async (trx) => {
+    await inTransaction(this.db, async (trx) => {
       await this.recordEnd(trx, runId, end, now);
       if (events.length > 0) await insertWebhookEvents(trx, events, now);
     });
@@ -102,6 +102,11 @@ export class RunStore {
     const query = this.db.selectFrom('sync_runs').selectAll().where('account_id', '=', accountId);
     return (condition === undefined ? query : query.where(condition)).orderBy('id', 'desc').limit(limit).execute();
   }
+}
+
+/** In a transaction of its own, or in the caller's (Store.transaction): Kysely does not nest them. */
+function inTransaction<T>(db: Kysely<Database>, work: (trx: Kysely<Database>) => Promise<T>): Promise<T> {
+  return db.isTransaction ? work(db) : db.transaction().execute(work);
 }
 
 /** How a run whose process died is closed. */

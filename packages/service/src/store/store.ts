@@ -60,6 +60,16 @@ export class Store implements AsyncDisposable {
     return new Store(this.db, this.dialect, this.location, filter, false);
   }
 
+  /**
+   * Runs `work` with this store's repositories bound to one transaction: what it writes commits
+   * together (one fsync on SQLite) or not at all. The repositories' own multi-statement writes
+   * join it (runs.ts). A sync's bookkeeping uses it: a run with nothing new claims the account and
+   * opens its row in one commit, and records its end, the account's notes and the release in one.
+   */
+  async transaction<T>(work: (store: Store) => Promise<T>): Promise<T> {
+    return this.db.transaction().execute((trx) => work(new Store(trx, this.dialect, this.location, this.filter, false)));
+  }
+
   /** Whether the database answers (for health checks). */
   async ping(): Promise<void> {
     await sql`select 1`.execute(this.db);

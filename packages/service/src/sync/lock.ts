@@ -29,14 +29,19 @@ export class AccountLock {
     private readonly leaseMs: number,
   ) {}
 
-  /** `leaseMs`: how long the claim lasts unrenewed (config jobs.leaseSeconds); renewed every third of it. */
-  static async acquire(db: Kysely<Database>, accountId: number, now = Date.now(), leaseMs = LEASE_MS): Promise<AccountLock> {
+  /**
+   * `leaseMs`: how long the claim lasts unrenewed (config jobs.leaseSeconds); renewed every third
+   * of it. `within`: a transaction to claim in (the run's row is opened in the same commit,
+   * sync/run.ts); renewals and the release go through `db`. If that transaction does not commit,
+   * release the lock (its renewals stop).
+   */
+  static async acquire(db: Kysely<Database>, accountId: number, now = Date.now(), leaseMs = LEASE_MS, within: Kysely<Database> = db): Promise<AccountLock> {
     if (!Number.isSafeInteger(leaseMs) || leaseMs < 1000) throw new RangeError(`the sync lease must be at least 1000 ms; got ${leaseMs}`);
     const owner = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
     const lock = new AccountLock(db, accountId, owner, leaseMs);
-    if (!(await lock.claim(now))) {
-      const holder = await db.selectFrom('accounts').select(['lock_owner', 'lock_expires']).where('id', '=', accountId).executeTakeFirst();
-      if (holder?.lock_owner != null && holderIsGone(holder.lock_owner) && (await lock.takeOver(holder.lock_owner, now))) return lock.started();
+    if (!(await lock.claim(within, now))) {
+      const holder = await within.selectFrom('accounts').select(['lock_owner', 'lock_expires']).where('id', '=', accountId).executeTakeFirst();
+      if (holder?.lock_owner != null && holderIsGone(holder.lock_owner) && (await lock.takeOver(within, holder.lock_owner, now))) return lock.started();
       throw new SyncError('SYNC_LOCKED', `another sync of this account is running (${holder?.lock_owner ?? 'unknown'})`);
     }
     return lock.started();
@@ -47,9 +52,10 @@ export class AccountLock {
     if (this.lost !== undefined) throw this.lost;
   }
 
-  async release(): Promise<void> {
+  /** `within`: a transaction to release in, with the run's last writes (sync/run.ts). */
+  async release(within: Kysely<Database> = this.db): Promise<void> {
     clearInterval(this.timer);
-    await this.db.updateTable('accounts').set({ lock_owner: null, lock_expires: null }).where('id', '=', this.accountId).where('lock_owner', '=', this.owner).execute();
+    await within.updateTable('accounts').set({ lock_owner: null, lock_expires: null }).where('id', '=', this.accountId).where('lock_owner', '=', this.owner).execute();
   }
 
   private started(): this {
@@ -58,8 +64,8 @@ export class AccountLock {
     return this;
   }
 
-  private async claim(now: number): Promise<boolean> {
-    const result = await this.db
+  private async claim(within: Kysely<Database>, now: number): Promise<boolean> {
+    const result = await within
       .updateTable('accounts')
       .set({ lock_owner: this.owner, lock_expires: now + this.leaseMs })
       .where('id', '=', this.accountId)
@@ -68,8 +74,8 @@ export class AccountLock {
     return result.numUpdatedRows > 0n;
   }
 
-  private async takeOver(previous: string, now: number): Promise<boolean> {
-    const result = await this.db
+  private async takeOver(within: Kysely<Database>, previous: string, now: number): Promise<boolean> {
+    const result = await within
       .updateTable('accounts')
       .set({ lock_owner: this.owner, lock_expires: now + this.leaseMs })
       .where('id', '=', this.accountId)

@@ -112,13 +112,24 @@ export async function syncAccount(request: SyncRequest): Promise<SyncReport> {
   const { store } = request;
   const now = request.now ?? Date.now;
   const account = await store.accounts.get(request.accountId);
-  const lock = await AccountLock.acquire(store.db, account.id, now(), request.leaseMs);
   const started = now();
+  // The claim and the run's row in one commit (one fsync on SQLite, not two): a run that finds
+  // nothing new costs the store two commits, this one and its end's.
+  let claimed: AccountLock | undefined;
+  const { lock, runId } = await store
+    .transaction(async (trx) => {
+      claimed = await AccountLock.acquire(store.db, account.id, started, request.leaseMs, trx.db);
+      return { lock: claimed, runId: await trx.runs.start(account.id, started) };
+    })
+    .catch(async (error: unknown) => {
+      // Claimed, then the commit failed: nothing is held, but the renewals must stop.
+      await claimed?.release().catch(() => {});
+      throw error;
+    });
   const repeat = request.repeat ?? GMAIL.test(account.host);
   const maxSessions = request.maxSessions ?? DEFAULT_MAX_SESSIONS;
   const outcomes: SessionOutcome[] = [];
   const notes: string[] = [];
-  let runId: number | undefined;
   let status: SyncReport['status'] = 'ok';
   let failure: unknown;
   let retryAfter: number | null = null;
@@ -128,7 +139,6 @@ export async function syncAccount(request: SyncRequest): Promise<SyncReport> {
       ? undefined
       : new Outbox(store, account.id, destinations.targets, now, { stop: request.stop, ...destinations.options });
   try {
-    runId = await store.runs.start(account.id, started);
     await store.messages.removePending(account.id);
     // Gmail: a run that did not end well may have stored messages in a session that died before
     // the QUIT that would have hidden them (see SessionContext.retrievedAgain). Newest first:
@@ -194,7 +204,7 @@ export async function syncAccount(request: SyncRequest): Promise<SyncReport> {
   if (failure instanceof Pop3AuthenticationError && !failure.retryable) notes.push('the server rejected the credentials: the account needs attention');
 
   const report: SyncReport = {
-    runId: runId ?? 0,
+    runId,
     accountId: account.id,
     status,
     sessions: outcomes.length,
@@ -213,9 +223,11 @@ export async function syncAccount(request: SyncRequest): Promise<SyncReport> {
     ignoredExisting: sum((o) => o.ignoredExisting),
     delivery,
   };
+  // The run's end, the account's notes and the release in one commit.
+  let released = false;
   try {
-    if (runId !== undefined) {
-      await store.runs.finish(
+    await store.transaction(async (trx) => {
+      await trx.runs.finish(
         runId,
         {
           status,
@@ -231,10 +243,12 @@ export async function syncAccount(request: SyncRequest): Promise<SyncReport> {
         now(),
         request.outbox?.ended({ runId, status, error: failure }),
       );
-    }
-    await store.accounts.update(account.id, { identity: report.identity, status_note: notes.length > 0 ? notes.join('; ') : null, retry_after: retryAfter }, now());
+      await trx.accounts.update(account.id, { identity: report.identity, status_note: notes.length > 0 ? notes.join('; ') : null, retry_after: retryAfter }, now());
+      await lock.release(trx.db);
+    });
+    released = true;
   } finally {
-    await lock.release();
+    if (!released) await lock.release();
   }
   return report;
 }

@@ -102,6 +102,33 @@ for (const kind of STORE_KINDS) {
       await store.close();
     });
 
+    it("leaves the store as it was after a run with nothing new, apart from that run's row and the account's notes, and releases the account", async () => {
+      const { store, account, sync } = await setUp(kind, bulkMessages(12, 800));
+      await sync();
+      const snapshot = async () => ({
+        seen: await store.db.selectFrom('seen_uids').selectAll().where('account_id', '=', account.id).orderBy('uid').execute(),
+        messages: await store.db.selectFrom('messages').select(['id', 'uid', 'sha256', 'pending']).orderBy('id').execute(),
+        chunks: await store.db.selectFrom('message_chunks').select(({ fn }) => fn.countAll<number>().as('n')).executeTakeFirstOrThrow(),
+        runs: await store.db.selectFrom('sync_runs').selectAll().orderBy('id').execute(),
+        account: await store.db.selectFrom('accounts').selectAll().where('id', '=', account.id).executeTakeFirstOrThrow(),
+      });
+      const before = await snapshot();
+      const idle = await sync();
+      assert.deepEqual([idle.status, idle.newMessages, idle.alreadyHad], ['ok', 0, 12]);
+      const after = await snapshot();
+      assert.deepEqual(after.seen, before.seen);
+      assert.deepEqual(after.messages, before.messages);
+      assert.deepEqual(after.chunks, before.chunks);
+      assert.deepEqual(after.runs.slice(0, -1), before.runs);
+      const run = after.runs.at(-1)!;
+      assert.deepEqual([run.id, run.status, run.new_messages, run.already_had, run.finished_at !== null], [idle.runId, 'ok', 0, 12, true]);
+      const { updated_at: _then, ...held } = before.account;
+      const { updated_at: _now, ...holds } = after.account;
+      assert.deepEqual(holds, held, 'the account row is as it was (no lock left, the same identity and notes)');
+      assert.deepEqual([holds.lock_owner, holds.lock_expires], [null, null]);
+      await store.close();
+    });
+
     it('deletes from the server only what it stored, and nothing is left after the delete policy', async () => {
       const mailbox = bulkMessages(25, 1200);
       const { store, sync } = await setUp(kind, mailbox);

@@ -30,6 +30,9 @@ export interface ClaimedAccount {
 export async function claimAccount(store: Store, fields: AccountFields, policy: SyncPolicy, options: PolicyOptions & { readonly replacePolicy?: boolean }, now: number): Promise<ClaimedAccount> {
   const existing = await store.accounts.findByKey(fields.key);
   if (existing === undefined || existing.policy_owner !== 'api') {
+    // The same options as the last run (the usual cron job): no write, so a run with nothing new
+    // does not commit (and fsync) an account row it did not change.
+    if (existing?.policy_owner === 'cli' && unchanged(existing, fields)) return { account: existing, policy };
     return { account: await store.accounts.upsert({ ...fields, policy_owner: 'cli' }, now), policy };
   }
   const theirs = policyOfRow(existing);
@@ -48,6 +51,11 @@ export async function claimAccount(store: Store, fields: AccountFields, policy: 
     `${fields.key}'s policy was set through the API: ${describePolicy(theirs)}; this sync asks for: ${describePolicy(policy)}. ` +
       'Run it without --delete, --keep-days, --max-size and --oversize to follow the account\'s policy, or add --replace-policy to make yours the account\'s policy (popwire serve follows it too)',
   );
+}
+
+/** Whether the row already holds every field this run would write. */
+function unchanged(row: Account, fields: AccountFields): boolean {
+  return (Object.keys(fields) as Array<keyof AccountFields>).every((name) => row[name] === fields[name]);
 }
 
 function policyGiven(options: PolicyOptions): boolean {
