@@ -155,6 +155,8 @@ async function runFetch(url: string, options: FetchOptions): Promise<void> {
     const selected = selectMessages(await client.list(), options.messages);
     const handOver = external.length === 0 ? undefined : await makeHandOver(external, options, { pop3User: pop3User(url), uids: await uidsFor(client, options) });
     progress.start(selected.length, selected.reduce((sum, { size }) => sum + size, 0));
+    const session = client;
+    let quitting: Promise<void> | undefined;
     const result = await transfer(
       client,
       selected.map(({ n }) => n),
@@ -165,15 +167,21 @@ async function runFetch(url: string, options: FetchOptions): Promise<void> {
         onBytes: (count) => progress.addBytes(count),
         onDelivered: () => progress.addMessage(),
         handOver,
+        onAllSent: () => {
+          if (session.state !== 'transaction') return;
+          quitting = session.quit();
+          // Awaited by finish(); until then a failure must not count as unhandled.
+          quitting.catch(() => undefined);
+        },
       },
     );
     progress.stop();
-    const summary = await finish(client, result, {
-      requested: selected.length,
-      deleting: options.delete === true,
-      interrupted: interrupted(),
-      started,
-    });
+    const summary = await finish(
+      client,
+      result,
+      { requested: selected.length, deleting: options.delete === true, interrupted: interrupted(), started },
+      quitting,
+    );
     // Without --json, one line for people; none with --stdout, whose stdout is the mbox.
     const line = destination.kind === 'stdout' ? [] : [summaryLine(summary, destination, external, options.delete === true)];
     await writeReport(report(line, { ...summary }), options.json === true);

@@ -34,12 +34,13 @@ export interface FetchContext {
  * as duplicates. Only a broken connection ends without QUIT, because it has to: the server then
  * forgets every deletion of the session (RFC 1939 section 6), and again nothing is lost.
  */
-export async function finish(client: Pop3Client, result: TransferResult, context: FetchContext): Promise<FetchSummary> {
+export async function finish(client: Pop3Client, result: TransferResult, context: FetchContext, quitting?: Promise<void>): Promise<FetchSummary> {
   let quitError: unknown;
-  const usable = client.state === 'transaction';
+  // `quitting`: QUIT already sent, pipelined behind the last DELEs (see TransferOptions.onAllSent).
+  const usable = quitting !== undefined || client.state === 'transaction';
   if (usable) {
     try {
-      await client.quit();
+      await (quitting ?? client.quit());
     } catch (error) {
       quitError = error;
     }

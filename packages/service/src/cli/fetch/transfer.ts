@@ -17,6 +17,14 @@ export interface TransferOptions {
    * the transfer goes on; any other rejection ends it like a failed delivery.
    */
   readonly handOver?: (n: number, message: Buffer) => Promise<void>;
+  /**
+   * Called once the transfer will send nothing more: with `delete`, when every DELE it will send
+   * is written (after the last commit, so after the last fsync); without, when the last body has
+   * been read, while the last commit may still run (QUIT then deletes nothing, so it needs no
+   * durable point). A caller may send QUIT there: it goes out pipelined behind the DELEs instead
+   * of a round trip after their replies, and the server's expunge overlaps the wait for them.
+   */
+  readonly onAllSent?: () => void;
 }
 
 export interface TransferResult {
@@ -162,6 +170,7 @@ export async function transfer(
     }
   }
   ended = true;
+  if (!options.delete) options.onAllSent?.();
   // The last batch: every message written whole is made durable (and then deleted), whatever
   // ended the transfer. A failed commit leaves them undelivered, and on the server.
   await committing;
@@ -171,6 +180,8 @@ export async function transfer(
   }
   // A failed commit is the cause; a delivery refused after it only follows from it.
   failure = commitFailure ?? failure;
+  // Each commit wrote its DELEs before `committing` settled: all are on their way.
+  if (options.delete) options.onAllSent?.();
   // Every DELE settles: answered, or failed with the connection.
   await Promise.all(deletions);
   return { delivered, bytes, markedDeleted, refused, unretrievable, notDeleted, failure };

@@ -37,7 +37,7 @@ after(async () => {
 let paths = 0;
 const freshPath = (name: string) => join(scratch, `${name}-${++paths}`);
 
-type Event = { readonly kind: 'written' | 'dele'; readonly n: number } | { readonly kind: 'fsync'; readonly what: string };
+type Event = { readonly kind: 'written' | 'dele'; readonly n: number } | { readonly kind: 'fsync'; readonly what: string } | { readonly kind: 'quit' };
 
 /** Records each message as its deliver() resolves. */
 function watched(delivery: Delivery, events: Event[]): Delivery {
@@ -188,6 +188,71 @@ describe('transfer with --delete', () => {
     assert.equal((await readdir(join(dir, 'new'))).length, result.delivered);
     assert.deepEqual(await readdir(join(dir, 'tmp')), []);
     assert.equal(await leftOnServer(), MESSAGES.length - result.delivered);
+  });
+});
+
+describe('QUIT pipelined at the end of a transfer (onAllSent)', () => {
+  /** transfer() as `popwire fetch` runs it: QUIT sent from onAllSent, then finish() awaits it. */
+  async function fetchQuittingEarly(delivery: Delivery, events: Event[], deleting: boolean) {
+    const client = await connect();
+    const watchedClient: TransferClient = {
+      get state() {
+        return client.state;
+      },
+      retrieveMany: (numbers) => client.retrieveMany(numbers),
+      delete: (n) => {
+        events.push({ kind: 'dele', n });
+        return client.delete(n);
+      },
+    };
+    const numbers = MESSAGES.map((_, index) => index + 1);
+    let quitting: Promise<void> | undefined;
+    const result = await transfer(watchedClient, numbers, delivery, {
+      delete: deleting,
+      shouldStop: () => false,
+      onBytes: () => {},
+      onDelivered: () => {},
+      onAllSent: () => {
+        events.push({ kind: 'quit' });
+        quitting = client.quit();
+        quitting.catch(() => undefined);
+      },
+    });
+    const summary = await finish(client, result, { requested: numbers.length, deleting, interrupted: undefined, started: performance.now() }, quitting);
+    await delivery.close();
+    return { result, summary };
+  }
+
+  it('with --delete, QUIT is written only after every DELE, so after the last fdatasync, and every DELE is still answered and committed', async () => {
+    await dovecot.setMailbox('alice', MESSAGES);
+    const events: Event[] = [];
+    const path = freshPath('mbox');
+    const mbox = await openMbox(path, { lockTimeoutMs: 1000, fsync: recordingFsync(events, (h) => h.datasync()) });
+    const { result, summary } = await fetchQuittingEarly(watched(mbox, events), events, true);
+    assertDeletedOnlyWhenDurable(events.filter((e) => e.kind !== 'quit'), 'file');
+    const quitAt = events.findIndex((e) => e.kind === 'quit');
+    assert.equal(events.filter((e) => e.kind === 'quit').length, 1);
+    assert.ok(quitAt > events.findLastIndex((e) => e.kind === 'dele'), 'QUIT before a DELE');
+    assert.ok(quitAt > events.findLastIndex((e) => e.kind === 'fsync'), 'QUIT before the last fdatasync');
+    assert.equal(result.failure, undefined);
+    assert.equal(result.markedDeleted, MESSAGES.length);
+    assert.equal(summary.deleted, MESSAGES.length);
+    assert.equal(readMboxrd(await readFile(path)).length, MESSAGES.length);
+    assert.equal(await leftOnServer(), 0);
+  });
+
+  it('without --delete, QUIT goes out once the last body is read, and every message is still committed to the mbox and kept on the server', async () => {
+    await dovecot.setMailbox('alice', MESSAGES);
+    const events: Event[] = [];
+    const path = freshPath('mbox');
+    const mbox = await openMbox(path, { lockTimeoutMs: 1000, fsync: recordingFsync(events, (h) => h.datasync()) });
+    const { result, summary } = await fetchQuittingEarly(watched(mbox, events), events, false);
+    assert.ok(events.findIndex((e) => e.kind === 'quit') > events.findLastIndex((e) => e.kind === 'written'), 'QUIT before the last message was written');
+    assert.equal(events.filter((e) => e.kind === 'dele').length, 0);
+    assert.equal(result.delivered, MESSAGES.length);
+    assert.equal(summary.messages, MESSAGES.length);
+    assert.equal(readMboxrd(await readFile(path)).length, MESSAGES.length);
+    assert.equal(await leftOnServer(), MESSAGES.length);
   });
 });
 
