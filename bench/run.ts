@@ -58,6 +58,7 @@ interface Client {
 }
 
 const BASELINE: Client = { name: 'raw pipelined socket (baseline)', script: 'raw' };
+const BASELINE_TLS: Client = { name: 'raw pipelined socket over STLS (baseline)', script: 'raw-tls' };
 const POPWIRE: Client = { name: 'popwire library (retrieveMany)', script: 'popwire' };
 const FETCH: Client = { name: 'popwire fetch --mbox (STLS)', script: 'popwire-fetch' };
 const NODE_POP3: Client = { name: 'node-pop3 0.11 (lock-step)', script: 'node-pop3' };
@@ -261,9 +262,14 @@ async function fetchScenario(dovecot: Dovecot, user: string, messages: Buffer[])
 }
 
 /**
- * (f) through the proxy that adds 10 ms each way: `popwire fetch` (STLS, its login and LIST
- * timed) against the raw limit (clear text, login not timed) on at most 2,000 messages, which
- * the issue asks to run at no less than 0.5 times the raw limit's speed.
+ * (f) through the proxy that adds 10 ms each way: `popwire fetch` (STLS) against the raw limit
+ * (clear text) on at most 2,000 messages, which the issue asks to run at no less than 0.5 times
+ * the raw limit's speed. Like is compared with like twice: whole sessions (the raw client's
+ * connect to close, USER, PASS, every RETR, QUIT, in clear text and over STLS (raw-tls.ts);
+ * popwire's main(), its command's code loaded before: connect, STLS, TLS, CAPA, login, LIST,
+ * RETRs, DELEs, QUIT, the fsyncs), and the
+ * retrieval alone (the first RETR written to the last body read, from a traced `--mbox` run in
+ * each round, not the timed one). The phases of that traced run are printed too.
  */
 async function fetchThroughProxy(dovecot: Dovecot, user: string, messages: Buffer[], loopbackCases: FetchJob[]): Promise<void> {
   // The loopback part removed its CA file: a fresh one.
@@ -274,6 +280,8 @@ async function fetchThroughProxy(dovecot: Dovecot, user: string, messages: Buffe
   const proxy = await startDelayProxy({ host: dovecot.host, port: dovecot.port }, 10);
   const job: Job = { host: dovecot.host, port: proxy.port, user, password: dovecot.users[user]!.password, count: messages.length };
   const raw: Result[] = [];
+  const rawTls: Result[] = [];
+  const traced: Result[] = [];
   const results = new Map<FetchJob, Result[]>();
   try {
     let dirty = true;
@@ -283,7 +291,11 @@ async function fetchThroughProxy(dovecot: Dovecot, user: string, messages: Buffe
           await dovecot.setMailbox(user, messages);
           await warm(dovecot, user);
         }
-        if (fetch === cases[0]) raw.push(await runClient(BASELINE, job));
+        if (fetch === cases[0]) {
+          raw.push(await runClient(BASELINE, job));
+          rawTls.push(await runClient(BASELINE_TLS, { ...job, fetch }));
+          traced.push(await runClient(FETCH, { ...job, fetch, phases: true }));
+        }
         results.set(fetch, [...(results.get(fetch) ?? []), await runClient(FETCH, { ...job, fetch })]);
         dirty = fetch.delete;
       }
@@ -293,16 +305,47 @@ async function fetchThroughProxy(dovecot: Dovecot, user: string, messages: Buffe
     await rm(dir, { recursive: true, force: true });
   }
   const base = middle(raw);
+  const session = (r: Result) => r.sessionSeconds ?? Number.NaN;
+  const medianOf = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] as number;
+  const baseSession = medianOf(raw.map(session));
+  const tlsSession = medianOf(rawTls.map(session));
   const all = (rs: Result[]) => rs.map((r) => r.seconds.toFixed(2)).join(', ');
   console.log(`\n### (f) popwire fetch through a proxy adding 10 ms each way, ${messages.length} messages of about 4 KB, STLS (raw baseline in clear text)\n`);
-  console.log(`Raw pipelined baseline: ${base.seconds.toFixed(2)} s (every round: ${all(raw)}).\n`);
-  console.log('| destination | popwire fetch s | popwire ÷ raw limit (speed) | every round |');
-  console.log('|---|---:|---:|---|');
+  console.log(
+    `Raw pipelined baseline: whole session (connect to close: greeting, USER, PASS, every RETR at once, QUIT) ${baseSession.toFixed(2)} s` +
+      ` (every round: ${raw.map((r) => session(r).toFixed(2)).join(', ')}); its retrieval alone ${base.seconds.toFixed(2)} s (${all(raw)}).` +
+      ` The same over STLS (raw-tls.ts: STLS, the handshake, USER, PASS, RETRs, QUIT), whole session ${tlsSession.toFixed(2)} s` +
+      ` (${rawTls.map((r) => session(r).toFixed(2)).join(', ')}), retrieval ${middle(rawTls).seconds.toFixed(2)} s (${all(rawTls)}).\n`,
+  );
+  console.log(
+    '| destination | popwire fetch s (main(), whole session) | CPU s | ÷ raw STLS whole session (speed) | ÷ raw clear-text whole session | ÷ raw clear-text retrieval alone | every round |',
+  );
+  console.log('|---|---:|---:|---:|---:|---:|---|');
   for (const fetch of cases) {
     const rounds = results.get(fetch) ?? [];
     const p = middle(rounds);
-    console.log(`| --${fetch.destination}${fetch.delete ? ' --delete' : ''} | ${p.seconds.toFixed(2)} | ${(base.seconds / p.seconds).toFixed(2)} | ${all(rounds)} |`);
+    console.log(
+      `| --${fetch.destination}${fetch.delete ? ' --delete' : ''} | ${p.seconds.toFixed(2)} | ${(p.cpuSeconds ?? Number.NaN).toFixed(2)} | ${(tlsSession / p.seconds).toFixed(2)} |` +
+        ` ${(baseSession / p.seconds).toFixed(2)} | ${(base.seconds / p.seconds).toFixed(2)} | ${all(rounds)} |`,
+    );
   }
+  const phased = traced.filter((r) => r.fetchPhases !== undefined);
+  if (phased.length === 0) return;
+  const t = middle(phased).fetchPhases!;
+  const span = (from: number, to: number) => (to - from).toFixed(3);
+  console.log(`\nThe phases of the median traced \`--mbox\` run (seconds; --trace on, so a little slower than the timed runs), round trip 20 ms:\n`);
+  console.log('| start to greeting | STLS | TLS handshake | CAPA over TLS | login (and CAPA) | listing | first RETR to last body | last body to QUIT written | QUIT answered | to main() returning |');
+  console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  console.log(
+    `| ${t.greeting.toFixed(3)} | ${span(t.greeting, t.tlsStarted)} | ${span(t.tlsStarted, t.tlsDone)} | ${span(t.tlsDone, t.loginSent)} | ${span(t.loginSent, t.listingSent)} | ${span(t.listingSent, t.firstRetr)} |` +
+      ` ${span(t.firstRetr, t.lastBody)} | ${span(t.lastBody, t.quitSent)} | ${span(t.quitSent, t.quitAnswered)} | ${span(t.quitAnswered, t.end)} |`,
+  );
+  const retrieval = phased.map((r) => r.fetchPhases!.lastBody - r.fetchPhases!.firstRetr).sort((a, b) => a - b);
+  const medianRetrieval = retrieval[Math.floor(retrieval.length / 2)] as number;
+  console.log(
+    `\nRetrieval alone, first RETR written to the last body read: popwire ${medianRetrieval.toFixed(3)} s (every traced round: ${retrieval.map((s) => s.toFixed(3)).join(', ')}),` +
+      ` the raw client ${base.seconds.toFixed(3)} s: ${(base.seconds / medianRetrieval).toFixed(2)} of its speed.`,
+  );
 }
 
 const dovecot = await startDovecot();

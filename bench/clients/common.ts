@@ -13,6 +13,24 @@ export interface Job {
   count: number;
   /** For `popwire fetch` and mpop (scenario f): where to deliver, whether to delete, whose CA to trust over STLS. */
   fetch?: FetchJob;
+  /** `popwire fetch` only: trace the session and report when each phase began (see FetchPhases). */
+  phases?: boolean;
+}
+
+/** Seconds from the start of `popwire fetch`'s main() to each phase of its session (NaN: the phase did not happen). */
+export interface FetchPhases {
+  greeting: number;
+  /** +OK to STLS, then the first command written over TLS: the handshake lies between. */
+  tlsStarted: number;
+  tlsDone: number;
+  loginSent: number;
+  listingSent: number;
+  firstRetr: number;
+  /** The end of the last body read. */
+  lastBody: number;
+  quitSent: number;
+  quitAnswered: number;
+  end: number;
 }
 
 export interface FetchJob {
@@ -30,11 +48,13 @@ export interface Result {
   seconds: number;
   /** Connect to close, QUIT answered (scenario h), for the clients that report it. */
   sessionSeconds?: number;
-  /** CPU time (user and system) of the process over `sessionSeconds`, for the clients that report it. */
+  /** CPU time (user and system) of the process over `sessionSeconds` (over `seconds` for the clients timed by measure()), for the clients that report it. */
   cpuSeconds?: number;
   /** Peak RSS of the process, and RSS before retrieval started, in MiB. */
   peakRssMiB: number;
   startRssMiB: number;
+  /** `popwire fetch` with `job.phases`. */
+  fetchPhases?: FetchPhases;
 }
 
 /** How the library-side clients connect to the job's server: clear text, like the raw baseline they are compared with. */
@@ -49,13 +69,15 @@ export function readJob(): Job {
 }
 
 /** Times `retrieve` and prints the result line. */
-export async function measure(retrieve: () => Promise<{ messages: number; bytes: number }>): Promise<void> {
+export async function measure(retrieve: () => Promise<{ messages: number; bytes: number }>, more?: () => Partial<Result>): Promise<void> {
   const startRssMiB = process.memoryUsage.rss() / 2 ** 20;
+  const cpu = process.cpuUsage();
   const started = process.hrtime.bigint();
   const { messages, bytes } = await retrieve();
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  const { user, system } = process.cpuUsage(cpu);
   const peakRssMiB = peakRssKiB() / 1024;
-  const result: Result = { messages, bytes, seconds, peakRssMiB, startRssMiB };
+  const result: Result = { messages, bytes, seconds, cpuSeconds: (user + system) / 1e6, peakRssMiB, startRssMiB, ...more?.() };
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }
 
