@@ -1,6 +1,9 @@
 import type { Kysely } from 'kysely';
 import type { Database, SeenUid } from './schema.js';
 
+/** A seen UID as a sync session reads it (forSession). */
+export type SeenEntry = Pick<SeenUid, 'uid' | 'state' | 'listed_size' | 'first_seen_at' | 'deleted_at'>;
+
 /** Batches of UIDs per statement: well under SQLite's 32,766 bound parameters. */
 const IN_BATCH = 500;
 
@@ -11,6 +14,18 @@ export class SeenUidStore {
   async forAccount(accountId: number): Promise<Map<string, SeenUid>> {
     const rows = await this.db.selectFrom('seen_uids').selectAll().where('account_id', '=', accountId).execute();
     return new Map(rows.map((row) => [row.uid, row]));
+  }
+
+  /**
+   * What a sync session needs of each UID, keyed by UID. Only these five columns: the driver
+   * makes an object per row with a property per column, and for 10,000 UIDs the two left out
+   * were a quarter of the read (`select *`: 25 to 50 ms of CPU in a fresh process, bench (i)).
+   */
+  async forSession(accountId: number): Promise<Map<string, SeenEntry>> {
+    const rows = await this.db.selectFrom('seen_uids').select(['uid', 'state', 'listed_size', 'first_seen_at', 'deleted_at']).where('account_id', '=', accountId).execute();
+    const seen = new Map<string, SeenEntry>();
+    for (const row of rows) seen.set(row.uid, row);
+    return seen;
   }
 
   /** Messages over the size limit: remembered as seen, so that a later run reports them as known, not new. */
@@ -32,7 +47,7 @@ export class SeenUidStore {
    * only mail that arrives later is stored and handed over. Adds the rows to `seen` too, and
    * returns how many. Rows of a few hundred per statement: a first run may list 100,000.
    */
-  async markIgnored(accountId: number, listed: ReadonlyArray<{ uid: string; size: number }>, seen: Map<string, SeenUid>, now: number): Promise<number> {
+  async markIgnored(accountId: number, listed: ReadonlyArray<{ uid: string; size: number }>, seen: Map<string, SeenEntry>, now: number): Promise<number> {
     const rows = listed
       .filter((m) => !seen.has(m.uid))
       .map((m) => ({ account_id: accountId, uid: m.uid, state: 'ignored' as const, listed_size: m.size, message_id: null, first_seen_at: now, deleted_at: null }));

@@ -51,7 +51,13 @@ export async function readListing(
 ): Promise<Listing> {
   const uids = await asked;
   if (uids !== undefined) {
-    const named = disambiguate(uids.map((u) => ({ n: u.n, uid: u.uid, size: known.get(u.uid) ?? -1 })), 'uidl');
+    // Read from the compact listing by index: no object per UIDL line beside the one kept here.
+    const listed = new Array<{ n: number; uid: string; size: number }>(uids.length);
+    for (let i = 0; i < uids.length; i++) {
+      const uid = uids.uid(i);
+      listed[i] = { n: uids.n(i), uid, size: known.get(uid) ?? -1 };
+    }
+    const named = disambiguate(listed, 'uidl');
     if (named.messages.every((m) => known.has(m.uid))) return named;
     const sizes = new Map((await client.list()).map((m) => [m.n, m.size]));
     // A server whose UIDL and LIST disagree on the messages cannot be trusted with either: digest them.
@@ -91,7 +97,7 @@ async function readUids(client: Pop3Client) {
   // CAPA is optional (RFC 2449): a server without it may still have UIDL, so ask and see.
   if (caps.lines.length > 0 && !caps.uidl) return undefined;
   try {
-    return await client.uidl();
+    return await client.uidListing();
   } catch (error) {
     if (error instanceof Pop3ServerError) return undefined;
     throw error;
@@ -114,8 +120,9 @@ export function disambiguate(listed: ReadonlyArray<{ n: number; uid: string; siz
     const base = m.uid;
     const count = (seen.get(base) ?? 0) + 1;
     seen.set(base, count);
-    if (count > 1) duplicates++;
-    return { n: m.n, uid: count === 1 ? base : `${base} #${count}`, size: m.size };
+    if (count === 1) return m;
+    duplicates++;
+    return { n: m.n, uid: `${base} #${count}`, size: m.size };
   });
   return { messages, identity, duplicates };
 }

@@ -1,4 +1,4 @@
-import type { SeenUid } from '../store/schema.js';
+import type { SeenEntry } from '../store/seen-uids.js';
 import type { ListedMessage } from './listing.js';
 import { DAY_MS, type SyncPolicy } from './policy.js';
 
@@ -16,7 +16,7 @@ export interface SessionPlan {
   readonly reused: readonly ListedMessage[];
 }
 
-export function planSession(listing: readonly ListedMessage[], seen: ReadonlyMap<string, SeenUid>, policy: SyncPolicy): SessionPlan {
+export function planSession(listing: readonly ListedMessage[], seen: ReadonlyMap<string, SeenEntry>, policy: SyncPolicy): SessionPlan {
   const retrieve: ListedMessage[] = [];
   const headers: ListedMessage[] = [];
   const skipped: ListedMessage[] = [];

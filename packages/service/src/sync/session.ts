@@ -94,13 +94,18 @@ export async function runSession(client: Pop3Client, ctx: SessionContext): Promi
     report('listing');
     // UIDL first: the server lists while the store reads (listing.ts askUids).
     const asked = askUids(client);
-    const seen = await store.seen.forAccount(accountId);
+    const seen = await store.seen.forSession(accountId);
     const known = new Map<string, number>();
     // Only LIST's sizes expose a UID the server gave to another message (plan.ts): without them
     // such a newcomer looks stored, and a policy that deletes would delete it unread. So the
     // LIST-less listing (UIDL only, all known) is for runs that delete nothing.
-    if (policy.retention === 'leave') {
-      for (const row of seen.values()) if (row.state === 'stored' && row.deleted_at === null) known.set(row.uid, row.listed_size);
+    const listless = policy.retention === 'leave';
+    // Stored and not deleted by us: what the server may still list (for `gone` below).
+    let held = 0;
+    for (const row of seen.values()) {
+      if (row.state !== 'stored' || row.deleted_at !== null) continue;
+      held++;
+      if (listless) known.set(row.uid, row.listed_size);
     }
     const listing = await readListing(client, known, asked);
     const ignoredExisting = ctx.skipExisting === true && seen.size === 0 ? await store.seen.markIgnored(accountId, listing.messages, seen, now()) : 0;
@@ -141,14 +146,17 @@ export async function runSession(client: Pop3Client, ctx: SessionContext): Promi
     const handover = await ctx.outbox?.handOver();
     const undelivered = ctx.outbox === undefined ? new Set<string>() : await ctx.outbox.undelivered();
 
-    // Only now, with every commit returned, may anything be deleted.
+    // Only now, with every commit returned, may anything be deleted. (Under `leave`, nothing is:
+    // a run with nothing new need not walk the listing again to find that out.)
     const committed = new Map<string, { firstSeenAt: number }>();
-    for (const m of plan.known) {
-      const row = seen.get(m.uid);
-      if (row?.state === 'stored') committed.set(m.uid, { firstSeenAt: row.first_seen_at });
+    if (policy.retention !== 'leave') {
+      for (const m of plan.known) {
+        const row = seen.get(m.uid);
+        if (row?.state === 'stored') committed.set(m.uid, { firstSeenAt: row.first_seen_at });
+      }
+      for (const m of writer.committed) if (!m.headersOnly) committed.set(m.uid, m);
+      for (const uid of undelivered) committed.delete(uid);
     }
-    for (const m of writer.committed) if (!m.headersOnly) committed.set(m.uid, m);
-    for (const uid of undelivered) committed.delete(uid);
     const toDelete = planDeletions(listing.messages, committed, policy, now());
     let again: ListedMessage[] = [];
     if (ctx.retrievedAgain !== undefined && total === 0) {
@@ -168,9 +176,13 @@ export async function runSession(client: Pop3Client, ctx: SessionContext): Promi
     await client.quit();
     await store.seen.markDeleted(accountId, deleted, now());
 
-    const listedUids = new Set(listing.messages.map((m) => m.uid));
-    let gone = 0;
-    for (const row of seen.values()) if (row.state === 'stored' && row.deleted_at === null && !listedUids.has(row.uid)) gone++;
+    // Listed UIDs are unique (disambiguate): those still held, less those listed, are gone.
+    let listedHeld = 0;
+    for (const m of listing.messages) {
+      const row = seen.get(m.uid);
+      if (row?.state === 'stored' && row.deleted_at === null) listedHeld++;
+    }
+    const gone = held - listedHeld;
     return {
       identity: listing.identity,
       listed: listing.messages.length,
@@ -187,7 +199,7 @@ export async function runSession(client: Pop3Client, ctx: SessionContext): Promi
       retrievedAgain: again.length,
       ignoredExisting,
       handover,
-      undelivered: listing.messages.filter((m) => undelivered.has(m.uid)).length,
+      undelivered: undelivered.size === 0 ? 0 : listing.messages.filter((m) => undelivered.has(m.uid)).length,
     };
   } catch (error) {
     // Whatever arrived whole is kept; the failure is reported after. A second failure here (the
