@@ -1,5 +1,5 @@
 import Sqlite from 'better-sqlite3';
-import { Kysely, Migrator, PostgresDialect, SqliteAdapter, type DialectAdapter, type MigrationProvider, sql, SqliteDialect } from 'kysely';
+import { CompiledQuery, Kysely, Migrator, PostgresDialect, SqliteAdapter, type DialectAdapter, type Driver, type MigrationProvider, sql, SqliteDialect } from 'kysely';
 import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { DatabaseError } from 'pg';
@@ -111,6 +111,21 @@ export function openSqlite(dir: string): OpenDatabase {
 class TransactionalSqliteDialect extends SqliteDialect {
   override createAdapter(): DialectAdapter {
     return new TransactionalSqliteAdapter();
+  }
+
+  /**
+   * BEGIN IMMEDIATE: a transaction takes the write lock when it starts. With a plain (deferred)
+   * BEGIN, a transaction that reads and then writes while another connection (a serve sync
+   * worker, a `popwire sync` process) has committed since its read cannot upgrade, and SQLite
+   * answers SQLITE_BUSY at once, without waiting out busy_timeout: a sync failed with "database
+   * is locked" under bench (e) with two sync workers. Waiting at BEGIN is what busy_timeout covers.
+   */
+  override createDriver(): Driver {
+    const driver = super.createDriver();
+    driver.beginTransaction = async (connection) => {
+      await connection.executeQuery(CompiledQuery.raw('begin immediate'));
+    };
+    return driver;
   }
 }
 
