@@ -34,7 +34,8 @@
  * (the extra rows; default `8,16`), BENCH_SERVICE_PROFILE (a folder: the serve processes run with
  * --cpu-prof and write their profiles there), BENCH_SERVICE_PROBE_MS (default 100: how often
  * `GET /v1/accounts` is sent while serve syncs, its latency reported; 0: not sent),
- * BENCH_SERVICE_SEQUENTIAL (0: skip the sequential side, about three minutes a round, while
+ * BENCH_SERVICE_WORKERS (serve's `sync.workers`: the syncs in that many worker threads; unset:
+ * the default), BENCH_SERVICE_SEQUENTIAL (0: skip the sequential side, about three minutes a round, while
  * iterating on serve; its row then shows NaN).
  *
  * Also reported for each serve row: the same `GET /v1/accounts` timed alone (20 requests one
@@ -299,7 +300,13 @@ async function serveRound(env: BenchEnv, concurrency: number | undefined): Promi
   const configFile = join(dir, 'popwire.json');
   await writeFile(
     configFile,
-    JSON.stringify({ store, http: { port: 0 }, tls: { caFile: env.caFile }, network: { allow: ['127.0.0.1'] }, ...(concurrency === undefined ? {} : { sync: { concurrency } }) }),
+    JSON.stringify({
+      store,
+      http: { port: 0 },
+      tls: { caFile: env.caFile },
+      network: { allow: ['127.0.0.1'] },
+      sync: { ...(concurrency === undefined ? {} : { concurrency }), ...(SYNC_WORKERS === undefined ? {} : { workers: SYNC_WORKERS }) },
+    }),
   );
   const token = (await runPopwire(['token', 'create', '--name', 'bench', '--store', store])).stdout.trim();
   const execArgv = env.profileDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', resolve(env.profileDir), '--cpu-prof-name', `serve-${concurrency ?? 'default'}-${Date.now()}.cpuprofile`];
@@ -346,7 +353,14 @@ async function serveRound(env: BenchEnv, concurrency: number | undefined): Promi
       loopSamples.push(metrics.loop);
       maxRunning = Math.max(maxRunning, metrics.running);
       const failed = metrics.syncs - (metrics.byStatus.ok ?? 0);
-      if (failed > 0) throw new Error(`popwire serve: ${failed} sync(s) did not end ok: ${JSON.stringify(metrics.byStatus)}`);
+      if (failed > 0) {
+        const errors = new Set<string>();
+        for (const jobId of jobs) {
+          const view = await api.json<{ status: string; error: string | null }>('GET', `/v1/jobs/${jobId}`);
+          if (view.status === 'failed') errors.add(String(view.error));
+        }
+        throw new Error(`popwire serve: ${failed} sync(s) did not end ok: ${JSON.stringify(metrics.byStatus)}: ${[...errors].join('; ')}\n${log.errors.slice(0, 3).join('\n')}`);
+      }
       if (metrics.syncs >= ids.length) break;
       if (performance.now() - started > SIDE_TIMEOUT_MS) throw new Error(`popwire serve: only ${metrics.syncs} of ${ids.length} syncs ended within ${SIDE_TIMEOUT_MS / 60_000} min`);
       // Seldom enough that the polling costs serve little; the time comes from the jobs' finishedAt.
@@ -745,6 +759,9 @@ function summarizeLoop(samples: Array<{ p99: number; max: number }>): LoopDelay 
   const p99s = samples.map((s) => s.p99);
   return { scrapes: samples.length, p99Median: median(p99s), p99Max: Math.max(0, ...p99s), max: Math.max(0, ...samples.map((s) => s.max)) };
 }
+
+/** BENCH_SERVICE_WORKERS=N: serve's sync.workers (syncs in N worker threads); unset: the default. */
+const SYNC_WORKERS = process.env.BENCH_SERVICE_WORKERS === undefined || process.env.BENCH_SERVICE_WORKERS === '' ? undefined : Number(process.env.BENCH_SERVICE_WORKERS);
 
 /** BENCH_SERVICE_SEQUENTIAL=0 skips the sequential side (iterating on serve). */
 const SEQUENTIAL = process.env.BENCH_SERVICE_SEQUENTIAL !== '0';

@@ -39,6 +39,12 @@ const Schema = Type.Object(
       {
         /** Syncs running at once, across accounts. */
         concurrency: Type.Integer({ minimum: 1, maximum: 256, default: 4 }),
+        /**
+         * Worker threads the syncs run in (jobs/sync-worker.ts); 0: in the main thread, beside the
+         * HTTP API. With workers, the store's writes and the POP3 sessions no longer hold up the
+         * API's event loop. The in-process job engine only.
+         */
+        workers: Type.Integer({ minimum: 0, maximum: 64, default: 0 }),
         /** Seconds between syncs of an account created without its own interval. */
         defaultInterval: Type.Integer({ minimum: 1, default: 300 }),
         /**
@@ -163,6 +169,7 @@ const ENVIRONMENT: ReadonlyArray<readonly [string, string, 'string' | 'integer']
   ['POPWIRE_HTTP_PORT', 'http.port', 'integer'],
   ['POPWIRE_SECRET_KEY_FILE', 'secretKeyFile', 'string'],
   ['POPWIRE_SYNC_CONCURRENCY', 'sync.concurrency', 'integer'],
+  ['POPWIRE_SYNC_WORKERS', 'sync.workers', 'integer'],
   ['POPWIRE_SYNC_INTERVAL', 'sync.defaultInterval', 'integer'],
   ['POPWIRE_SYNC_MIN_INTERVAL', 'sync.minInterval', 'integer'],
   ['POPWIRE_JOBS_ENGINE', 'jobs.engine', 'string'],

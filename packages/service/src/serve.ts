@@ -6,14 +6,14 @@ import { checkKeyRing } from './accounts/key-check.js';
 import { AccountService } from './accounts/service.js';
 import { generateKey, loadKeyRing, parseKeyRing, SecretBox, SecretKeyError } from './accounts/secrets.js';
 import { ConfigError, type ServiceConfig } from './config.js';
-import { WebhookDispatcher } from './delivery/webhook.js';
-import { AddressGuard } from './net/guard.js';
 import { buildApp } from './http/app.js';
 import { InProcessScheduler } from './jobs/in-process.js';
 import { PgBossScheduler } from './jobs/pg-boss.js';
+import { SyncWorkerPool } from './jobs/worker-pool.js';
 import { Pruner } from './jobs/prune.js';
 import { createLogger } from './logger.js';
 import { Metrics } from './metrics.js';
+import { serviceParts } from './service-parts.js';
 import { describeLocation, parseStoreLocation, type StoreLocation } from './store/database.js';
 import { StoreError } from './store/errors.js';
 import { Store } from './store/store.js';
@@ -58,34 +58,29 @@ export async function startService(config: ServiceConfig, options: ServiceOption
   try {
     // A key is made only where no sealed secret could need the old one.
     const mayMakeKey = created || !(await store.accounts.holdsSealedSecrets());
-    const box = new SecretBox(resolveKeyRing(config, location, env, logger, { mayMake: mayMakeKey, notify: options.notify }));
+    const keyRing = resolveKeyRing(config, location, env, logger, { mayMake: mayMakeKey, notify: options.notify });
+    const box = new SecretBox(keyRing);
     // Refuses to start on secrets that no key of the ring opens (accounts/key-check.ts says why).
     await checkKeyRing(store, box);
     const metrics = new Metrics();
-    // Where callers of the API may make the service connect; the config's own webhook is trusted.
-    const network = new AddressGuard({ allow: config.network.allow });
-    const accounts = new AccountService(store, box, {
-      ca,
-      timeout: config.sync.timeout,
-      deadline: config.sync.deadline * 1000,
-      retry: { attempts: config.sync.connectAttempts },
-      defaultInterval: config.sync.defaultInterval,
-      defaultMaxSize: config.sync.maxSize,
-      network,
-      minInterval: config.sync.minInterval,
-      destinations: {
-        mdaAllow: config.destinations.mda.allow,
-        maildirAllow: config.destinations.maildir.allow,
-        socketAllow: config.destinations.lmtp.sockets,
-        network,
-        ca,
-        timeoutMs: config.sync.timeout,
-      },
-    });
-    const webhooks = new WebhookDispatcher(store, accounts, { defaultTarget: config.webhook, network, metrics, logger: logger.child({ part: 'webhooks' }) });
+    const { accounts, webhooks } = serviceParts(config, store, box, ca, logger, metrics);
     const schedulerOptions = { store, accounts, metrics, webhooks, logger: logger.child({ part: 'scheduler' }), concurrency: config.sync.concurrency };
+    // Syncs in worker threads (jobs/sync-worker.ts), with the key ring: it stays in this process's memory.
+    const workers =
+      config.sync.workers > 0 && config.jobs.engine === 'in-process'
+        ? new SyncWorkerPool({
+            size: config.sync.workers,
+            data: { config, location, keyRing, ca },
+            metrics,
+            wake: () => webhooks.wake(),
+            logLine: (line) => void (options.logDestination ?? process.stdout).write(line),
+            logger: logger.child({ part: 'scheduler' }),
+            store,
+          })
+        : undefined;
     // pg-boss: several serve processes on one PostgreSQL store share the queue (config.ts checks the store).
-    const scheduler = config.jobs.engine === 'pg-boss' ? new PgBossScheduler({ ...schedulerOptions, leaseMs: config.jobs.leaseSeconds * 1000 }) : new InProcessScheduler(schedulerOptions);
+    const scheduler =
+      config.jobs.engine === 'pg-boss' ? new PgBossScheduler({ ...schedulerOptions, leaseMs: config.jobs.leaseSeconds * 1000 }) : new InProcessScheduler({ ...schedulerOptions, executor: workers });
     const app = await buildApp({ store, accounts, scheduler, metrics, logger, tokens: store.tokens, limits: config.http, webhooks });
     await app.listen({ host: config.http.host, port: config.http.port });
     const pruner = new Pruner(store, { keepDays: config.history.keepDays, purgeAfterDays: config.messages.purgeAfterDays, logger: logger.child({ part: 'prune' }) });
@@ -103,6 +98,7 @@ export async function startService(config: ServiceConfig, options: ServiceOption
         logger.info('shutting down');
         await app.close();
         await scheduler.stop(config.sync.shutdownGrace);
+        await workers?.close();
         await webhooks.stop();
         await pruner.stop();
         await store.close();

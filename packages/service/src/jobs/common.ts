@@ -76,19 +76,34 @@ export class Rescheduler {
     return this.failures.has(accountId);
   }
 
+  /** Failed syncs of the account in a row, as this process counted them. */
+  failuresOf(accountId: number): number {
+    return this.failures.get(accountId) ?? 0;
+  }
+
+  /** The count apply() returned (a sync worker applies the outcome itself: jobs/sync-worker.ts). */
+  record(accountId: number, failures: number): void {
+    if (failures === 0) this.failures.delete(accountId);
+    else this.failures.set(accountId, failures);
+  }
+
   async reschedule(accountId: number, outcome: JobOutcome): Promise<void> {
+    this.record(accountId, await this.apply(accountId, outcome, this.failuresOf(accountId)));
+  }
+
+  /** Writes the account's next sync from the outcome and `failures` before it; returns the failures in a row after it. */
+  async apply(accountId: number, outcome: JobOutcome, failures: number): Promise<number> {
     const store = this.store;
     const row = await store.accounts.get(accountId).catch(() => undefined);
-    if (row === undefined) return;
+    if (row === undefined) return failures;
     const now = this.now();
-    const next = nextSync(outcome, effectiveInterval(row, this.minInterval), this.failures.get(accountId) ?? 0, now, this.backoff);
-    if (next.failures === 0) this.failures.delete(accountId);
-    else this.failures.set(accountId, next.failures);
+    const next = nextSync(outcome, effectiveInterval(row, this.minInterval), failures, now, this.backoff);
     if (next.needsAttention) {
       this.log.warn({ account: accountId }, 'the server rejected the credentials: the account needs attention and is not synced until they change');
       await store.accounts.update(accountId, { needs_attention: 1 }, now);
     } else if (next.nextSyncAt !== undefined) {
       await store.accounts.update(accountId, { next_sync_at: next.nextSyncAt }, now);
     }
+    return next.failures;
   }
 }

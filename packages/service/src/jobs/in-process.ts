@@ -5,7 +5,7 @@ import type { Store } from '../store/store.js';
 import { backoffWith, type Backoff } from './backoff.js';
 import { ABANDON_WAIT_MS, loadJob, Rescheduler, within } from './common.js';
 import { DEFAULT_SYNC_BACKOFF } from './reschedule.js';
-import { JobRunner, type EventSink, type SyncFunction } from './runner.js';
+import { JobRunner, type EventSink, type JobRef, type RunControl, type SyncFunction } from './runner.js';
 import { type SyncJobView, type SyncScheduler } from './scheduler.js';
 
 export interface InProcessSchedulerOptions {
@@ -24,6 +24,16 @@ export interface InProcessSchedulerOptions {
   readonly now?: (() => number) | undefined;
   /** syncAccount, or a wrapper of it. */
   readonly sync?: SyncFunction | undefined;
+  /** Where jobs run; default: in this thread. `popwire serve` with `sync.workers` passes a SyncWorkerPool. */
+  readonly executor?: JobExecutor | undefined;
+}
+
+/**
+ * Runs one job and writes when its account syncs next (Rescheduler.apply) from `failures`, the
+ * account's failed syncs in a row before it; returns the count after it. Never throws.
+ */
+export interface JobExecutor {
+  execute(job: JobRef, control: RunControl, failures: number): Promise<number>;
 }
 
 /** A job this process holds: queued (its row being written, or waiting for a slot) or running. */
@@ -54,7 +64,7 @@ interface Entry {
 export class InProcessScheduler implements SyncScheduler {
   private readonly entries = new Map<number, Entry>();
   private readonly queue: Entry[] = [];
-  private readonly runner: JobRunner;
+  private readonly executor: JobExecutor;
   private readonly rescheduler: Rescheduler;
   private readonly log: Logger;
   private readonly now: () => number;
@@ -74,8 +84,19 @@ export class InProcessScheduler implements SyncScheduler {
     this.tickMs = options.tickMs ?? 1_000;
     if (!Number.isSafeInteger(this.concurrency) || this.concurrency < 1) throw new RangeError(`concurrency must be a positive integer; got ${this.concurrency}`);
     const { store, accounts, metrics, webhooks, sync } = options;
-    this.runner = new JobRunner({ store, accounts, metrics, webhooks, sync, logger: this.log, now: this.now });
     this.rescheduler = new Rescheduler(store, backoffWith(DEFAULT_SYNC_BACKOFF, options.backoff), this.log, this.now, options.accounts.minInterval);
+    const runner = new JobRunner({ store, accounts, metrics, webhooks, sync, logger: this.log, now: this.now });
+    const rescheduler = this.rescheduler;
+    const log = this.log;
+    this.executor = options.executor ?? {
+      async execute(job, control, failures) {
+        const outcome = await runner.run(job, control);
+        return rescheduler.apply(job.accountId, outcome, failures).catch((error: unknown) => {
+          log.error({ err: error, account: job.accountId }, 'the next sync could not be scheduled');
+          return failures;
+        });
+      },
+    };
   }
 
   async enqueue(accountId: number, reason: string): Promise<SyncJobView> {
@@ -185,11 +206,13 @@ export class InProcessScheduler implements SyncScheduler {
 
   private async execute(entry: Entry): Promise<void> {
     const id = await entry.id;
-    const outcome = await this.runner.run({ id, accountId: entry.accountId, reason: entry.reason }, { stop: entry.stop!.signal, abandon: entry.abandon!.signal });
-    // Written before the entry goes, so that the next tick sees the new time.
-    await this.rescheduler.reschedule(entry.accountId, outcome).catch((error: unknown) =>
-      this.log.error({ err: error, account: entry.accountId }, 'the next sync could not be scheduled'),
+    // The next time is written before the entry goes, so that the next tick sees it.
+    const failures = await this.executor.execute(
+      { id, accountId: entry.accountId, reason: entry.reason },
+      { stop: entry.stop!.signal, abandon: entry.abandon!.signal },
+      this.rescheduler.failuresOf(entry.accountId),
     );
+    this.rescheduler.record(entry.accountId, failures);
   }
 
   /** Jobs an earlier process left: queued ones are ours to run, running ones ran in a process that is gone. */

@@ -2,7 +2,6 @@ import { pino, type Logger } from 'pino';
 import { Pop3Client } from 'popwire';
 import { AccountError, type AccountService } from '../accounts/service.js';
 import { messageNewEvent, syncFailedEvent, type WebhookPayload } from '../delivery/events.js';
-import type { Metrics } from '../metrics.js';
 import type { Account } from '../store/schema.js';
 import type { Store } from '../store/store.js';
 import type { NewWebhookEvent } from '../store/webhook-events.js';
@@ -22,10 +21,21 @@ export interface EventSink {
 
 export type SyncFunction = (request: SyncRequest) => Promise<SyncReport>;
 
+/** The counters a job updates (metrics.ts's; in a sync worker, forwarded to the main thread's). */
+export interface RunnerMetrics {
+  readonly running: { inc(): void; dec(): void };
+  readonly syncs: { inc(labels: { status: string }): void };
+  readonly duration: { observe(seconds: number): void };
+  readonly deleted: { inc(value: number): void };
+  readonly errors: { inc(labels: { kind: string }): void };
+  readonly messages: { inc(value: number): void };
+  readonly bytes: { inc(value: number): void };
+}
+
 export interface JobRunnerOptions {
   readonly store: Store;
   readonly accounts: AccountService;
-  readonly metrics: Metrics;
+  readonly metrics: RunnerMetrics;
   readonly webhooks?: EventSink | undefined;
   readonly logger?: Logger | undefined;
   readonly now?: (() => number) | undefined;
