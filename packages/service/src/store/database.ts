@@ -99,7 +99,19 @@ export function openSqlite(dir: string): OpenDatabase {
   } catch (cause) {
     throw new StoreError('STORE_OPEN_FAILED', `cannot open the SQLite store in ${dir}: ${(cause as Error).message}`, { cause });
   }
-  return { db: new Kysely<Database>({ dialect: new TransactionalSqliteDialect({ database: withStatementCache(database) }) }), dialect: 'sqlite' };
+  const db = new Kysely<Database>({ dialect: new TransactionalSqliteDialect({ database: withStatementCache(database) }) });
+  sqliteHandles.set(db, database);
+  return { db, dialect: 'sqlite' };
+}
+
+const sqliteHandles = new WeakMap<Kysely<Database>, Sqlite.Database>();
+
+/**
+ * The better-sqlite3 database under a store opened by openSqlite, for the statements a sync
+ * runs per message (sqlite-writes.ts); undefined for PostgreSQL and for any other Kysely.
+ */
+export function sqliteDatabaseOf(db: Kysely<Database>): Sqlite.Database | undefined {
+  return sqliteHandles.get(db);
 }
 
 /**

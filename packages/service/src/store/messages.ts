@@ -1,11 +1,13 @@
 import { sql, type Kysely, type RawBuilder, type SqlBool, type Transaction } from 'kysely';
 import { randomUUID } from 'node:crypto';
 import { accountCondition, EVERY_ACCOUNT, type AccountFilter } from './account-filter.js';
+import { sqliteDatabaseOf } from './database.js';
 import { dialectOf, type Dialect } from './dialect.js';
 import { StoreError } from './errors.js';
 import { indexSqlite, postgresHits, tsvectorOf } from './search.js';
 import { toFts5, type SearchQuery } from './search-query.js';
-import { searchDocument } from './search-text.js';
+import { ftsDocument, searchDocument } from './search-text.js';
+import { SqliteWrites } from './sqlite-writes.js';
 import { insertWebhookEvents, type NewWebhookEvent } from './webhook-events.js';
 import type { Account, Database, StoredMessage } from './schema.js';
 
@@ -186,6 +188,8 @@ export class MessageStore {
   /** Commits the batch: one transaction, so one fsync of the log for all of them. */
   async commit(accountId: number, batch: readonly MessageToCommit[], now: number, outbox?: OutboxRows): Promise<number[]> {
     if (batch.length === 0) return [];
+    const database = sqliteDatabaseOf(this.db);
+    if (database !== undefined) return this.commitSqlite(SqliteWrites.of(database), accountId, batch, now, outbox);
     // A handful of statements per batch, not per message: each statement through the query
     // builder costs far more than SQLite's own work on a 4 KB row.
     return this.db.transaction().execute(async (trx) => {
@@ -201,7 +205,7 @@ export class MessageStore {
         for (const row of inserted) ids.set(row.uid, row.id);
       }
       const fresh = new Set(ids.keys());
-      if (this.dialect === 'sqlite') await indexSqlite(trx, batch.filter((m) => fresh.has(m.uid)).map((m) => ({ id: ids.get(m.uid)!, doc: documentOf(m.summary) })));
+      if (this.dialect === 'sqlite') await indexSqlite(trx, batch.filter((m) => fresh.has(m.uid)).map((m) => ({ id: ids.get(m.uid)!, doc: ftsDocumentOf(m.summary) })));
       // Already stored: this very commit ran before and its outcome was lost. Mark the UID, store nothing twice.
       for (const message of batch.filter((m) => !fresh.has(m.uid))) {
         const existing = await storedCopy(trx, accountId, message);
@@ -224,6 +228,43 @@ export class MessageStore {
         if (stored.length > 0) await insertWebhookEvents(trx, outbox(stored), now);
       }
       return batch.map((m) => ids.get(m.uid)!);
+    });
+  }
+
+  /**
+   * commit on SQLite: the same rows as the Kysely path below (which PostgreSQL takes), through
+   * statements prepared once (sqlite-writes.ts says why).
+   */
+  private async commitSqlite(writes: SqliteWrites, accountId: number, batch: readonly MessageToCommit[], now: number, outbox?: OutboxRows): Promise<number[]> {
+    return this.db.transaction().execute(async (trx) => {
+      await dropReplacedHeaders(trx, accountId, batch.filter((m) => !m.headersOnly).map((m) => m.uid));
+      // One table at a time, not one message at a time: writing each message's four rows
+      // together took 110 to 140 us of CPU per message, table by table 60 to 80 (4,096 messages
+      // of 4 KB, FTS5 included; SQLite's pages of one table stay at hand).
+      const ids: number[] = [];
+      const stored: NewlyStored[] = [];
+      for (const m of batch) {
+        const id = writes.insert(accountId, m.uid, m.bytes.length, m.sha256, m.headersOnly, m.summary, now);
+        if (id !== undefined) {
+          ids.push(id);
+          stored.push({ id, uid: m.uid, size: m.bytes.length, headersOnly: m.headersOnly, summary: m.summary });
+          continue;
+        }
+        // Already stored: this very commit ran before and its outcome was lost. Mark the UID, store nothing twice.
+        const copy = writes.copyOf(accountId, m.uid, m.sha256);
+        if (copy === undefined) throw new StoreError('STORE_MESSAGE_NOT_FOUND', `the message under UID ${m.uid} was neither inserted nor found`);
+        ids.push(copy);
+      }
+      for (const m of stored) writes.index(m.id, ftsDocumentOf(m.summary));
+      const fresh = new Set(stored.map((m) => m.id));
+      batch.forEach((m, i) => {
+        if (!fresh.has(ids[i]!)) return;
+        const chunks = chunked(m.bytes);
+        for (let seq = 0; seq < chunks.length; seq++) writes.chunk(ids[i]!, seq, chunks[seq]!);
+      });
+      batch.forEach((m, i) => writes.stored(accountId, m, ids[i]!));
+      if (outbox !== undefined && stored.length > 0) await insertWebhookEvents(trx, outbox(stored), now);
+      return ids;
     });
   }
 
@@ -258,7 +299,7 @@ export class MessageStore {
       if (!message.headersOnly) await dropReplacedHeaders(trx, accountId, [message.uid]);
       const row = messageRow(accountId, { ...message, bytes: Buffer.alloc(0) }, now, 0, this.dialect);
       await trx.updateTable('messages').set({ ...row, size: message.size }).where('id', '=', messageId).execute();
-      if (this.dialect === 'sqlite') await indexSqlite(trx, [{ id: messageId, doc: documentOf(message.summary) }]);
+      if (this.dialect === 'sqlite') await indexSqlite(trx, [{ id: messageId, doc: ftsDocumentOf(message.summary) }]);
       await markStored(trx, accountId, [{ ...message, messageId }]);
       if (outbox !== undefined) await insertWebhookEvents(trx, outbox([{ id: messageId, uid: message.uid, size: message.size, headersOnly: message.headersOnly, summary: message.summary }]), now);
       return messageId;
@@ -465,6 +506,11 @@ function listConditions(options: Omit<MessageListOptions, 'after'>): RawBuilder<
 
 function documentOf(s: MessageSummary) {
   return searchDocument({ subject: s.subject, fromName: s.fromName, fromAddress: s.fromAddress, to: s.to, text: s.text });
+}
+
+/** SQLite's index entry: FTS5 makes the words of ASCII text itself (search-text.ts ftsDocument). */
+function ftsDocumentOf(s: MessageSummary) {
+  return ftsDocument({ subject: s.subject, fromName: s.fromName, fromAddress: s.fromAddress, to: s.to, text: s.text });
 }
 
 function messageRow(accountId: number, message: MessageToCommit, now: number, pending: number, dialect: Dialect) {

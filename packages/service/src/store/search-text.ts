@@ -82,6 +82,28 @@ export function searchDocument(fields: SearchFields): SearchDocument {
   };
 }
 
+/**
+ * The index entry SQLite's FTS5 is given: ASCII text as it is, the rest as searchTokens makes it.
+ * FTS5's unicode61 tokenizer cuts ASCII text exactly as searchTokens does (a token is a run of
+ * ASCII letters and digits, folded to lower case; every other ASCII character separates), so the
+ * index gets the same words at the same positions either way (a property test holds them
+ * equal), and the words of a 4 KB ASCII body need not be made twice: making them was 20 to 40 us
+ * of the sync's CPU per message, the check for ASCII takes 2 to 4.
+ */
+export function ftsDocument(fields: SearchFields): SearchDocument {
+  return {
+    subject: ftsText(fields.subject ?? ''),
+    sender: ftsText(`${fields.fromName ?? ''} ${fields.fromAddress ?? ''}`),
+    recipients: ftsText(fields.to.map((m) => `${m.name} ${m.address}`).join(' ')),
+    body: ftsText(capText(fields.text ?? '')),
+  };
+}
+
+/** A string is ASCII when its UTF-8 takes one octet per UTF-16 unit (anything above 0x7f takes more). */
+function ftsText(text: string): string {
+  return Buffer.byteLength(text, 'utf8') === text.length ? text : searchTokens(text);
+}
+
 export function capText(text: string): string {
   return text.length > MAX_INDEXED_TEXT ? text.slice(0, MAX_INDEXED_TEXT) : text;
 }
