@@ -5,28 +5,42 @@ import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { DeliveryError, type Delivery } from './delivery.js';
+import { filesystemFlushFor, type FilesystemFlush } from './filesystem-flush.js';
 import { readInto } from './read.js';
 import { writeAllSync } from './write.js';
 
 /**
  * Maildir delivery (https://cr.yp.to/proto/maildir.html): each message is written to tmp/ under a
- * name no other delivery can pick, and fsynced. A commit then waits for the batch's files to be
- * written and fsynced, renames each into new/, and fsyncs new/ once, so that the renames survive a
- * crash. A reader never sees a partial message: until its rename, which follows its fsync, it is
- * in tmp/, which readers ignore. The bytes are written exactly as retrieved (CRLF kept), which is
- * what Dovecot and Courier store.
+ * name no other delivery can pick. A commit then waits for the batch's files to be written, makes
+ * their data durable, renames each into new/, and fsyncs new/ once, so that the renames survive a
+ * crash. A reader never sees a partial message: until its rename, which follows its data reaching
+ * the disk, it is in tmp/, which readers ignore. The bytes are written exactly as retrieved (CRLF kept), which is what
+ * Dovecot and Courier store.
  *
- * Creating a file is the cost here: 150 to 450 us of kernel CPU per file on the ext4 disk this was
- * measured on (an open with O_CREAT, whatever follows it), more than all the rest of fetch's work
- * for a 4 KB message. So a message of at most BUFFERED_MESSAGE_BYTES is read whole into memory and
- * its file created, written, fsynced and closed on the thread pool while the next messages are
- * read: the creations run beside the retrieval instead of between its messages, and the fsyncs
- * are spread over the batch window rather than queued at the commit. A larger message streams
- * into its file on this thread, as before, and the commit fsyncs it.
+ * A message of at most BUFFERED_MESSAGE_BYTES is read whole into memory and its file created and
+ * written on the thread pool while the next messages are read (creating a file costs 35 to 450 us
+ * of kernel CPU on the ext4 disk this was measured on, more than the rest of fetch's work for a
+ * 4 KB message); its descriptor stays open until the commit fsyncs it. A larger message streams
+ * into its file on this thread, and the commit opens it again to fsync it.
+ *
+ * Making the data durable: one fsync per new file costs a journal commit and a flush of the
+ * device's cache each (about 460 us here, four at a time: 10,000 of them were most of a fetch's
+ * time, and an fsync of a file already written out still costs the device flush). So a commit of
+ * at least FLUSH_MIN_FILES files has their whole filesystem written out with one syncfs instead
+ * (filesystem-flush.ts), where it reports a failed write (Linux 5.8 and later, on ext4, XFS,
+ * Btrfs); elsewhere, for a few files, or if `sync -f` cannot run, each file is fsynced through the
+ * descriptor it was written with. docs/architecture.md, "Fetch: group commit", has the reasoning
+ * and what is left to trust.
  */
 export async function openMaildir(dir: string, options: MaildirOptions = {}): Promise<Delivery> {
   const fsync = options.fsync ?? ((handle: FileHandle) => handle.sync());
   await ensureMaildir(dir);
+  const flushAtLeast = options.flushAtLeast ?? FLUSH_MIN_FILES;
+  let flusher = options.flushFilesystem === undefined ? await filesystemFlushFor(dir) : (options.flushFilesystem ?? undefined);
+  /** Descriptors of written files held open for their fsync (see Created); bounded, the rest are opened again. */
+  const held = new Set<FileHandle>();
+  /** Creations that will hold their descriptor open, or hold it: at most HELD_OPEN_FILES. */
+  let holding = 0;
   const newDir = await open(join(dir, 'new'), 'r');
   /** The large message being streamed to its file, to remove if the process exits now. */
   let partial: string | undefined;
@@ -60,18 +74,42 @@ export async function openMaildir(dir: string, options: MaildirOptions = {}): Pr
     creating.length = 0;
   }
 
-  function removeUncommitted(): void {
-    for (const { tmpPath } of written) unlinkQuietly(tmpPath);
+  /** After creationsSettled(): closes and removes what no commit took. */
+  async function removeUncommitted(): Promise<void> {
+    const left = written;
     written = [];
+    for (const { tmpPath, created } of left) {
+      await releaseAll([await created]);
+      unlinkQuietly(tmpPath);
+    }
+  }
+
+  /** Closes a held descriptor; again for the same one does nothing. */
+  async function release(handle: FileHandle | undefined): Promise<void> {
+    if (handle === undefined || !held.delete(handle)) return;
+    holding -= 1;
+    await handle.close().catch(() => {});
+  }
+
+  async function releaseAll(outcomes: readonly Created[]): Promise<void> {
+    for (const outcome of outcomes) if ('handle' in outcome) await release(outcome.handle);
   }
 
   /** Starts creating `tmpPath` with `parts` on the thread pool; the promise never rejects (see Written.created). */
-  function startCreating(tmpPath: string, parts: Buffer[], size: number): Promise<unknown> {
+  function startCreating(tmpPath: string, parts: Buffer[], size: number): Promise<Created> {
     creatingBytes += size;
+    const keepOpen = holding < HELD_OPEN_FILES;
+    if (keepOpen) holding += 1;
     const entry = {
-      created: createFile(tmpPath, parts, size, fsync).then(
-        () => undefined,
-        (error: unknown) => ({ error }),
+      created: createFile(tmpPath, parts, size, keepOpen).then(
+        (handle): Created => {
+          if (handle !== undefined) held.add(handle);
+          return { handle };
+        },
+        (error: unknown): Created => {
+          if (keepOpen) holding -= 1;
+          return { error };
+        },
       ),
       done: false,
     };
@@ -131,7 +169,7 @@ export async function openMaildir(dir: string, options: MaildirOptions = {}): Pr
       const finalPath = join(dir, 'new', `${name},S=${size}`);
       if (fd !== undefined) {
         closeSync(fd);
-        written.push({ tmpPath, finalPath, created: undefined });
+        written.push({ tmpPath, finalPath, created: Promise.resolve({ handle: undefined }) });
       } else {
         written.push({ tmpPath, finalPath, created: startCreating(tmpPath, parts, size) });
       }
@@ -143,23 +181,36 @@ export async function openMaildir(dir: string, options: MaildirOptions = {}): Pr
       written = [];
       if (batch.length === 0) return;
       committing = batch;
+      let outcomes: Created[] = [];
       try {
         // The data first: a rename that reached the disk before its file's data would show a
         // reader an empty or partial message in new/ after a crash. Every creation is waited
         // for, failed or not, so that none lands in tmp/ after a failure has cleaned up.
-        let failure: { error: unknown } | undefined;
-        for (const { created } of batch) {
-          const outcome = (await created) as { error: unknown } | undefined;
-          failure ??= outcome;
+        outcomes = await Promise.all(batch.map(({ created }) => created));
+        const failed = outcomes.find((outcome) => 'error' in outcome);
+        if (failed !== undefined && 'error' in failed) throw failed.error;
+        // One syncfs writes the batch out together; the fsyncs then cost little (see above).
+        let flushed = false;
+        if (flusher !== undefined && batch.length >= flushAtLeast) {
+          await releaseAll(outcomes);
+          flushed = await flusher.flush();
+          // The helper cannot run here: each file on its own from now on.
+          if (!flushed) flusher = undefined;
         }
-        if (failure !== undefined) throw failure.error;
-        const streamed = batch.filter(({ created }) => created === undefined);
-        await eachAtMost(SYNC_CONCURRENCY, streamed, ({ tmpPath }) => syncFile(tmpPath, fsync));
+        if (!flushed) {
+          await eachAtMost(SYNC_CONCURRENCY, [...batch.keys()], async (index) => {
+            const { handle } = outcomes[index] as { handle: FileHandle | undefined };
+            if (handle === undefined || !held.has(handle)) return syncFile((batch[index] as Written).tmpPath, fsync);
+            await fsync(handle);
+            await release(handle);
+          });
+        }
         await eachAtMost(SYNC_CONCURRENCY, batch, ({ tmpPath, finalPath }) => rename(tmpPath, finalPath));
         await fsync(newDir);
       } catch (error) {
         // Not durable, so not delivered: the batch stays on the server and must not also stay here.
         broken = error;
+        await releaseAll(outcomes);
         for (const { tmpPath, finalPath } of batch) {
           unlinkQuietly(tmpPath);
           unlinkQuietly(finalPath);
@@ -172,7 +223,8 @@ export async function openMaildir(dir: string, options: MaildirOptions = {}): Pr
 
     async close(): Promise<void> {
       await creationsSettled();
-      removeUncommitted();
+      await removeUncommitted();
+      flusher?.stop();
       await newDir.close();
     },
 
@@ -181,9 +233,12 @@ export async function openMaildir(dir: string, options: MaildirOptions = {}): Pr
       partial = undefined;
       // Whole but never renamed: not delivered, so not left in tmp/ for a cleaner to find. A file
       // the thread pool is creating at this instant may still appear after this: tmp/ holds it
-      // then, where readers do not look and cleaners remove what is over 36 hours old.
-      removeUncommitted();
+      // then, where readers do not look and cleaners remove what is over 36 hours old. Their
+      // descriptors go with the process.
+      for (const { tmpPath } of written) unlinkQuietly(tmpPath);
+      written = [];
       for (const { tmpPath } of committing) unlinkQuietly(tmpPath);
+      flusher?.stop();
     },
   };
 }
@@ -191,19 +246,33 @@ export async function openMaildir(dir: string, options: MaildirOptions = {}): Pr
 export interface MaildirOptions {
   /** Makes a file, or new/ itself, durable: fsync by default (a parameter for tests). */
   readonly fsync?: (handle: FileHandle) => Promise<void>;
+  /**
+   * Writes out the Maildir's filesystem before a large batch's fsyncs: by default syncfs through
+   * `sync -f` on Linux (filesystem-flush.ts); null for none (a parameter for tests).
+   */
+  readonly flushFilesystem?: FilesystemFlush | null;
+  /** The fewest files a commit flushes the filesystem for: FLUSH_MIN_FILES by default (a parameter for tests). */
+  readonly flushAtLeast?: number;
 }
 
 interface Written {
   readonly tmpPath: string;
   readonly finalPath: string;
   /**
-   * A message read whole: its file being created, written and fsynced on the thread pool; settles
-   * with undefined once it is, or with the failure (never rejects, so that no failure goes
-   * unhandled before the commit that reports it). Undefined for a large message, streamed into
-   * its file already and fsynced by the commit.
+   * The message's file being created and written (on the thread pool for a message read whole);
+   * settles once it is, or with the failure (never rejects, so that no failure goes unhandled
+   * before the commit that reports it).
    */
-  readonly created: Promise<unknown> | undefined;
+  readonly created: Promise<Created>;
 }
+
+/**
+ * A written file, not yet fsynced: `handle` the descriptor it was written through, held open so
+ * that its fsync reports any write error since (Linux reports a writeback error to descriptors
+ * open when it happened, and to a later open only if nothing evicted the inode meanwhile);
+ * undefined for a streamed message or beyond HELD_OPEN_FILES, which the commit opens again.
+ */
+type Created = { readonly handle: FileHandle | undefined } | { readonly error: unknown };
 
 /**
  * A message up to this size is read whole before its file is created (see openMaildir); a larger
@@ -212,8 +281,15 @@ interface Written {
 const BUFFERED_MESSAGE_BYTES = 256 * 1024;
 /** Octets read but not yet in their files at most, about: a slow disk slows the reading instead. */
 const CREATING_BYTES = 8 * 1024 * 1024;
-/** Files queued on the thread pool at most: enough to keep its four threads busy through a slow fsync. */
+/** Files queued on the thread pool at most: enough to keep its four threads busy through a slow creation. */
 const CREATING_FILES = 256;
+/** Written files whose descriptor waits open for the commit's fsync, at most (Linux's default soft limit is 1,024). */
+const HELD_OPEN_FILES = 768;
+/**
+ * A commit of fewer files fsyncs each without a syncfs first: a syncfs writes out whatever else
+ * on the filesystem is dirty too, which a few fsyncs need not wait for.
+ */
+const FLUSH_MIN_FILES = 32;
 
 /**
  * fsyncs in flight at once in a commit. libuv runs four at a time (its thread pool); a few more
@@ -253,10 +329,10 @@ function closeQuietly(fd: number): void {
 
 /**
  * Creates `path` ('wx': O_EXCL, so that a name collision fails instead of overwriting another
- * delivery), writes `parts` (`size` octets) and fsyncs it, on the thread pool. A failure after
- * the creation removes the file.
+ * delivery) and writes `parts` (`size` octets), on the thread pool; resolves to the open
+ * descriptor if `keepOpen`, else closes it. A failure after the creation removes the file.
  */
-async function createFile(path: string, parts: Buffer[], size: number, fsync: (handle: FileHandle) => Promise<void>): Promise<void> {
+async function createFile(path: string, parts: Buffer[], size: number, keepOpen: boolean): Promise<FileHandle | undefined> {
   const handle = await open(path, 'wx', 0o600);
   try {
     let done = 0;
@@ -266,13 +342,14 @@ async function createFile(path: string, parts: Buffer[], size: number, fsync: (h
       const whole = Buffer.concat(parts, size);
       while (done < size) done += (await handle.write(whole, done, size - done)).bytesWritten;
     }
-    await fsync(handle);
   } catch (error) {
     await handle.close().catch(() => {});
     unlinkQuietly(path);
     throw error;
   }
+  if (keepOpen) return handle;
   await handle.close();
+  return undefined;
 }
 
 async function syncFile(path: string, fsync: (handle: FileHandle) => Promise<void>): Promise<void> {

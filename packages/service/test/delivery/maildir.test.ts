@@ -217,6 +217,86 @@ describe('openMaildir', () => {
     await maildir.close();
   });
 
+  describe('a commit of many messages, through a filesystem flush (syncfs)', () => {
+    const COUNT = 40;
+    const many = Array.from({ length: COUNT }, (_, i) => Buffer.from(`Subject: ${i}\r\n\r\n${'x'.repeat(i * 37)}\r\n`));
+
+    /** What new/ and tmp/ hold, as `new/ N, tmp/ M whole`: whole = a file whose size is one of the messages'. */
+    async function snapshot(dir: string): Promise<string> {
+      const tmp = await readdir(join(dir, 'tmp'));
+      const sizes = new Set(many.map((m) => m.length));
+      let whole = 0;
+      for (const name of tmp) if (sizes.has((await stat(join(dir, 'tmp', name))).size)) whole += 1;
+      return `new/ ${(await readdir(join(dir, 'new'))).length}, tmp/ ${tmp.length}, ${whole} whole`;
+    }
+
+    it('flushes once after every file is written whole and before any rename, then fsyncs new/, with no fsync per file', async () => {
+      const dir = freshDir();
+      const order: string[] = [];
+      const maildir = await openMaildir(dir, {
+        fsync: async (handle) => {
+          await handle.sync();
+          order.push(`${(await handle.stat()).isDirectory() ? 'fsync new/' : 'fsync file'}: ${await snapshot(dir)}`);
+        },
+        flushFilesystem: {
+          flush: async () => {
+            order.push(`flush: ${await snapshot(dir)}`);
+            return true;
+          },
+          stop: () => {},
+        },
+      });
+      for (const [index, message] of many.entries()) await maildir.deliver(index + 1, body(message));
+      await maildir.commit();
+      await maildir.close();
+      assert.deepEqual(order, [`flush: new/ 0, tmp/ ${COUNT}, ${COUNT} whole`, `fsync new/: new/ ${COUNT}, tmp/ 0, 0 whole`]);
+      const stored = await Promise.all((await readdir(join(dir, 'new'))).map((name) => readFile(join(dir, 'new', name))));
+      assert.deepEqual(stored.sort(Buffer.compare), [...many].sort(Buffer.compare));
+    });
+
+    it('fsyncs each file before any rename when the flush cannot be had, and does not ask for it again', async () => {
+      const dir = freshDir();
+      const order: string[] = [];
+      let flushes = 0;
+      const maildir = await openMaildir(dir, {
+        fsync: async (handle) => {
+          await handle.sync();
+          order.push((await handle.stat()).isDirectory() ? `new/ with ${(await readdir(join(dir, 'new'))).length}` : `file, new/ with ${(await readdir(join(dir, 'new'))).length}`);
+        },
+        flushFilesystem: { flush: async () => ((flushes += 1), false), stop: () => {} },
+      });
+      for (const [index, message] of many.entries()) await maildir.deliver(index + 1, body(message));
+      await maildir.commit();
+      assert.deepEqual(order, [...many.map(() => 'file, new/ with 0'), `new/ with ${COUNT}`]);
+      assert.equal(flushes, 1);
+      // A flush that could not be had is not asked for again; nor for three files.
+      order.length = 0;
+      for (const [index, message] of many.entries()) await maildir.deliver(COUNT + index + 1, body(message));
+      await maildir.commit();
+      assert.equal(flushes, 1);
+      assert.equal(order.filter((entry) => entry.startsWith('file')).length, COUNT);
+      await maildir.close();
+    });
+
+    it('a failed flush fails the commit: none of its batch reaches new/, tmp/ is emptied, and later messages are refused', async () => {
+      const dir = freshDir();
+      const maildir = await openMaildir(dir, {
+        flushFilesystem: {
+          flush: () => Promise.reject(new DeliveryError('syncfs of the filesystem failed (sync -f: failed 1)')),
+          stop: () => {},
+        },
+      });
+      await maildir.deliver(1, body(MESSAGES[0] as Buffer));
+      await maildir.commit();
+      for (const [index, message] of many.entries()) await maildir.deliver(index + 2, body(message));
+      await assert.rejects(maildir.commit(), /syncfs of the filesystem failed/);
+      await assert.rejects(maildir.deliver(99, body(MESSAGES[0] as Buffer)), /syncfs of the filesystem failed/);
+      await maildir.close();
+      assert.equal((await readdir(join(dir, 'new'))).length, 1);
+      assert.deepEqual(await readdir(join(dir, 'tmp')), []);
+    });
+  });
+
   it('refuses a directory whose new/ is a file: that is not a Maildir', async () => {
     const dir = freshDir();
     await mkdir(dir);

@@ -38,7 +38,7 @@ Each message is fetched once; nothing remembers what was fetched, so a second ru
 same messages again unless --delete removed them.
 
 Local destinations (at most one; exactly one without a destination below):
-  --maildir DIR  a file per message in DIR/new, written to DIR/tmp, fsynced, then renamed:
+  --maildir DIR  a file per message in DIR/new, written to DIR/tmp, synced, then renamed:
                  the bytes exactly as the server sent them (CRLF line endings)
   --mbox FILE    appended in mboxrd form: LF line endings (mbox is a Unix format, so CRLF
                  becomes LF), a "From " line before each message, and ">" added to each line

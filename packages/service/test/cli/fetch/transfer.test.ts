@@ -149,7 +149,7 @@ describe('transfer with --delete', () => {
     await dovecot.setMailbox('alice', MESSAGES);
     const events: Event[] = [];
     const dir = freshPath('maildir');
-    const maildir = await openMaildir(dir, { fsync: recordingFsync(events, (h) => h.sync()) });
+    const maildir = await openMaildir(dir, { fsync: recordingFsync(events, (h) => h.sync()), flushFilesystem: null });
     const { result, quitFailure } = await fetchAll(watched(maildir, events), events);
     assert.equal(quitFailure, undefined);
     assert.equal(result.failure, undefined);
@@ -180,7 +180,7 @@ describe('transfer with --delete', () => {
     const events: Event[] = [];
     const dir = freshPath('maildir');
     // The first commit covers message 1 (two fsyncs: its file, new/); the third fsync is in the second commit.
-    const maildir = await openMaildir(dir, { fsync: recordingFsync(events, (h) => h.sync(), (count) => count === 3) });
+    const maildir = await openMaildir(dir, { fsync: recordingFsync(events, (h) => h.sync(), (count) => count === 3), flushFilesystem: null });
     const { result } = await fetchAll(watched(maildir, events), events);
     assert.ok(result.failure instanceof DeliveryError, String(result.failure));
     assert.ok(result.delivered >= 1 && result.delivered < MESSAGES.length, String(result.delivered));
