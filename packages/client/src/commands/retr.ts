@@ -64,7 +64,7 @@ class Retrieval implements AsyncGenerator<RetrievedMessage, undefined> {
   /** The body handed out last: destroyed if unread when the loop moves on. */
   private current: BodyStream | undefined;
   private finished = false;
-  /** The next() in progress, while it waits (for the plan, or for a status line). */
+  /** The next() in progress, while it waits (for the plan, or for a status line); cleared where it is settled. */
   private pending: Promise<Result> | undefined;
   /** A `next()` waiting for the head RETR's status line. */
   private waiting: { resolve: (result: Result) => void; reject: (error: unknown) => void } | undefined;
@@ -78,7 +78,7 @@ class Retrieval implements AsyncGenerator<RetrievedMessage, undefined> {
     if (this.finished) return Promise.resolve(DONE);
     // A second next() before the first settled: answered in order, after it.
     if (this.pending !== undefined) return this.pending.then(this.nextAfter, this.nextAfter);
-    if (this.source === undefined) return this.hold(this.start());
+    if (this.source === undefined) return (this.pending = this.start());
     const previous = this.current;
     this.current = undefined;
     if (previous !== undefined && !previous.readToEnd) previous.destroy();
@@ -94,11 +94,9 @@ class Retrieval implements AsyncGenerator<RetrievedMessage, undefined> {
       this.stop();
       return Promise.reject(error);
     }
-    return this.hold(
-      new Promise<Result>((resolve, reject) => {
-        this.waiting = { resolve, reject };
-      }),
-    );
+    return (this.pending = new Promise<Result>((resolve, reject) => {
+      this.waiting = { resolve, reject };
+    }));
   }
 
   return(): Promise<Result> {
@@ -124,6 +122,7 @@ class Retrieval implements AsyncGenerator<RetrievedMessage, undefined> {
     const waiting = this.waiting;
     if (waiting === undefined || this.queue[this.head] !== exchange) return;
     this.waiting = undefined;
+    this.pending = undefined;
     try {
       waiting.resolve(this.take(exchange));
     } catch (error) {
@@ -142,16 +141,6 @@ class Retrieval implements AsyncGenerator<RetrievedMessage, undefined> {
     }
     this.pending = undefined;
     return this.next();
-  }
-
-  /** Marks `promise` as the next() in progress until it settles. */
-  private hold(promise: Promise<Result>): Promise<Result> {
-    this.pending = promise;
-    const clear = () => {
-      if (this.pending === promise) this.pending = undefined;
-    };
-    promise.then(clear, clear);
-    return promise;
   }
 
   private readonly nextAfter = (): Promise<Result> => this.next();
@@ -200,6 +189,7 @@ class Retrieval implements AsyncGenerator<RetrievedMessage, undefined> {
     this.head = 0;
     const waiting = this.waiting;
     this.waiting = undefined;
+    this.pending = undefined;
     waiting?.resolve(DONE);
   }
 }
