@@ -13,7 +13,9 @@
  * scripts/build.mjs), and the same code as tsc compiled it, loaded module by module
  * (packages/service/dist/cli/main.js through a two-line launcher like the bin), to show what the
  * bundle itself buys. Rounds interleave every row, so that the machine's drift touches each alike;
- * the median of each is reported, with every run. CPU is the child's user+system time, read from
+ * the median of each is reported, with every run. Where NODE_EXTRA_CA_CERTS is set (it is on the
+ * machines these ran on; Node then parses that file at every start), `node -e 0` and the sync
+ * are also timed without it. CPU is the child's user+system time, read from
  * this process's children times (/proc/self/stat, in clock ticks of 10 ms): less disturbed by a
  * busy machine than wall time, and coarse.
  */
@@ -41,6 +43,8 @@ export interface StartupOptions {
 interface Row {
   readonly label: string;
   readonly argv: readonly string[];
+  /** The child's environment, when not the scenario's. */
+  readonly env?: NodeJS.ProcessEnv;
 }
 
 interface Timing {
@@ -91,8 +95,19 @@ export async function startupScenario({ dovecot, user, count, runs }: StartupOpt
       { label: `\`popwire sync\`, nothing new in ${count} (bundle)`, argv: [BIN, ...sync] },
       { label: `\`popwire sync\`, nothing new in ${count} (tsc output)`, argv: [launcher, ...sync] },
     ];
+    // NODE_EXTRA_CA_CERTS (set on the machines these benchmarks ran on, not by popwire) makes
+    // every Node process parse that file's certificates as it starts: 50 to 100 ms, `node -e 0`
+    // included. Where it is set, the floor and the sync are timed without it too.
+    const { NODE_EXTRA_CA_CERTS: extraCerts, ...bareEnv } = env as NodeJS.ProcessEnv;
+    const bare = extraCerts === undefined ? undefined : bareEnv;
+    if (bare !== undefined) {
+      rows.push(
+        { label: '`node -e 0`, without NODE_EXTRA_CA_CERTS', argv: ['-e', '0'], env: bare },
+        { label: `\`popwire sync\`, nothing new in ${count} (bundle), without NODE_EXTRA_CA_CERTS`, argv: [BIN, ...sync], env: bare },
+      );
+    }
     const timings = rows.map((): Timing[] => []);
-    for (let round = 0; round < runs; round++) rows.forEach((row, i) => timings[i]!.push(time(row, env)));
+    for (let round = 0; round < runs; round++) rows.forEach((row, i) => timings[i]!.push(time(row, row.env ?? env)));
 
     const floor = median(timings[0]!.map((t) => t.ms));
     console.log(`\n### (j) start-up: a fresh process per command, spawn to exit, median of ${runs}; Dovecot on loopback, STLS\n`);
