@@ -34,8 +34,9 @@
  * (the extra rows; default `8,16`), BENCH_SERVICE_PROFILE (a folder: the serve processes run with
  * --cpu-prof and write their profiles there), BENCH_SERVICE_PROBE_MS (default 100: how often
  * `GET /v1/accounts` is sent while serve syncs, its latency reported; 0: not sent),
- * BENCH_SERVICE_WORKERS (serve's `sync.workers`: the syncs in that many worker threads; unset:
- * the default), BENCH_SERVICE_SEQUENTIAL (0: skip the sequential side, about three minutes a round, while
+ * BENCH_SERVICE_WORKERS (serve's `sync.workers` in every row but the last: the syncs in that many
+ * worker threads; unset: the default), BENCH_SERVICE_WORKERS_ROW (default 2: a last serve row at the
+ * default concurrency with that many sync workers, before and after in one run; 0: no such row), BENCH_SERVICE_SEQUENTIAL (0: skip the sequential side, about three minutes a round, while
  * iterating on serve; its row then shows NaN).
  *
  * Also reported for each serve row: the same `GET /v1/accounts` timed alone (20 requests one
@@ -94,6 +95,8 @@ export interface ServeResult extends SideResult {
   concurrency: number;
   /** Whether it was left to the default (not set in the config). */
   isDefault: boolean;
+  /** sync.workers set for this row (undefined: the default, syncs in the main thread). */
+  workers: number | undefined;
   /** Of `seconds`: the time the POSTs took (the syncs run meanwhile). */
   queueSeconds: number;
   /** CPU seconds of the serve process's main thread (the event loop, and SQLite, which runs on it). */
@@ -187,18 +190,23 @@ export async function benchService(options: ServiceBenchOptions): Promise<Servic
     const fills: number[] = [];
     const fill = async () => fills.push(await fillMailboxes(dovecot, users.map((u) => u.user), mail));
 
-    const serveSides = [{ concurrency: defaultConcurrency, isDefault: true }, ...concurrencies.map((concurrency) => ({ concurrency, isDefault: false }))];
+    const serveSides: Array<{ concurrency: number; isDefault: boolean; workers: number | undefined }> = [
+      { concurrency: defaultConcurrency, isDefault: true, workers: SYNC_WORKERS },
+      ...concurrencies.map((concurrency) => ({ concurrency, isDefault: false, workers: SYNC_WORKERS })),
+      // The syncs in worker threads, at the default concurrency: before and after in the same run.
+      ...(WORKERS_ROW > 0 ? [{ concurrency: defaultConcurrency, isDefault: false, workers: WORKERS_ROW }] : []),
+    ];
     const serveRounds: ServeRound[][] = serveSides.map(() => []);
     const sequentialRounds: SequentialRound[] = [];
     for (let round = 1; round <= options.runs; round++) {
       for (const [i, side] of serveSides.entries()) {
         await fill();
-        const served = await serveRound(env, side.isDefault ? undefined : side.concurrency);
+        const served = await serveRound(env, side.isDefault ? undefined : side.concurrency, side.workers);
         serveRounds[i]!.push(served);
         // As it comes, before the long sequential side: a run cut short still tells this much.
         const { seconds, listLatency: l, idleListLatency: idle, loopDelay: d } = served.result;
         console.error(
-          `(e) serve at concurrency ${side.concurrency}, round ${round}: ${seconds.toFixed(1)} s, ${((options.accounts * options.messages) / seconds).toFixed(0)} msg/s;` +
+          `(e) serve at concurrency ${side.concurrency}${side.workers === undefined ? '' : `, ${side.workers} sync workers`}, round ${round}: ${seconds.toFixed(1)} s, ${((options.accounts * options.messages) / seconds).toFixed(0)} msg/s;` +
             ` GET /v1/accounts p50 ${l.p50.toFixed(0)} ms, p99 ${l.p99.toFixed(0)} ms, max ${l.max.toFixed(0)} ms (${l.samples} samples);` +
             ` serve's own responseTime p50 ${served.result.listServerTime.p50.toFixed(0)} ms, p99 ${served.result.listServerTime.p99.toFixed(0)} ms;` +
             ` bench's own send lateness p99 ${served.result.probeSendLateness.p99.toFixed(0)} ms;` +
@@ -215,7 +223,7 @@ export async function benchService(options: ServiceBenchOptions): Promise<Servic
     const serve = serveSides.map((side, i): ServeResult => {
       const rounds = serveRounds[i]!;
       const m = middle(rounds);
-      return { ...m.result, concurrency: side.concurrency, isDefault: side.isDefault, rounds: rounds.map((r) => r.result.seconds) };
+      return { ...m.result, concurrency: side.concurrency, isDefault: side.isDefault, workers: side.workers, rounds: rounds.map((r) => r.result.seconds) };
     });
     const sequential = sequentialRounds.length > 0 ? middle(sequentialRounds).result : skippedSequential();
     return {
@@ -255,7 +263,9 @@ export function printServiceResult(result: ServiceBenchResult): void {
   console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   console.log(`| \`popwire sync\`, one process per account, one after another | 1 | ${seq.seconds.toFixed(1)} | ${rate(seq.seconds)} | 1.00 | ${cpu(seq)} | ${seq.dovecotCpuSeconds.toFixed(1)} | n/a | n/a | n/a | n/a |`);
   for (const row of result.serve) {
-    const how = row.isDefault ? '`popwire serve`, default concurrency' : `\`popwire serve\`, sync.concurrency ${row.concurrency}`;
+    const how =
+      (row.isDefault ? '`popwire serve`, default concurrency' : `\`popwire serve\`, sync.concurrency ${row.concurrency}`) +
+      (row.workers === undefined ? '' : `, sync.workers ${row.workers}`);
     console.log(
       `| ${how} | ${row.concurrency} | ${row.seconds.toFixed(1)} | ${rate(row.seconds)} | ${(seq.seconds / row.seconds).toFixed(2)} | ${cpu(row)} | ${row.dovecotCpuSeconds.toFixed(1)} | ${row.peakRssMiB.toFixed(0)} | ${latency(row.listLatency)} | ${row.idleListLatency.p50.toFixed(1)} | ${row.loopDelay.p99Median.toFixed(0)} / ${row.loopDelay.max.toFixed(0)} |`,
     );
@@ -284,7 +294,7 @@ interface BenchEnv {
 }
 
 interface ServeRound {
-  result: Omit<ServeResult, 'concurrency' | 'isDefault' | 'rounds'>;
+  result: Omit<ServeResult, 'concurrency' | 'isDefault' | 'workers' | 'rounds'>;
   createAccountsSeconds: number;
 }
 
@@ -293,7 +303,7 @@ interface SequentialRound {
 }
 
 /** One `popwire serve` from an empty store to every account synced, then SIGTERM. */
-async function serveRound(env: BenchEnv, concurrency: number | undefined): Promise<ServeRound> {
+async function serveRound(env: BenchEnv, concurrency: number | undefined, workers: number | undefined): Promise<ServeRound> {
   const { dovecot, users } = env;
   const dir = await mkdtemp(join(env.work, 'serve-'));
   const store = join(dir, 'data');
@@ -305,7 +315,7 @@ async function serveRound(env: BenchEnv, concurrency: number | undefined): Promi
       http: { port: 0 },
       tls: { caFile: env.caFile },
       network: { allow: ['127.0.0.1'] },
-      sync: { ...(concurrency === undefined ? {} : { concurrency }), ...(SYNC_WORKERS === undefined ? {} : { workers: SYNC_WORKERS }) },
+      sync: { ...(concurrency === undefined ? {} : { concurrency }), ...(workers === undefined ? {} : { workers }) },
     }),
   );
   const token = (await runPopwire(['token', 'create', '--name', 'bench', '--store', store])).stdout.trim();
@@ -762,6 +772,9 @@ function summarizeLoop(samples: Array<{ p99: number; max: number }>): LoopDelay 
 
 /** BENCH_SERVICE_WORKERS=N: serve's sync.workers (syncs in N worker threads); unset: the default. */
 const SYNC_WORKERS = process.env.BENCH_SERVICE_WORKERS === undefined || process.env.BENCH_SERVICE_WORKERS === '' ? undefined : Number(process.env.BENCH_SERVICE_WORKERS);
+
+/** BENCH_SERVICE_WORKERS_ROW=N (default 2): one more serve row, at the default concurrency, with sync.workers N; 0: none. */
+const WORKERS_ROW = Number(process.env.BENCH_SERVICE_WORKERS_ROW ?? 2);
 
 /** BENCH_SERVICE_SEQUENTIAL=0 skips the sequential side (iterating on serve). */
 const SEQUENTIAL = process.env.BENCH_SERVICE_SEQUENTIAL !== '0';

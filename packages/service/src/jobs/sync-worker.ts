@@ -13,6 +13,8 @@
  * the log lines, and stop and abandon at shutdown. Nothing secret crosses back: the key ring comes
  * in with workerData and stays here; outcomes carry only counts.
  */
+import { readlinkSync } from 'node:fs';
+import { getPriority, setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { pino } from 'pino';
 import { SecretBox } from '../accounts/secrets.js';
@@ -25,6 +27,7 @@ import { backoffWith } from './backoff.js';
 import { Rescheduler } from './common.js';
 import { DEFAULT_SYNC_BACKOFF } from './reschedule.js';
 import { JobRunner, type EventSink, type JobRef, type RunnerMetrics } from './runner.js';
+import { WORKER_NICE } from './worker-pool.js';
 
 export interface SyncWorkerData {
   readonly config: ServiceConfig;
@@ -50,6 +53,19 @@ export type FromWorker =
   | { readonly type: 'closed' };
 
 export type MetricName = 'running' | 'syncs' | 'duration' | 'deleted' | 'errors' | 'messages' | 'bytes';
+
+
+lowerThreadPriority(WORKER_NICE);
+
+function lowerThreadPriority(by: number): void {
+  try {
+    // /proc/thread-self -> "PID/task/TID"
+    const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
+    if (Number.isSafeInteger(tid) && tid > 0) setPriority(tid, Math.min(19, getPriority(tid) + by));
+  } catch {
+    // Not Linux, or not allowed: the default priority.
+  }
+}
 
 const port = parentPort!;
 const post = (message: FromWorker) => port.postMessage(message);

@@ -37,6 +37,15 @@ interface Slot {
   closing: boolean;
 }
 
+/**
+ * How much less CPU priority a worker thread takes than the main thread (nice, Linux). When the
+ * cores are busy (the syncs, Dovecot on the same machine, anything else) the scheduler lets
+ * the API's thread run first: a request needs a few milliseconds of CPU, and waited behind the
+ * syncs' time slices. A thread's nice is its own on Linux (setpriority on the thread's id);
+ * elsewhere, or if refused, the worker runs at the process's priority (sync-worker.ts sets it).
+ */
+export const WORKER_NICE = 5;
+
 /** How long a worker asked to close may take (its jobs have ended by then) before it is terminated. */
 const CLOSE_WAIT_MS = 10_000;
 

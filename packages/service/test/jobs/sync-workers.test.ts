@@ -6,6 +6,7 @@
  * marks the account, closing drains the workers, and no secret reaches the log.
  */
 import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +16,7 @@ import { startDovecot, type Dovecot } from '../../../../support/dovecot.ts';
 import { bulkMessages } from '../../../../support/fixtures.ts';
 import { STORE_KINDS, testStores } from '../../../../support/stores.ts';
 import { generateKey } from '../../src/accounts/secrets.ts';
+import { WORKER_NICE } from '../../src/jobs/worker-pool.ts';
 import { loadConfig } from '../../src/config.ts';
 import { startService, type Service } from '../../src/serve.ts';
 import { Store } from '../../src/store/store.ts';
@@ -141,6 +143,14 @@ for (const kind of STORE_KINDS) {
       assert.equal(await running.metric('popwire_messages_stored_total'), USERS.length * MESSAGES);
       assert.equal(await running.metric('popwire_syncs_total\\{status="ok"\\}'), USERS.length);
       assert.equal(await running.metric('popwire_syncs_running'), 0);
+    });
+
+    it('runs the workers at a lower CPU priority than the main thread, which serves the API', () => {
+      // Field 19 of /proc/PID/task/TID/stat is the thread's nice value.
+      const nice = (tid: string) => Number(readFileSync(`/proc/${process.pid}/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ')[16]);
+      const main = nice(String(process.pid));
+      const niced = readdirSync(`/proc/${process.pid}/task`).filter((tid) => nice(tid) === Math.min(19, main + WORKER_NICE));
+      assert.equal(niced.length, 2, 'one lowered thread per worker');
     });
 
     it('finds nothing new on a second sync: exactly once across worker connections', async () => {
