@@ -1,6 +1,7 @@
 import type { Pop3ClientOptions, RetryPolicy, TlsMode } from 'popwire';
 import { isoTime, isoTimeOrNull } from '../iso-time.js';
 import type { AccountFilter } from '../store/account-filter.js';
+import type { ShownAccount } from '../store/accounts.js';
 import type { Account } from '../store/schema.js';
 import type { Store } from '../store/store.js';
 import type { OversizePolicy, PolicyOwner, RetentionPolicy } from '../store/schema.js';
@@ -194,7 +195,7 @@ export class AccountService {
 
   /** Accounts not deleted, by id. */
   async list(): Promise<AccountView[]> {
-    const rows = (await this.store.accounts.list()).filter((a) => a.deleted_at === null);
+    const rows = await this.store.accounts.listShown();
     const destinations = await this.destinations.viewsByAccount();
     return rows.map((row) => ({ ...this.view(row), destinations: destinations.get(row.id) ?? [] }));
   }
@@ -336,7 +337,7 @@ export class AccountService {
     return { ...view, destinations: await this.destinations.views(view.id) };
   }
 
-  private view(row: Account): Omit<AccountView, 'destinations'> {
+  private view(row: ShownAccount): Omit<AccountView, 'destinations'> {
     // In clear beside the sealed JSON (migration 0005): a list opens no secret, and one whose key is missing does not fail it.
     return view(row, (row.credential_type as Credentials['type'] | null) ?? null);
   }
@@ -394,7 +395,7 @@ function asAccountError<T>(run: () => T): T {
   }
 }
 
-function view(row: Account, credentialType: Credentials['type'] | null): Omit<AccountView, 'destinations'> {
+function view(row: ShownAccount, credentialType: Credentials['type'] | null): Omit<AccountView, 'destinations'> {
   return {
     id: row.id,
     name: row.name ?? row.key,

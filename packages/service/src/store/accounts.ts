@@ -83,6 +83,15 @@ export class AccountStore {
     return this.visible().selectAll().orderBy('id').execute();
   }
 
+  /**
+   * The accounts not deleted, by id, with the columns the API shows: GET /v1/accounts. Not the
+   * sealed secrets nor the lock (a list opens no secret), and the deleted ones left out by the
+   * query rather than after it. Bench (e) asks for this every 100 ms while 200 accounts sync.
+   */
+  async listShown(): Promise<ShownAccount[]> {
+    return this.visible().select(SHOWN_COLUMNS).where('deleted_at', 'is', null).orderBy('id').execute();
+  }
+
   /** Hides a deleted account whose messages are kept: frees its key, drops its secrets, stops its syncs. */
   async markDeleted(id: number, freedKey: string, now: number): Promise<void> {
     await this.mustSee(id);
@@ -114,6 +123,38 @@ export class AccountStore {
     if (this.filter.kind !== 'all') await this.get(id);
   }
 }
+
+/** What the API shows of an account (accounts/service.ts view()). */
+export const SHOWN_COLUMNS = [
+  'id',
+  'key',
+  'name',
+  'host',
+  'port',
+  'tls',
+  'username',
+  'auth',
+  'credential_type',
+  'sync_interval',
+  'policy',
+  'keep_days',
+  'max_size',
+  'oversize',
+  'policy_owner',
+  'webhook_url',
+  'paused',
+  'needs_attention',
+  'status_note',
+  'identity',
+  'login_delay',
+  'retry_after',
+  'next_sync_at',
+  'created_at',
+  'updated_at',
+  'skip_existing',
+] as const satisfies ReadonlyArray<keyof Account>;
+
+export type ShownAccount = Pick<Account, (typeof SHOWN_COLUMNS)[number]>;
 
 function missing(which: string): never {
   throw new StoreError('STORE_ACCOUNT_NOT_FOUND', `no account ${which}`);

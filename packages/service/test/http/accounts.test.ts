@@ -82,6 +82,8 @@ for (const kind of STORE_KINDS) {
       );
       const read = await app.request('GET', `/v1/accounts/${id}`);
       assert.deepEqual(read.json, created.json);
+      // The list reads fewer columns than a single read (store/accounts.ts listShown): it must show the same.
+      assert.deepEqual(list.json.accounts[0], read.json);
 
       const changed = await app.request('PATCH', `/v1/accounts/${id}`, {
         body: { name: 'Alice at work', syncInterval: null, policy: { retention: 'keep', keepDays: 30, maxSize: 1_000_000, oversize: 'headers' }, credentials: { type: 'password', password: `${PASSWORD()}-new` } },
