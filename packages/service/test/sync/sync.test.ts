@@ -4,6 +4,7 @@
  * remove only what is stored, and a run with nothing new sends UIDL and QUIT and nothing else.
  */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { Pop3Client, type TraceEvent } from 'popwire';
@@ -78,6 +79,8 @@ for (const kind of STORE_KINDS) {
       const bulk = page.messages.find((m) => m.subject === 'Bulk message 1 of 30');
       assert.equal(bulk?.has_attachments, 0);
       assert.ok(bulk?.from_address !== null && bulk?.date !== null && bulk?.message_id_header === '<bulk-1-of-30@popwire.test>');
+      // The digest a repeated commit is recognized by (and `popwire messages` shows) is its bytes' SHA-256.
+      for (const m of page.messages) assert.equal(m.sha256, createHash('sha256').update(await store.messages.rawBuffer(m.id)).digest('hex'));
       const [run] = await store.runs.forAccount(report.accountId);
       assert.equal(run?.status, 'ok');
       assert.equal(run?.new_messages, mailbox.length);
