@@ -32,14 +32,23 @@ export async function summarize(source: MessageSource): Promise<MessageSummary> 
       const head = parseHeaders(source);
       if (isSingleTextPart(head)) return { ...fromHeaders(head, false), text: singlePartText(source, head) };
     }
-    await using parsed = await parseMessage(source);
-    // Inline images of an HTML body are not what a reader calls attachments.
-    // The text body goes to the search index (store/search.ts), capped; the HTML's text when there is no text part.
-    const text = parsed.text ?? (parsed.html === null ? null : htmlText(parsed.html));
-    return { ...fromHeaders(parsed, parsed.attachments.some((a) => !a.related)), text: text === null ? null : capText(text) };
+    return await fromParse(source);
   } catch {
     return EMPTY_SUMMARY;
   }
+}
+
+/**
+ * The full MIME parse, in a function of its own: compiled, `await using` gives the function it
+ * is in a disposal stack and an awaited disposal on every call, which showed in the sync's
+ * profile (about 7 us per message) while the single-part path above disposes of nothing.
+ */
+async function fromParse(source: MessageSource): Promise<MessageSummary> {
+  await using parsed = await parseMessage(source);
+  // Inline images of an HTML body are not what a reader calls attachments.
+  // The text body goes to the search index (store/search.ts), capped; the HTML's text when there is no text part.
+  const text = parsed.text ?? (parsed.html === null ? null : htmlText(parsed.html));
+  return { ...fromHeaders(parsed, parsed.attachments.some((a) => !a.related)), text: text === null ? null : capText(text) };
 }
 
 function isSingleTextPart(head: ParsedHeaders): boolean {
