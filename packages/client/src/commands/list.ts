@@ -2,7 +2,7 @@ import type { Engine } from '../engine.js';
 import { Pop3UsageError } from '../errors.js';
 import { sendListing, sendLine } from '../exchanges.js';
 import { encodeCommand } from '../protocol/command.js';
-import { parseCount, tokens, tooManyEntries, withRoom, type ListingSink } from './listing.js';
+import { parseCount, readCount, skipBlanks, SPACE, TAB, tokens, tooManyEntries, withRoom, type ListingSink } from './listing.js';
 import { TRANSACTION } from './states.js';
 
 export interface MessageSize {
@@ -53,18 +53,41 @@ export function listAll(engine: Engine, maxEntries: number): Promise<MessageSize
   return sendListing(engine, encodeCommand('LIST'), { allowedIn: TRANSACTION }, new SizesBuilder(maxEntries));
 }
 
-class SizesBuilder implements ListingSink<MessageSizes> {
+/** @internal Exported for tests and benches. */
+export class SizesBuilder implements ListingSink<MessageSizes> {
   private numbers = new Float64Array(1024);
   private octets = new Float64Array(1024);
   private count = 0;
+  /** The count read by readCount. */
+  private readonly parsed = { value: 0 };
 
   constructor(private readonly maxEntries: number) {}
 
-  line(text: string): void {
-    const { n, size } = parseSizeLine(text);
+  /**
+   * The usual line (`n size`, then anything after a space or tab) is read straight from the
+   * octets; anything else takes the string rules of parseSizeLine, which accept it or give the error.
+   */
+  line(bytes: Buffer, start: number, end: number): void {
+    let n: number;
+    let size: number;
+    let at = readCount(bytes, skipBlanks(bytes, start, end), end, this.parsed);
+    if (at !== -1 && at < end && (bytes[at] === SPACE || bytes[at] === TAB)) {
+      n = this.parsed.value;
+      at = readCount(bytes, skipBlanks(bytes, at, end), end, this.parsed);
+    } else {
+      at = -1;
+      n = 0;
+    }
+    if (at !== -1 && (at === end || bytes[at] === SPACE || bytes[at] === TAB)) {
+      size = this.parsed.value;
+    } else {
+      ({ n, size } = parseSizeLine(bytes.toString('latin1', start, end)));
+    }
     if (this.count >= this.maxEntries) throw tooManyEntries('LIST', this.maxEntries);
-    this.numbers = withRoom(this.numbers, this.count + 1, (length) => new Float64Array(length));
-    this.octets = withRoom(this.octets, this.count + 1, (length) => new Float64Array(length));
+    if (this.count === this.numbers.length) {
+      this.numbers = withRoom(this.numbers, this.count * 2, (length) => new Float64Array(length));
+      this.octets = withRoom(this.octets, this.count * 2, (length) => new Float64Array(length));
+    }
     this.numbers[this.count] = n;
     this.octets[this.count] = size;
     this.count += 1;

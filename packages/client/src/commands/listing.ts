@@ -48,17 +48,53 @@ export const MAX_LISTING_BYTES = 64 * 1024 * 1024;
  */
 export const DEFAULT_MAX_LISTING_ENTRIES = 4_000_000;
 
+const LF = 0x0a;
+const CR = 0x0d;
+
 /** A listing's line: a number, a space, and a number or a uid (up to 512; see uidl.ts). */
 const MAX_LISTING_LINE = 1024;
 
 /**
  * Takes a listing's lines one at a time as the reply arrives, so a listing of millions is never
  * held as a reply Buffer, a string and an array of strings at once (985 MB of RSS for two million
- * lines, before). `line` gets each line without its line ending, as latin1 (the tokens are ASCII).
+ * lines, before). `line` gets each line without its line ending as octets `start` to `end` of
+ * `bytes`, usually a view of the socket's chunk: a sink parses the octets in place and makes a
+ * string (latin1; the tokens are ASCII) only for what it keeps or for an unusual line.
  */
 export interface ListingSink<T> {
-  line(text: string): void;
+  line(bytes: Buffer, start: number, end: number): void;
   finish(): T;
+}
+
+export const SPACE = 0x20;
+export const TAB = 0x09;
+const DIGIT_0 = 0x30;
+const DIGIT_9 = 0x39;
+
+/**
+ * Reads a listing's count (see parseCount) from octet `at` of `bytes`: 1 to 15 decimal digits.
+ * Returns the offset past the digits and leaves the value in `count.value`, or returns -1 when
+ * there is no count there (no digit, or more than 15). The caller's fast path then falls back to
+ * the string rules, which give the error.
+ */
+export function readCount(bytes: Buffer, at: number, end: number, count: { value: number }): number {
+  let value = 0;
+  let i = at;
+  while (i < end) {
+    const c = bytes[i] as number;
+    if (c < DIGIT_0 || c > DIGIT_9) break;
+    value = value * 10 + (c - DIGIT_0);
+    i += 1;
+  }
+  if (i === at || i - at > 15) return -1;
+  count.value = value;
+  return i;
+}
+
+/** The offset of the first octet from `at` that is not a space or a tab. */
+export function skipBlanks(bytes: Buffer, at: number, end: number): number {
+  while (at < end && (bytes[at] === SPACE || bytes[at] === TAB)) at += 1;
+  return at;
 }
 
 /** Splits a listing's body, chunk by chunk, into lines for a ListingSink. */
@@ -70,10 +106,24 @@ export class ListingSplitter {
   push(chunk: Buffer): void {
     let offset = 0;
     while (offset < chunk.length) {
-      const end = this.lines.push(chunk, offset);
-      if (end === -1) return;
-      offset = end;
-      this.sink.line(this.lines.take().toString('latin1'));
+      // A line wholly inside this chunk goes to the sink as a range of it: no view, no copy. A
+      // line split across chunks, or too long (LineReader refuses it), goes through the reader.
+      if (this.lines.pending === 0) {
+        const lf = chunk.indexOf(LF, offset);
+        if (lf !== -1) {
+          const end = lf > offset && chunk[lf - 1] === CR ? lf - 1 : lf;
+          if (end - offset <= MAX_LISTING_LINE) {
+            this.sink.line(chunk, offset, end);
+            offset = lf + 1;
+            continue;
+          }
+        }
+      }
+      const next = this.lines.push(chunk, offset);
+      if (next === -1) return;
+      offset = next;
+      const line = this.lines.take();
+      this.sink.line(line, 0, line.length);
     }
   }
 }

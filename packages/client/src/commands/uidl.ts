@@ -2,7 +2,7 @@ import type { Engine } from '../engine.js';
 import { sendListing, sendLine } from '../exchanges.js';
 import { encodeCommand } from '../protocol/command.js';
 import { messageNumber } from './list.js';
-import { malformed, parseCount, tokens, tooManyEntries, withRoom, type ListingSink } from './listing.js';
+import { malformed, parseCount, readCount, skipBlanks, SPACE, TAB, tokens, tooManyEntries, withRoom, type ListingSink } from './listing.js';
 import { TRANSACTION } from './states.js';
 
 export interface MessageUid {
@@ -70,6 +70,9 @@ export class MessageUids implements Iterable<MessageUid> {
 /** Octets per block of uids; a uid (512 at most) never straddles two. */
 const UID_BLOCK = 1024 * 1024;
 
+/** The longest uid accepted (see parseUidLine). */
+const MAX_UID = 512;
+
 /** UIDL is optional: a server without it answers -ERR, which reaches the caller as a Pop3ServerError. */
 export function uidlAll(engine: Engine, maxEntries: number): Promise<MessageUids> {
   return sendListing(engine, encodeCommand('UIDL'), { allowedIn: TRANSACTION }, new UidsBuilder(maxEntries));
@@ -81,7 +84,8 @@ export function uidlOne(engine: Engine, n: number): Promise<MessageUid> {
   );
 }
 
-class UidsBuilder implements ListingSink<MessageUids> {
+/** @internal Exported for tests and benches. */
+export class UidsBuilder implements ListingSink<MessageUids> {
   private numbers = new Float64Array(1024);
   private starts = new Uint32Array(1024);
   private lengths = new Uint16Array(1024);
@@ -89,26 +93,62 @@ class UidsBuilder implements ListingSink<MessageUids> {
   /** Where the next uid goes in the last block. */
   private used = UID_BLOCK;
   private count = 0;
+  /** The message number read by readCount. */
+  private readonly parsedNumber = { value: 0 };
 
   constructor(private readonly maxEntries: number) {}
 
-  line(text: string): void {
-    const { n, uid } = parseUidLine(text);
-    if (this.count >= this.maxEntries) throw tooManyEntries('UIDL', this.maxEntries);
-    this.numbers = withRoom(this.numbers, this.count + 1, (length) => new Float64Array(length));
-    this.starts = withRoom(this.starts, this.count + 1, (length) => new Uint32Array(length));
-    this.lengths = withRoom(this.lengths, this.count + 1, (length) => new Uint16Array(length));
-    if (this.used + uid.length > UID_BLOCK) {
+  /**
+   * The usual line (`n uid`, spaces or tabs around) is read straight from the octets, the uid
+   * copied into the block as it is checked. Anything else takes the string rules of parseUidLine,
+   * which accept what they always did (a trailing CR or form feed, say) or give the error.
+   */
+  line(bytes: Buffer, start: number, end: number): void {
+    if (this.used + MAX_UID > UID_BLOCK) {
       this.blocks.push(Buffer.allocUnsafeSlow(UID_BLOCK));
       this.used = 0;
     }
-    const block = this.blocks.length - 1;
-    (this.blocks[block] as Buffer).write(uid, this.used, 'latin1');
-    this.numbers[this.count] = n;
-    this.starts[this.count] = block * UID_BLOCK + this.used;
-    this.lengths[this.count] = uid.length;
-    this.used += uid.length;
+    const block = this.blocks[this.blocks.length - 1] as Buffer;
+    let length = this.readUid(bytes, start, end, block);
+    if (length === -1) {
+      const { n, uid } = parseUidLine(bytes.toString('latin1', start, end));
+      block.write(uid, this.used, 'latin1');
+      this.parsedNumber.value = n;
+      length = uid.length;
+    }
+    if (this.count >= this.maxEntries) throw tooManyEntries('UIDL', this.maxEntries);
+    if (this.count === this.numbers.length) this.grow();
+    this.numbers[this.count] = this.parsedNumber.value;
+    this.starts[this.count] = (this.blocks.length - 1) * UID_BLOCK + this.used;
+    this.lengths[this.count] = length;
+    this.used += length;
     this.count += 1;
+  }
+
+  /** `n uid` from the octets, the uid copied into `block`: its length, or -1 for an unusual line. */
+  private readUid(bytes: Buffer, start: number, end: number, block: Buffer): number {
+    let at = readCount(bytes, skipBlanks(bytes, start, end), end, this.parsedNumber);
+    if (at === -1 || at === end || (bytes[at] !== SPACE && bytes[at] !== TAB)) return -1;
+    at = skipBlanks(bytes, at, end);
+    const from = at;
+    let to = this.used;
+    while (at < end) {
+      const c = bytes[at] as number;
+      if (c < 0x21 || c > 0x7e) break;
+      if (at - from === MAX_UID) return -1;
+      block[to] = c;
+      to += 1;
+      at += 1;
+    }
+    if (at === from || skipBlanks(bytes, at, end) !== end) return -1;
+    return at - from;
+  }
+
+  private grow(): void {
+    const length = this.numbers.length * 2;
+    this.numbers = withRoom(this.numbers, length, (size) => new Float64Array(size));
+    this.starts = withRoom(this.starts, length, (size) => new Uint32Array(size));
+    this.lengths = withRoom(this.lengths, length, (size) => new Uint16Array(size));
   }
 
   finish(): MessageUids {
