@@ -18,6 +18,7 @@ import { bulkMessages } from '../../../support/fixtures.ts';
 import { verifySignature } from '../src/delivery/signature.ts';
 import { popwire, spawnPopwire, succeeded } from './cli/popwire.ts';
 import { startReceiver, type Receiver } from './delivery/receiver.ts';
+import { eventually } from '../../../support/eventually.ts';
 
 const WEBHOOK_SECRET = 'serve-test-webhook-secret-4f2a';
 const attachments = readFileSync(new URL('../../client/test/fixtures/mime/attachments.eml', import.meta.url));
@@ -64,16 +65,6 @@ async function api(path: string, init: RequestInit & { token?: string | null } =
   return { status: response.status, headers: response.headers, body, json: () => JSON.parse(body.toString()) as Record<string, any> };
 }
 
-/** Polls until `check` returns a value, or fails after the deadline. */
-async function eventually<T>(what: string, check: () => Promise<T | undefined>, ms = 30_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 describe('popwire serve', () => {
   let accountId: number;

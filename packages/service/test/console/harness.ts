@@ -16,7 +16,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Locator, type Page } from 'playwright-core';
 import type { Dovecot } from '../../../../support/dovecot.ts';
+import { eventually as pollUntil } from '../../../../support/eventually.ts';
 import { popwire, spawnPopwire, succeeded } from '../cli/popwire.ts';
+
+/** The browser tests poll every 100 ms: a page's work is slower than an API call. */
+export const eventually = <T>(what: string, check: () => Promise<T | undefined | false>, ms = 30_000): Promise<T> => pollUntil(what, check, ms, 100);
 
 export const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/console/', import.meta.url));
 const BUILD = fileURLToPath(new URL('../../scripts/build-console.mjs', import.meta.url));
@@ -172,13 +176,3 @@ export async function typeInto(page: Page, field: Locator, text: string): Promis
   await page.keyboard.type(text);
 }
 
-/** Polls until `check` holds, or fails with `what` after the deadline. */
-export async function eventually<T>(what: string, check: () => Promise<T | undefined | false>, ms = 30_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}

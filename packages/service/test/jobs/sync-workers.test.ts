@@ -20,6 +20,7 @@ import { WORKER_NICE } from '../../src/jobs/worker-pool.ts';
 import { loadConfig } from '../../src/config.ts';
 import { startService, type Service } from '../../src/serve.ts';
 import { Store } from '../../src/store/store.ts';
+import { eventually } from '../../../../support/eventually.ts';
 
 const USERS = [
   { user: 'w1', password: 'worker-secret-one-7c1' },
@@ -77,15 +78,6 @@ async function serve(location: string, workers: number): Promise<Running> {
   return { service, logs: () => logs, api, metric };
 }
 
-async function eventually<T>(what: string, check: () => Promise<T | undefined>, ms = 60_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 async function syncAll(running: Running, ids: number[]): Promise<Array<{ status: string; error: string | null; runId: number | null }>> {
   const jobs: number[] = [];
@@ -99,7 +91,7 @@ async function syncAll(running: Running, ids: number[]): Promise<Array<{ status:
       eventually(`job ${job} to end`, async () => {
         const view = (await running.api('GET', `/v1/jobs/${job}`)).json;
         return view.status === 'queued' || view.status === 'running' ? undefined : view;
-      }),
+      }, 60_000),
     ),
   );
 }
