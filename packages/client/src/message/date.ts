@@ -88,6 +88,7 @@ function daysIn(year: number, month: number): number {
 
 /** RFC 5322 comments nest ("(a (b) c)") and may hold quoted pairs; an unclosed one runs to the end. */
 function stripComments(text: string): string {
+  if (!text.includes('(')) return text;
   let depth = 0;
   let out = '';
   for (let i = 0; i < text.length; i++) {

@@ -48,6 +48,7 @@ export function readEnvelope(fields: readonly ReadField[]): Envelope {
   const all = (key: string) => fields.filter((f) => f.field.key === key);
   const subject = first('subject');
   const references = all('references').flatMap((f) => messageIds(f.text));
+  const { date, dateSource } = messageDate(fields);
   return {
     from: firstMailbox(first('from')?.text),
     sender: firstMailbox(first('sender')?.text),
@@ -59,7 +60,8 @@ export function readEnvelope(fields: readonly ReadField[]): Envelope {
     messageId: messageIds(first('message-id')?.text ?? '')[0] ?? null,
     inReplyTo: messageIds(first('in-reply-to')?.text ?? '')[0] ?? null,
     references,
-    ...messageDate(fields),
+    date,
+    dateSource,
   };
 }
 

@@ -1,3 +1,4 @@
+import { isAscii } from 'node:buffer';
 import { decodeWords } from 'postal-mime';
 
 /** One header field of a message, in the order it was received. */
@@ -84,12 +85,16 @@ function readField(bytes: Buffer): ReadField | undefined {
   // RFC 5322 obs-field allows white space before the colon ("Subject : hi").
   const name = raw.slice(0, colon).replace(/[ \t]+$/, '');
   if (!/^[\x21-\x39\x3b-\x7e]+$/.test(name)) return undefined;
-  const text = unfold(decodeOctets(bytes.subarray(Buffer.byteLength(raw.slice(0, colon + 1), 'latin1'))));
+  // One latin1 character per octet: the value's octets start right after the colon. An ASCII
+  // value is already its text in `raw`, so the octets are not read a second time.
+  const value = bytes.subarray(colon + 1);
+  const text = unfold(isAscii(value) ? raw.slice(colon + 1) : decodeOctets(value));
   return { field: { name, key: name.toLowerCase(), value: decodeEncodedWords(text), raw }, text };
 }
 
 /** RFC 5322 section 2.2.3: unfolding removes the CRLF, not the white space after it. */
 function unfold(value: string): string {
+  if (!value.includes('\n')) return value.trim();
   return value.replace(/\r?\n(?=[ \t])/g, '').trim();
 }
 
@@ -101,7 +106,7 @@ const windows1252 = new TextDecoder('windows-1252');
  * their local charset there, which is most often windows-1252 (and a superset of latin1).
  */
 export function decodeOctets(bytes: Uint8Array): string {
-  if (bytes.every((byte) => byte < 0x80)) return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
+  if (isAscii(bytes)) return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
   try {
     return utf8.decode(bytes);
   } catch {
@@ -111,6 +116,9 @@ export function decodeOctets(bytes: Uint8Array): string {
 
 /** RFC 2047 encoded-words in any charset the runtime knows; the text as it is if decoding fails. */
 export function decodeEncodedWords(text: string): string {
+  // Without `=?` there is no encoded-word, and decodeWords gives the text back as it is: most
+  // fields of most messages, where the call was a regular expression and a token list for nothing.
+  if (!text.includes('=?')) return text;
   try {
     return decodeWords(text);
   } catch {
