@@ -35,14 +35,18 @@ export class LineReader {
       this.parts.push(chunk.subarray(start));
       return -1;
     }
-    let line = chunk.subarray(start, lf);
+    let line: Buffer;
     if (this.parts.length > 0) {
-      this.parts.push(line);
-      line = Buffer.concat(this.parts, this.partsLength + line.length);
+      this.parts.push(chunk.subarray(start, lf));
+      line = Buffer.concat(this.parts, this.partsLength + lf - start);
       this.parts = [];
       this.partsLength = 0;
+      if (line.length > 0 && line[line.length - 1] === CR) line = line.subarray(0, line.length - 1);
+    } else {
+      // The common case, a line inside one chunk: one view, its CR left out by index (a view per
+      // status line is made for every RETR of a retrieval).
+      line = chunk.subarray(start, lf > start && chunk[lf - 1] === CR ? lf - 1 : lf);
     }
-    if (line.length > 0 && line[line.length - 1] === CR) line = line.subarray(0, line.length - 1);
     this.checkLength(line.length);
     this.line = line;
     return lf + 1;

@@ -12,6 +12,7 @@ export interface StatusLine {
 const PLUS = 0x2b;
 const MINUS = 0x2d;
 const SPACE = 0x20;
+const OPEN_BRACKET = 0x5b;
 
 /**
  * Parses one status line (without its line ending). The indicator is matched on bytes; only the
@@ -41,10 +42,28 @@ function startsWithWord(line: Buffer, offset: number, word: string): boolean {
 }
 
 function withText(status: 'ok' | 'err', line: Buffer, offset: number): StatusLine {
+  // Most replies (`+OK 4123 octets` to every RETR) are printable ASCII with no `[CODE]`: for those
+  // the same text without the UTF-8 decoder and the expression. Anything else takes the full rules.
+  let i = offset;
+  while (i < line.length && line[i] === SPACE) i++;
+  if (line[i] !== OPEN_BRACKET && isPrintableAscii(line, i)) {
+    let end = line.length;
+    while (end > i && line[end - 1] === SPACE) end--;
+    return { status, text: line.toString('latin1', i, end), code: undefined };
+  }
   const raw = line.toString('utf8', offset).trim();
   const match = /^\[([^\]\s]+)\]\s*/.exec(raw);
   if (match === null) return { status, text: raw, code: undefined };
   return { status, text: raw.slice(match[0].length), code: (match[1] as string).toUpperCase() };
+}
+
+/** Whether every octet from `start` is printable ASCII or a space (what `trim` and UTF-8 leave as they are). */
+function isPrintableAscii(line: Buffer, start: number): boolean {
+  for (let i = start; i < line.length; i++) {
+    const byte = line[i] as number;
+    if (byte < SPACE || byte > 0x7e) return false;
+  }
+  return true;
 }
 
 /** A short, printable excerpt of untrusted bytes for an error message. */

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { inspect } from 'node:util';
 import { describe, it } from 'node:test';
+import fc from 'fast-check';
 import { encodeCommand, encodeSaslResponse, Sensitive } from '../../src/protocol/command.ts';
 import { parseStatusLine } from '../../src/protocol/status.ts';
 import { Pop3ProtocolError, Pop3UsageError } from '../../src/errors.ts';
@@ -87,6 +88,31 @@ describe('parseStatusLine', () => {
       code: undefined,
     });
     assert.equal(parse('+').status, 'continue');
+  });
+
+  it('reads the text of any +OK or -ERR line exactly as the full rules do (UTF-8 decoded, trimmed, [CODE] taken out)', () => {
+    // The full rules, as they were before printable ASCII got its own path: the oracle.
+    const oracle = (rest: Buffer) => {
+      const raw = rest.toString('utf8').trim();
+      const match = /^\[([^\]\s]+)\]\s*/.exec(raw);
+      if (match === null) return { text: raw, code: undefined };
+      return { text: raw.slice(match[0].length), code: (match[1] as string).toUpperCase() };
+    };
+    const octet = fc.oneof(
+      fc.constantFrom(0x20, 0x20, 0x5b, 0x5d, 0x09, 0x0b, 0x0c, 0x2f, 0x41, 0x61, 0x30, 0x7e, 0x7f, 0xa0, 0xc3, 0xa9, 0xe2, 0x80, 0xa8),
+      fc.integer({ min: 0, max: 255 }),
+    );
+    fc.assert(
+      fc.property(fc.constantFrom('+OK', '-ERR'), fc.array(octet, { maxLength: 24 }), (head, octets) => {
+        const rest = Buffer.from(octets);
+        const line = Buffer.concat([Buffer.from(octets.length > 0 ? `${head} ` : head, 'latin1'), rest]);
+        const { text, code } = parseStatusLine(line);
+        assert.deepEqual({ text, code }, oracle(rest));
+      }),
+      { numRuns: 5000 },
+    );
+    assert.deepEqual(parse('+OK  4123 octets  '), { status: 'ok', text: '4123 octets', code: undefined });
+    assert.deepEqual(parse('-ERR  [IN-USE]  locked '), { status: 'err', text: 'locked', code: 'IN-USE' });
   });
 
   it('rejects anything else as a protocol error', () => {
