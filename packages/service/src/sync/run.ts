@@ -147,13 +147,22 @@ export async function syncAccount(request: SyncRequest): Promise<SyncReport> {
     const retrievedAgain = previous !== undefined && previous.status !== 'ok' ? new Set<string>() : undefined;
     for (let session = 1; ; session++) {
       request.onProgress?.({ phase: 'connecting', session, total: 0, received: 0, done: 0, bytes: 0 });
-      const client = await request.connect();
+      // The first session's seen UIDs are read while it connects and logs in (the lock is held
+      // already, and the read sends nothing to the server); a later one's after the session
+      // before changed them.
+      const seen = session === 1 ? store.seen.forSession(account.id) : undefined;
+      seen?.catch(() => {});
+      const client = await request.connect().catch(async (error: unknown) => {
+        await seen?.catch(() => {});
+        throw error;
+      });
       const outcome = await runSession(client, {
         store,
         accountId: account.id,
         policy: request.policy,
         lock,
         session,
+        seen,
         now,
         writer: { ...request.writer, maxBytes: request.writer?.maxBytes ?? retrievalBound(request.policy.maxSize), outbox: request.outbox?.committed },
         stop: request.stop,

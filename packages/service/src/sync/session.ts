@@ -1,6 +1,7 @@
 import { Pop3ConnectionError, Pop3ServerError, type Pop3Client } from 'popwire';
 import type { Store } from '../store/store.js';
 import type { IdentityMode } from '../store/schema.js';
+import type { SeenEntry } from '../store/seen-uids.js';
 import { askUids, MAX_HEADER_BYTES, readListing, type ListedMessage } from './listing.js';
 import type { AccountLock } from './lock.js';
 import type { HandoverOutcome, Outbox } from './handover.js';
@@ -52,6 +53,8 @@ export interface SessionContext {
   readonly policy: SyncPolicy;
   readonly lock: AccountLock;
   readonly session: number;
+  /** The account's seen UIDs, read while the session connected (run.ts); read here when absent. */
+  readonly seen?: Promise<Map<string, SeenEntry>> | undefined;
   readonly now: () => number;
   readonly writer?: WriterOptions | undefined;
   /** Stop retrieving at the next message boundary, then finish the session cleanly. */
@@ -94,7 +97,7 @@ export async function runSession(client: Pop3Client, ctx: SessionContext): Promi
     report('listing');
     // UIDL first: the server lists while the store reads (listing.ts askUids).
     const asked = askUids(client);
-    const seen = await store.seen.forSession(accountId);
+    const seen = await (ctx.seen ?? store.seen.forSession(accountId));
     const known = new Map<string, number>();
     // Only LIST's sizes expose a UID the server gave to another message (plan.ts): without them
     // such a newcomer looks stored, and a policy that deletes would delete it unread. So the

@@ -7,13 +7,15 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { Pop3Client, type TraceEvent } from 'popwire';
+import { Pop3Client, Pop3ConnectionError, type TraceEvent } from 'popwire';
 import { expectedRetrBytes, startDovecot, type Dovecot } from '../../../../support/dovecot.ts';
 import { bulkMessages } from '../../../../support/fixtures.ts';
 import { accountFields, STORE_KINDS, testStores, type StoreKind } from '../../../../support/stores.ts';
 import type { Store } from '../../src/store/store.ts';
 import { syncAccount, type SyncPolicy, type SyncRequest } from '../../src/sync/index.ts';
 import { DAY_MS } from '../../src/sync/policy.ts';
+import { SyncError } from '../../src/sync/errors.ts';
+import { AccountLock } from '../../src/sync/lock.ts';
 
 const stores = testStores();
 let dovecot: Dovecot;
@@ -129,6 +131,42 @@ for (const kind of STORE_KINDS) {
       const { updated_at: _now, ...holds } = after.account;
       assert.deepEqual(holds, held, 'the account row is as it was (no lock left, the same identity and notes)');
       assert.deepEqual([holds.lock_owner, holds.lock_expires], [null, null]);
+      await store.close();
+    });
+
+    it('refuses an account another sync holds before it opens a connection to the server', async () => {
+      const { store, account, connect } = await setUp(kind, bulkMessages(3, 500));
+      const holder = await AccountLock.acquire(store.db, account.id);
+      let connects = 0;
+      const counted = () => {
+        connects++;
+        return connect()();
+      };
+      await assert.rejects(
+        syncAccount({ store, accountId: account.id, connect: counted, policy: LEAVE }),
+        (e: unknown) => e instanceof SyncError && e.code === 'SYNC_LOCKED',
+      );
+      assert.equal(connects, 0, 'no connection, so no login and no POP3 command');
+      await holder.release();
+      await store.close();
+    });
+
+    it('records a failed run and releases the account when the connection fails while the seen UIDs are read', async () => {
+      const { store, account, sync } = await setUp(kind, bulkMessages(5, 500));
+      await sync();
+      const failed = await syncAccount({
+        store,
+        accountId: account.id,
+        policy: LEAVE,
+        connect: () => Promise.reject(new Pop3ConnectionError('refused on purpose', { code: 'POP3_CONNECTION_CLOSED' })),
+      });
+      assert.equal(failed.status, 'failed');
+      const [run] = await store.runs.forAccount(account.id, 1);
+      assert.deepEqual([run?.id, run?.status, run?.finished_at !== null], [failed.runId, 'failed', true]);
+      const row = await store.db.selectFrom('accounts').select(['lock_owner', 'lock_expires']).where('id', '=', account.id).executeTakeFirstOrThrow();
+      assert.deepEqual([row.lock_owner, row.lock_expires], [null, null]);
+      const again = await sync();
+      assert.deepEqual([again.status, again.newMessages, again.alreadyHad], ['ok', 0, 5]);
       await store.close();
     });
 
