@@ -188,7 +188,8 @@ describe('--trace hides every SASL line, both directions', () => {
     assert.equal(lines[auth], 'client: AUTH SCRAM-SHA-256 ***');
     const exchange = lines.slice(auth + 1, lines.findIndex((line, index) => index > auth && line.startsWith('server: +OK')));
     assert.ok(exchange.length >= 2, lines.join('\n'));
-    for (const line of exchange) assert.ok(line === 'server: + ***' || line === 'client: ***', line);
+    // CAPA rides behind the last SASL line (Dovecot offers PIPELINING): shown, as it carries nothing secret.
+    for (const line of exchange) assert.ok(line === 'server: + ***' || line === 'client: ***' || line === 'client: CAPA', line);
     assert.ok(!lines.some((line) => /r=|s=|v=/.test(Buffer.from(line.split(' ').at(-1) ?? '', 'base64').toString('latin1'))), lines.join('\n'));
   });
 });

@@ -1,4 +1,5 @@
 import type { Capabilities } from '../capabilities.js';
+import type { CapaBehind } from '../commands/capa.js';
 import type { Engine } from '../engine.js';
 import { Pop3Error, Pop3UsageError } from '../errors.js';
 import type { Sensitive } from '../protocol/command.js';
@@ -32,6 +33,11 @@ export interface AuthContext {
   /** Where we connected: named in errors, and in OAUTHBEARER's message. */
   readonly host: string;
   readonly port: number;
+  /**
+   * A CAPA to pipeline behind the login's last line, when the server offered PIPELINING: its
+   * `sent` says whether it went, and its promise then holds the answer.
+   */
+  readonly capaBehind?: CapaBehind | undefined;
 }
 
 /**
@@ -54,7 +60,7 @@ export async function authenticate(engine: Engine, credentials: Credentials, con
   const channel = { secure: context.secure, allowPlaintextAuth: context.allowPlaintextAuth, host: context.host };
   if (credentials.kind === 'password') {
     const candidates = chooseMechanisms(PASSWORD_MECHANISMS, 'password', credentials.auth, offer, channel);
-    return tryInTurn(candidates, (mechanism) => withPassword(engine, mechanism, credentials.user, credentials.password, offer));
+    return tryInTurn(candidates, (mechanism) => withPassword(engine, mechanism, credentials.user, credentials.password, offer, context.capaBehind));
   }
   const candidates = chooseMechanisms(TOKEN_MECHANISMS, 'access token', credentials.auth, offer, channel);
   return tryInTurn(candidates, (mechanism) => withToken(engine, mechanism, credentials.user, credentials.token, context));
@@ -75,23 +81,30 @@ async function tryInTurn<M extends AuthMechanism>(candidates: readonly M[], atte
   throw refusal;
 }
 
-function withPassword(engine: Engine, mechanism: PasswordMechanism, user: string, password: Sensitive, offer: ServerOffer): Promise<void> {
+function withPassword(
+  engine: Engine,
+  mechanism: PasswordMechanism,
+  user: string,
+  password: Sensitive,
+  offer: ServerOffer,
+  capaBehind: CapaBehind | undefined,
+): Promise<void> {
   switch (mechanism) {
     case 'USER':
-      return userPass(engine, user, password);
+      return userPass(engine, user, password, capaBehind);
     case 'APOP':
       // Chosen only when the greeting has a timestamp.
       return apop(engine, user, password, offer.apopTimestamp as string);
     case 'PLAIN':
-      return runSasl(engine, plain(user, password));
+      return runSasl(engine, plain(user, password), capaBehind);
     case 'LOGIN':
-      return runSasl(engine, login(user, password));
+      return runSasl(engine, login(user, password), capaBehind);
     case 'CRAM-MD5':
-      return runSasl(engine, cramMd5(user, password));
+      return runSasl(engine, cramMd5(user, password), capaBehind);
     case 'SCRAM-SHA-1':
-      return runSasl(engine, scram('sha1', user, password));
+      return runSasl(engine, scram('sha1', user, password), capaBehind);
     case 'SCRAM-SHA-256':
-      return runSasl(engine, scram('sha256', user, password));
+      return runSasl(engine, scram('sha256', user, password), capaBehind);
   }
 }
 

@@ -21,5 +21,8 @@ export function cramMd5(user: string, password: Sensitive): SaslMechanism {
       const digest = createHmac('md5', Buffer.from(password.reveal(), 'utf8')).update(challenge).digest('hex');
       return Buffer.from(`${user} ${digest}`, 'utf8');
     },
+    isComplete() {
+      return answered;
+    },
   };
 }

@@ -20,5 +20,8 @@ export function login(user: string, password: Sensitive): SaslMechanism {
       if (prompts === 2) return Buffer.from(password.reveal(), 'utf8');
       throw badChallenge('LOGIN', 'the server asked for a third thing after the user name and password');
     },
+    isComplete() {
+      return prompts === 2;
+    },
   };
 }

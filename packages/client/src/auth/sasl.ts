@@ -2,6 +2,7 @@ import { AUTHORIZATION } from '../commands/states.js';
 import type { Engine, Exchange } from '../engine.js';
 import { Pop3AuthenticationError, Pop3Error, Pop3ProtocolError } from '../errors.js';
 import { withResponseCode } from './user-pass.js';
+import { CapaBehind } from '../commands/capa.js';
 import { encodeCommand, encodeSaslResponse, MAX_COMMAND_LINE, Sensitive, type EncodedCommand } from '../protocol/command.js';
 import type { StatusLine } from '../protocol/status.js';
 import type { SaslMechanismName } from './select.js';
@@ -27,6 +28,13 @@ export interface SaslMechanism {
   /** The answer to a challenge. A Pop3Error thrown here cancels the exchange with `*`. */
   step(challenge: Buffer): Promise<Buffer>;
   /**
+   * True once the response `step` just returned is the mechanism's last: the server's next line
+   * can only be +OK or -ERR, never another challenge (SCRAM's empty answer to server-final,
+   * LOGIN's password, CRAM-MD5's digest). Only then may a CAPA go out right behind it: sent
+   * while a challenge could still come, the server would read "CAPA" as our answer to it.
+   */
+  isComplete?(): boolean;
+  /**
    * Runs at +OK. Throws when the server claims success without proving what the mechanism requires
    * of it (SCRAM's server signature): the connection is then closed, not used.
    */
@@ -48,7 +56,7 @@ export const MAX_CHALLENGE_LINE = 64 * 1024;
  * at -ERR; after a local failure, sends `*`, waits for the server's -ERR and rejects with that
  * failure.
  */
-export async function runSasl(engine: Engine, mechanism: SaslMechanism): Promise<void> {
+export async function runSasl(engine: Engine, mechanism: SaslMechanism, capaBehind?: CapaBehind): Promise<void> {
   const initial = await mechanism.start();
   // RFC 5034 section 4: a zero-length initial response is sent as "=" on the AUTH line.
   const inline = initial === undefined ? undefined : initial.length === 0 ? '=' : initial.toString('base64');
@@ -56,8 +64,8 @@ export async function runSasl(engine: Engine, mechanism: SaslMechanism): Promise
   const fits = inline !== undefined && `AUTH ${mechanism.name} ${inline}\r\n`.length <= MAX_COMMAND_LINE;
   const exchange =
     fits && mechanism.deferInitialResponse !== true
-      ? new SaslExchange(engine, mechanism, encodeCommand('AUTH', mechanism.name, new Sensitive(inline)), true, undefined)
-      : new SaslExchange(engine, mechanism, encodeCommand('AUTH', mechanism.name), false, initial);
+      ? new SaslExchange(engine, mechanism, encodeCommand('AUTH', mechanism.name, new Sensitive(inline)), true, undefined, capaBehind)
+      : new SaslExchange(engine, mechanism, encodeCommand('AUTH', mechanism.name), false, initial, capaBehind);
   engine.submit(exchange, AUTHORIZATION);
   return exchange.promise;
 }
@@ -95,6 +103,11 @@ class SaslExchange implements Exchange {
     private answered: boolean,
     /** A client-first message kept off the AUTH line: the answer to the server's first, empty `+`. */
     private pendingInitial: Buffer | undefined,
+    /**
+     * A CAPA to write behind the mechanism's last response, when the server offered PIPELINING.
+     * Its reply follows AUTH's +OK or -ERR and is read here, before the engine moves on.
+     */
+    private readonly capaBehind: CapaBehind | undefined,
   ) {
     this.promise = new Promise<void>((resolve, reject) => {
       this.resolve = resolve;
@@ -102,8 +115,14 @@ class SaslExchange implements Exchange {
     });
   }
 
-  onStatus(status: StatusLine): 'done' | 'more' {
+  onStatus(status: StatusLine): 'done' | 'block' | 'more' {
+    // AUTH's own reply was read: this one is the pipelined CAPA's.
+    if (this.settled && this.capaBehind?.sent === true) return this.capaBehind.onStatus(status);
     if (status.status === 'continue') {
+      if (this.capaBehind?.sent === true) {
+        // The mechanism said its last response was sent, so the server had no challenge left to send.
+        throw badChallenge(this.mechanism.name, 'the server sent a challenge after the last response');
+      }
       if (this.busy || this.cancelled !== undefined) {
         throw badChallenge(this.mechanism.name, 'the server sent a challenge before the previous one was answered');
       }
@@ -116,25 +135,33 @@ class SaslExchange implements Exchange {
       // The server says we are in, and we cannot trust it.
       if (this.cancelled !== undefined) throw this.cancelled;
       if (this.busy) throw badChallenge(this.mechanism.name, 'the server accepted the login before its challenge was answered');
+      // SCRAM's server signature was checked in `step` before its last response (and CAPA) were
+      // written; this refuses a +OK that skipped it. Nothing but CAPA is read before it runs.
       this.mechanism.finish?.();
       this.settled = true;
       this.engine.state = 'transaction';
       this.resolve();
-      return 'done';
+      return this.capaBehind?.sent === true ? 'more' : 'done';
     }
     // After "*": a failure of the server's making (a bad signature, a malformed challenge) closes
     // the connection; one of ours (a response too long to send) leaves it usable.
     if (this.cancelled !== undefined && !this.cancelled.connectionUsable) throw this.cancelled;
     this.settled = true;
     this.reject(this.cancelled ?? this.refusal(status));
-    return 'done';
+    // CAPA is valid in AUTHORIZATION too: its reply follows the -ERR and is read, not mistaken for another.
+    return this.capaBehind?.sent === true ? 'more' : 'done';
   }
 
-  onData(): void {}
+  onData(chunk: Buffer): void {
+    this.capaBehind?.onData(chunk);
+  }
 
-  onEnd(): void {}
+  onEnd(): void {
+    this.capaBehind?.onEnd();
+  }
 
   onFail(error: Pop3Error): void {
+    if (this.capaBehind?.sent === true) this.capaBehind.onFail(error);
     if (this.settled) return;
     this.settled = true;
     this.reject(this.cancelled ?? error);
@@ -154,7 +181,18 @@ class SaslExchange implements Exchange {
       if (this.settled || this.engine.closed) return;
       this.busy = false;
       this.answered = true;
-      this.engine.writeContinuation(encodeResponse(response));
+      const encoded = encodeResponse(response);
+      if (this.capaBehind !== undefined && this.engine.pipelining && this.mechanism.isComplete?.() === true) {
+        // One write: the last response and CAPA, read back in that order (RFC 2449 PIPELINING).
+        this.capaBehind.sent = true;
+        this.engine.writeContinuation({
+          verb: encoded.verb,
+          bytes: Buffer.concat([encoded.bytes, CapaBehind.command.bytes]),
+          display: `${encoded.display}\n${CapaBehind.command.display}`,
+        });
+      } else {
+        this.engine.writeContinuation(encoded);
+      }
     } catch (error) {
       if (this.settled || this.engine.closed) return;
       this.busy = false;

@@ -90,6 +90,10 @@ export function scram(hash: ScramHash, user: string, password: Sensitive, option
       }
       throw badChallenge(name, 'the server sent a challenge after its final message');
     },
+    isComplete() {
+      // The answer to server-final: empty, sent after the signature was checked (or after e=).
+      return stage === 'done';
+    },
     finish() {
       if (!verified) {
         throw new Pop3ProtocolError(`${name}: the server said +OK without proving it knows the password (no server signature)`, {

@@ -1,7 +1,8 @@
-import type { Engine } from '../engine.js';
-import { describeResponseCode, Pop3AuthenticationError } from '../errors.js';
-import { sendLine, type SendOptions } from '../exchanges.js';
-import { encodeCommand, Sensitive } from '../protocol/command.js';
+import type { Engine, Exchange } from '../engine.js';
+import { describeResponseCode, Pop3AuthenticationError, type Pop3Error } from '../errors.js';
+import { LineExchange, sendLine, type SendOptions } from '../exchanges.js';
+import { encodeCommand, Sensitive, type EncodedCommand } from '../protocol/command.js';
+import { CapaBehind } from '../commands/capa.js';
 import type { StatusLine } from '../protocol/status.js';
 import { AUTHORIZATION } from '../commands/states.js';
 
@@ -12,15 +13,57 @@ import { AUTHORIZATION } from '../commands/states.js';
  * A -ERR to USER or PASS is an authentication failure. Its [AUTH], [IN-USE], [LOGIN-DELAY] or
  * [SYS/TEMP] code (RFC 2449, RFC 3206) decides whether retrying can help.
  */
-export async function userPass(engine: Engine, user: string, password: Sensitive): Promise<void> {
+export async function userPass(engine: Engine, user: string, password: Sensitive, capaBehind?: CapaBehind): Promise<void> {
   const options: SendOptions = { allowedIn: AUTHORIZATION, barrier: true, onError: authenticationError };
   await sendLine(engine, encodeCommand('USER', user), options);
-  await sendLine(engine, encodeCommand('PASS', password), {
-    ...options,
-    onOk: () => {
-      engine.state = 'transaction';
-    },
-  });
+  const pass = new LineExchange(encodeCommand('PASS', password), { ...options, onOk: () => (engine.state = 'transaction') }, () => undefined);
+  if (capaBehind !== undefined && engine.pipelining) {
+    capaBehind.sent = true;
+    engine.submit(new FollowedByCapa(pass, capaBehind), AUTHORIZATION);
+  } else {
+    engine.submit(pass, AUTHORIZATION);
+  }
+  await pass.promise;
+}
+
+/**
+ * PASS with CAPA right behind it, in one write, when the server offered PIPELINING: PASS's reply,
+ * then CAPA's (answered whether PASS passed or failed: CAPA is valid in AUTHORIZATION too).
+ */
+class FollowedByCapa implements Exchange {
+  readonly barrier = true;
+  readonly command: EncodedCommand;
+  private passAnswered = false;
+  constructor(
+    private readonly pass: LineExchange<undefined>,
+    private readonly capa: CapaBehind,
+  ) {
+    this.command = {
+      verb: pass.command.verb,
+      bytes: Buffer.concat([pass.command.bytes, CapaBehind.command.bytes]),
+      display: `${pass.command.display}\n${CapaBehind.command.display}`,
+    };
+  }
+
+  onStatus(status: StatusLine): 'done' | 'block' | 'more' {
+    if (this.passAnswered) return this.capa.onStatus(status);
+    this.pass.onStatus(status);
+    this.passAnswered = true;
+    return 'more';
+  }
+
+  onData(chunk: Buffer): void {
+    this.capa.onData(chunk);
+  }
+
+  onEnd(): void {
+    this.capa.onEnd();
+  }
+
+  onFail(error: Pop3Error): void {
+    if (!this.passAnswered) this.pass.onFail(error);
+    this.capa.onFail(error);
+  }
 }
 
 export function authenticationError(status: StatusLine, command: { verb: string; display: string }): Pop3AuthenticationError {

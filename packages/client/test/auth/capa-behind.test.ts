@@ -1,0 +1,146 @@
+/**
+ * CAPA pipelined behind the login's last line (PASS, or a SASL mechanism's last response), against
+ * a scripted server: for the failures Dovecot will not produce on demand. The login's error must
+ * surface as it did in lock-step, CAPA's reply must be read and never mistaken for the next
+ * command's, and CAPA must never follow a line after which the server could still challenge.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { Pop3Client } from '../../src/index.ts';
+import { Pop3AuthenticationError, Pop3ProtocolError } from '../../src/errors.ts';
+import { scramServer } from '../../../../support/scram-server.ts';
+import { b64, greet, isError, options, quit, sendCapa, serve, unb64 } from './helpers.ts';
+
+const PASSWORD = 'correct horse battery staple';
+
+describe('CAPA behind the last SCRAM line', () => {
+  it('goes in the same write as the answer to server-final when PIPELINING is offered, and its answer is used', async () => {
+    const srv = await serve(async (conn) => {
+      await greet(conn, ['SASL SCRAM-SHA-256', 'PIPELINING']);
+      const server = scramServer({ hash: 'sha256', password: PASSWORD });
+      const authLine = await conn.expect(/^AUTH SCRAM-SHA-256 /);
+      conn.reply(`+ ${b64(server.first(unb64(authLine.split(' ')[2] as string)))}`);
+      conn.reply(`+ ${b64(server.final(unb64(await conn.line())))}`);
+      await conn.expect('');
+      // Read before +OK is sent: it can only be here if it came with the empty line.
+      assert.ok(conn.hasInput(), 'CAPA should arrive with the last SCRAM line');
+      await conn.expect('CAPA');
+      conn.reply('+OK logged in');
+      sendCapa(conn, ['TOP', 'UIDL', 'X-AFTER-LOGIN']);
+      await quit(conn);
+    });
+    const client = await Pop3Client.connect(options(srv, { password: PASSWORD }));
+    assert.ok(client.capabilities().lines.includes('X-AFTER-LOGIN'));
+    assert.equal(client.state, 'transaction');
+    await client.quit();
+  });
+
+  it('waits for the +OK when PIPELINING is not offered', async () => {
+    const srv = await serve(async (conn) => {
+      await greet(conn, ['SASL SCRAM-SHA-256']);
+      const server = scramServer({ hash: 'sha256', password: PASSWORD });
+      const authLine = await conn.expect(/^AUTH SCRAM-SHA-256 /);
+      conn.reply(`+ ${b64(server.first(unb64(authLine.split(' ')[2] as string)))}`);
+      conn.reply(`+ ${b64(server.final(unb64(await conn.line())))}`);
+      await conn.expect('');
+      assert.ok(!conn.hasInput(), 'nothing may follow the last SCRAM line without PIPELINING');
+      conn.reply('+OK logged in');
+      await conn.expect('CAPA');
+      sendCapa(conn, ['TOP']);
+      await quit(conn);
+    });
+    const client = await Pop3Client.connect(options(srv, { password: PASSWORD }));
+    await client.quit();
+  });
+
+  it('a wrong password (e=, then -ERR [AUTH]): POP3_AUTH_FAILED as before, CAPA\'s answer is read, and the session stays in AUTHORIZATION', async () => {
+    const srv = await serve(async (conn) => {
+      await greet(conn, ['SASL SCRAM-SHA-256', 'PIPELINING', 'RESP-CODES']);
+      const server = scramServer({ hash: 'sha256', password: 'the real one' });
+      const authLine = await conn.expect(/^AUTH SCRAM-SHA-256 /);
+      conn.reply(`+ ${b64(server.first(unb64(authLine.split(' ')[2] as string)))}`);
+      conn.reply(`+ ${b64(server.final(unb64(await conn.line())))}`);
+      await conn.expect('');
+      await conn.expect('CAPA');
+      conn.reply('-ERR [AUTH] Authentication failed.');
+      sendCapa(conn, ['SASL SCRAM-SHA-256', 'PIPELINING', 'X-BEHIND']);
+      // The next command gets the next reply, not CAPA's.
+      await conn.expect('CAPA');
+      sendCapa(conn, ['SASL SCRAM-SHA-256', 'X-ASKED']);
+      await quit(conn);
+    });
+    const client = await Pop3Client.connect(options(srv, { user: undefined }));
+    await assert.rejects(
+      client.login({ user: 'alice', password: PASSWORD }),
+      isError(Pop3AuthenticationError, 'POP3_AUTH_FAILED', (e) => {
+        assert.equal(e.responseCode, 'AUTH');
+        assert.match(e.message, /invalid-proof/);
+      }),
+    );
+    assert.equal(client.state, 'authorization');
+    assert.ok((await client.capa()).lines.includes('X-ASKED'));
+    await client.quit();
+  });
+
+  it('an impostor with a wrong signature: "*" and no CAPA after it', async () => {
+    const srv = await serve(async (conn) => {
+      await greet(conn, ['SASL SCRAM-SHA-256', 'PIPELINING']);
+      const server = scramServer({ hash: 'sha256', password: PASSWORD, signature: 'wrong' });
+      const authLine = await conn.expect(/^AUTH SCRAM-SHA-256 /);
+      conn.reply(`+ ${b64(server.first(unb64(authLine.split(' ')[2] as string)))}`);
+      conn.reply(`+ ${b64(server.final(unb64(await conn.line())))}`);
+      await conn.expect('*');
+      conn.reply('-ERR Authentication cancelled');
+      await conn.closed();
+    });
+    await assert.rejects(Pop3Client.connect(options(srv, { password: PASSWORD })), isError(Pop3ProtocolError, 'POP3_SASL_SERVER_SIGNATURE'));
+    assert.equal(srv.received.at(-1), '*');
+  });
+
+  it('a challenge after the last response, with CAPA behind it, is a protocol error that closes the connection', async () => {
+    const srv = await serve(async (conn) => {
+      await greet(conn, ['SASL SCRAM-SHA-256', 'PIPELINING']);
+      const server = scramServer({ hash: 'sha256', password: PASSWORD });
+      const authLine = await conn.expect(/^AUTH SCRAM-SHA-256 /);
+      conn.reply(`+ ${b64(server.first(unb64(authLine.split(' ')[2] as string)))}`);
+      conn.reply(`+ ${b64(server.final(unb64(await conn.line())))}`);
+      await conn.expect('');
+      await conn.expect('CAPA');
+      conn.reply(`+ ${b64('one more thing')}`);
+      await conn.closed();
+    });
+    await assert.rejects(Pop3Client.connect(options(srv, { password: PASSWORD })), isError(Pop3ProtocolError, 'POP3_BAD_REPLY'));
+  });
+});
+
+describe('CAPA behind PASS', () => {
+  it('goes in the same write as PASS when PIPELINING is offered; a rejected PASS is POP3_AUTH_FAILED and CAPA\'s answer is consumed', async () => {
+    const srv = await serve(async (conn) => {
+      await greet(conn, ['USER', 'PIPELINING', 'RESP-CODES']);
+      await conn.expect('USER alice');
+      conn.reply('+OK');
+      await conn.expect('PASS wrong');
+      assert.ok(conn.hasInput(), 'CAPA should arrive with PASS');
+      await conn.expect('CAPA');
+      conn.reply('-ERR [AUTH] no');
+      sendCapa(conn, ['USER', 'X-BEHIND']);
+      await conn.expect('USER alice');
+      conn.reply('+OK');
+      await conn.expect('PASS right');
+      await conn.expect('CAPA');
+      conn.reply('+OK in');
+      sendCapa(conn, ['TOP', 'X-AFTER-LOGIN']);
+      await quit(conn);
+    });
+    const client = await Pop3Client.connect(options(srv, { user: undefined, allowPlaintextAuth: true }));
+    await assert.rejects(
+      client.login({ user: 'alice', password: 'wrong', auth: 'USER' }),
+      isError(Pop3AuthenticationError, 'POP3_AUTH_FAILED', (e) => assert.equal(e.responseCode, 'AUTH')),
+    );
+    assert.equal(client.state, 'authorization');
+    await client.login({ user: 'alice', password: 'right', auth: 'USER' });
+    assert.equal(client.state, 'transaction');
+    assert.ok(client.capabilities().lines.includes('X-AFTER-LOGIN'));
+    await client.quit();
+  });
+});
