@@ -100,8 +100,21 @@ function firstMailbox(text: string | undefined): Mailbox | null {
   return null;
 }
 
+/**
+ * The two shapes nearly every From and To of bulk and personal mail has: `Name <local@domain>`
+ * with a plain name (letters, digits, spaces, `.'_-`), and a bare `local@domain`. Nothing in
+ * them is quoted, commented, encoded or grouped, so postal-mime's tokenizer would return the
+ * name and address as written; the sync read two such fields per message, at about 2.5 us each.
+ * Anything else goes to postal-mime; a property test holds the two to the same answers.
+ */
+const PLAIN_NAMED = /^(?:([A-Za-z0-9][A-Za-z0-9 .'_-]*?) *)?<([A-Za-z0-9._+-]+@[A-Za-z0-9.-]+)>$/;
+const PLAIN_BARE = /^[A-Za-z0-9._+-]+@[A-Za-z0-9.-]+$/;
+
 /** postal-mime's parser (it decodes encoded-words in display names), in our readonly shapes. */
-function parseAddresses(text: string): Address[] {
+export function parseAddresses(text: string): Address[] {
+  if (PLAIN_BARE.test(text)) return [{ name: '', address: text }];
+  const named = PLAIN_NAMED.exec(text);
+  if (named !== null) return [{ name: named[1] ?? '', address: named[2]! }];
   let parsed: ReturnType<typeof addressParser>;
   try {
     parsed = addressParser(text);

@@ -5,13 +5,15 @@
  * windows-1252), unfolded by a regular expression, and handed to postal-mime's decodeWords;
  * every date's comments stripped character by character. The shortcuts: an ASCII value taken
  * from the latin1 text already made, no regular expression when nothing is folded, no
- * decodeWords without `=?`, no comment pass without `(`.
+ * decodeWords without `=?`, no comment pass without `(`, and the plain `Name <a@b>` and `a@b`
+ * read without postal-mime's address parser.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { decodeWords } from 'postal-mime';
+import { addressParser, decodeWords } from 'postal-mime';
 import { parseDate } from '../../src/message/date.ts';
+import { parseAddresses } from '../../src/message/envelope.ts';
 import { readHeaderBlock } from '../../src/message/headers.ts';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -110,5 +112,30 @@ describe('the header reader agrees with the full path', () => {
     for (const date of [...dates, '1 Jan 70 00:00 Z', '2025-11-25T10:00:00Z', 'garbage', '']) {
       assert.deepEqual(parseDate(date), parseDate(`${date} ()`), date);
     }
+  });
+
+  it('reads addresses as postal-mime does, plain ones and tricky ones alike', () => {
+    const full = (text: string) =>
+      addressParser(text).map((a) =>
+        a.group === undefined ? { name: a.name, address: a.address } : { name: a.name, group: a.group.map((m) => ({ name: m.name, address: m.address })) },
+      );
+    const word = fc.array(fc.constantFrom('A', 'z', '0', '.', "'", '_', '-', '+'), { minLength: 1, maxLength: 6 }).map((c) => c.join(''));
+    const spaces = fc.constantFrom('', ' ', '  ', '\t');
+    const plain = fc
+      .tuple(fc.array(fc.tuple(word, spaces), { maxLength: 3 }), spaces, word, word, fc.boolean())
+      .map(([name, gap, local, domain, bare]) =>
+        bare ? `${local}@${domain}` : `${name.map(([w, s]) => `${w}${s}`).join('')}${gap}<${local}@${domain}>`,
+      );
+    const piece = fc.constantFrom('a', 'B', '0', ' ', '.', '@', '<', '>', '"', '(', ')', ',', ';', ':', '\\', '=?utf-8?q?x?=', 'x@y', '<x@y', 'x@y>', 'a<b@c', '\xe9');
+    const tricky = fc.array(piece, { maxLength: 10 }).map((parts) => parts.join('').trim());
+    for (const text of TRICKY.filter((h) => /^(From|To):/.test(h)).map((h) => h.slice(h.indexOf(':') + 1).replace(/\r\n/g, '').trim())) {
+      assert.deepEqual(parseAddresses(text), full(text), text);
+    }
+    fc.assert(
+      fc.property(fc.oneof(plain, tricky), (text) => {
+        assert.deepEqual(parseAddresses(text), full(text), text);
+      }),
+      { numRuns: 5000 },
+    );
   });
 });
