@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { createSecureContext } from 'node:tls';
 import { parsePop3Url, Pop3Client, schemePortWarning, type Pop3ClientOptions, type Pop3Url } from 'popwire';
 import { wholeNumber, type NumberArgument } from './arguments.js';
 import { UsageError } from './failure.js';
@@ -49,8 +50,10 @@ async function runSession<Name extends string>(
   options: SessionOptions,
 ): Promise<void> {
   const rest = await prepareSession(spec, url, options);
+  const connecting = Pop3Client.connect(url, rest);
+  setImmediate(warmTls);
   // On any failure, disposal still sends QUIT (or closes, if the connection is gone).
-  await using client = await Pop3Client.connect(url, rest);
+  await using client = await connecting;
   const output = await spec.run(client, numbers, { json: options.json === true });
   if (output.kind === 'bytes') await writeBytes(output.body);
   // QUIT explicitly rather than by disposal, which swallows errors: a -ERR here means that
@@ -85,4 +88,20 @@ export async function prepareSession(
   // A bearer token (XOAUTH2 / OAUTHBEARER) replaces the password; the URL's ;AUTH= is the library's.
   if (options.oauthTokenFile !== undefined) return { ...connect, accessToken: await readToken(options.oauthTokenFile) };
   return { ...connect, password: await readPassword(target.user, target.host, options.passwordFile) };
+}
+
+let tlsWarmed = false;
+
+/**
+ * The first TLS context a process makes costs about 25 ms of CPU: Node initialises OpenSSL and
+ * parses its 140 root certificates (where NODE_EXTRA_CA_CERTS is set, Node did both as it
+ * started, and this costs 2 to 3 ms). Made here, once, just after the connection is started, that
+ * work runs while the TCP handshake and the server's greeting are on their way, instead of after
+ * STLS's +OK; the library's own context for the session then finds both done. A session that
+ * ends up in clear text (`--allow-plaintext` to a server without STLS) has spent it for nothing.
+ */
+function warmTls(): void {
+  if (tlsWarmed) return;
+  tlsWarmed = true;
+  createSecureContext();
 }
