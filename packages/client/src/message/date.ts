@@ -82,8 +82,12 @@ function zoneOffset(text: string): number | undefined {
   return ZONES[zone];
 }
 
-function daysIn(year: number, month: number): number {
-  return new Date(Date.UTC(year, month + 1, 0)).getUTCDate();
+const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+/** Gregorian, as Date counts: a Date per parse only to ask this showed in the sync's profile. */
+export function daysIn(year: number, month: number): number {
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  return month === 1 && leap ? 29 : DAYS_IN_MONTH[month]!;
 }
 
 /** RFC 5322 comments nest ("(a (b) c)") and may hold quoted pairs; an unclosed one runs to the end. */

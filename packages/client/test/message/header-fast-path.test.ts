@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { addressParser, decodeWords } from 'postal-mime';
-import { parseDate } from '../../src/message/date.ts';
+import { daysIn, parseDate } from '../../src/message/date.ts';
 import { parseAddresses } from '../../src/message/envelope.ts';
 import { readHeaderBlock } from '../../src/message/headers.ts';
 
@@ -111,6 +111,14 @@ describe('the header reader agrees with the full path', () => {
     const dates = TRICKY.filter((h) => h.startsWith('Date:')).map((h) => h.slice(5).replace(/\r\n/g, ''));
     for (const date of [...dates, '1 Jan 70 00:00 Z', '2025-11-25T10:00:00Z', 'garbage', '']) {
       assert.deepEqual(parseDate(date), parseDate(`${date} ()`), date);
+    }
+  });
+
+  it('counts the days of every month of every accepted year as Date does', () => {
+    for (let year = 1900; year <= 9999; year++) {
+      for (let month = 0; month < 12; month++) {
+        assert.equal(daysIn(year, month), new Date(Date.UTC(year, month + 1, 0)).getUTCDate(), `${year}-${month + 1}`);
+      }
     }
   });
 
