@@ -30,7 +30,7 @@ export async function summarize(source: MessageSource): Promise<MessageSummary> 
   try {
     if (source instanceof Uint8Array) {
       const head = parseHeaders(source);
-      if (isSingleTextPart(head)) return { ...fromHeaders(head, false), text: singlePartText(source, head) };
+      if (isSingleTextPart(head)) return fromHeaders(head, false, singlePartText(source, head));
     }
     return await fromParse(source);
   } catch {
@@ -48,7 +48,7 @@ async function fromParse(source: MessageSource): Promise<MessageSummary> {
   // Inline images of an HTML body are not what a reader calls attachments.
   // The text body goes to the search index (store/search.ts), capped; the HTML's text when there is no text part.
   const text = parsed.text ?? (parsed.html === null ? null : htmlText(parsed.html));
-  return { ...fromHeaders(parsed, parsed.attachments.some((a) => !a.related)), text: text === null ? null : capText(text) };
+  return fromHeaders(parsed, parsed.attachments.some((a) => !a.related), text === null ? null : capText(text));
 }
 
 function isSingleTextPart(head: ParsedHeaders): boolean {
@@ -57,19 +57,28 @@ function isSingleTextPart(head: ParsedHeaders): boolean {
   return (type === '' || type.startsWith('text/')) && disposition !== 'attachment';
 }
 
-function fromHeaders(head: Omit<ParsedHeaders, 'header' | 'warnings'>, hasAttachments: boolean): MessageSummary {
+/** One object per message, built once: spreading it into another to add the text showed in the sync's profile. */
+function fromHeaders(head: Omit<ParsedHeaders, 'header' | 'warnings'>, hasAttachments: boolean, text: string | null): MessageSummary {
+  const to = mailboxes(head.to);
   return {
     date: head.date?.getTime() ?? null,
     fromAddress: head.from?.address ?? null,
     fromName: head.from?.name || null,
-    toAddresses: flatten(head.to).join(', '),
-    to: head.to.flatMap((a) => ('group' in a ? a.group : [a])).map((m) => ({ name: m.name, address: m.address })),
+    toAddresses: to.map((m) => m.address).join(', '),
+    to,
     subject: head.subject,
     messageId: head.messageId,
     hasAttachments,
+    text,
   };
 }
 
-function flatten(addresses: readonly Address[]): string[] {
-  return addresses.flatMap((a) => ('group' in a ? a.group.map((m) => m.address) : [a.address]));
+/** The mailboxes of a list, a group's members in its place. */
+function mailboxes(addresses: readonly Address[]): Array<{ name: string; address: string }> {
+  const out: Array<{ name: string; address: string }> = [];
+  for (const a of addresses) {
+    if ('group' in a) for (const m of a.group) out.push({ name: m.name, address: m.address });
+    else out.push({ name: a.name, address: a.address });
+  }
+  return out;
 }
