@@ -1,6 +1,6 @@
 import type { Engine, Exchange } from '../engine.js';
 import { describeResponseCode, Pop3AuthenticationError, type Pop3Error } from '../errors.js';
-import { LineExchange, sendLine, type SendOptions } from '../exchanges.js';
+import { LineExchange, type SendOptions } from '../exchanges.js';
 import { encodeCommand, Sensitive, type EncodedCommand } from '../protocol/command.js';
 import { CapaBehind } from '../commands/capa.js';
 import type { StatusLine } from '../protocol/status.js';
@@ -15,40 +15,53 @@ import { AUTHORIZATION } from '../commands/states.js';
  */
 export async function userPass(engine: Engine, user: string, password: Sensitive, capaBehind?: CapaBehind): Promise<void> {
   const options: SendOptions = { allowedIn: AUTHORIZATION, barrier: true, onError: authenticationError };
-  await sendLine(engine, encodeCommand('USER', user), options);
-  const pass = new LineExchange(encodeCommand('PASS', password), { ...options, onOk: () => (engine.state = 'transaction') }, () => undefined);
+  const userLine = new LineExchange(encodeCommand('USER', user), options, () => undefined);
+  const passLine = new LineExchange(encodeCommand('PASS', password), { ...options, onOk: () => (engine.state = 'transaction') }, () => undefined);
   if (capaBehind !== undefined && engine.pipelining) {
+    // RFC 2449 PIPELINING: USER, PASS and CAPA in one write, their replies read in order. The
+    // password goes no earlier than in lock-step in any way that matters: this runs only where
+    // USER was allowed at all (TLS, or the caller's allowPlaintextAuth), and a server that refuses
+    // USER refuses the PASS that follows it too (RFC 1939 section 7: PASS only after a +OK USER).
     capaBehind.sent = true;
-    engine.submit(new FollowedByCapa(pass, capaBehind), AUTHORIZATION);
-  } else {
-    engine.submit(pass, AUTHORIZATION);
+    engine.submit(new LoginLines([userLine, passLine], capaBehind), AUTHORIZATION);
+    // The first refusal is the one to report; the other's is then expected.
+    passLine.promise.catch(() => {});
+    await userLine.promise;
+    await passLine.promise;
+    return;
   }
-  await pass.promise;
+  engine.submit(userLine, AUTHORIZATION);
+  await userLine.promise;
+  engine.submit(passLine, AUTHORIZATION);
+  await passLine.promise;
 }
 
 /**
- * PASS with CAPA right behind it, in one write, when the server offered PIPELINING: PASS's reply,
- * then CAPA's (answered whether PASS passed or failed: CAPA is valid in AUTHORIZATION too).
+ * USER and PASS with CAPA behind them, in one write, when the server offered PIPELINING: their
+ * replies, then CAPA's (answered whether the login passed or failed: CAPA is valid in
+ * AUTHORIZATION too).
  */
-class FollowedByCapa implements Exchange {
+class LoginLines implements Exchange {
   readonly barrier = true;
   readonly command: EncodedCommand;
-  private passAnswered = false;
+  private answered = 0;
   constructor(
-    private readonly pass: LineExchange<undefined>,
+    private readonly lines: readonly LineExchange<undefined>[],
     private readonly capa: CapaBehind,
   ) {
+    const commands = [...lines.map((line) => line.command), CapaBehind.command];
     this.command = {
-      verb: pass.command.verb,
-      bytes: Buffer.concat([pass.command.bytes, CapaBehind.command.bytes]),
-      display: `${pass.command.display}\n${CapaBehind.command.display}`,
+      verb: commands[0]!.verb,
+      bytes: Buffer.concat(commands.map((c) => c.bytes)),
+      display: commands.map((c) => c.display).join('\n'),
     };
   }
 
   onStatus(status: StatusLine): 'done' | 'block' | 'more' {
-    if (this.passAnswered) return this.capa.onStatus(status);
-    this.pass.onStatus(status);
-    this.passAnswered = true;
+    const line = this.lines[this.answered];
+    if (line === undefined) return this.capa.onStatus(status);
+    line.onStatus(status);
+    this.answered += 1;
     return 'more';
   }
 
@@ -61,7 +74,7 @@ class FollowedByCapa implements Exchange {
   }
 
   onFail(error: Pop3Error): void {
-    if (!this.passAnswered) this.pass.onFail(error);
+    for (const line of this.lines.slice(this.answered)) line.onFail(error);
     this.capa.onFail(error);
   }
 }

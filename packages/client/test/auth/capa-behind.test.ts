@@ -113,11 +113,12 @@ describe('CAPA behind the last SCRAM line', () => {
   });
 });
 
-describe('CAPA behind PASS', () => {
-  it('goes in the same write as PASS when PIPELINING is offered; a rejected PASS is POP3_AUTH_FAILED and CAPA\'s answer is consumed', async () => {
+describe('USER, PASS and CAPA in one write', () => {
+  it('go together when PIPELINING is offered; a rejected PASS is POP3_AUTH_FAILED and CAPA\'s answer is consumed', async () => {
     const srv = await serve(async (conn) => {
       await greet(conn, ['USER', 'PIPELINING', 'RESP-CODES']);
       await conn.expect('USER alice');
+      assert.ok(conn.hasInput(), 'PASS should arrive with USER');
       conn.reply('+OK');
       await conn.expect('PASS wrong');
       assert.ok(conn.hasInput(), 'CAPA should arrive with PASS');
@@ -141,6 +142,49 @@ describe('CAPA behind PASS', () => {
     await client.login({ user: 'alice', password: 'right', auth: 'USER' });
     assert.equal(client.state, 'transaction');
     assert.ok(client.capabilities().lines.includes('X-AFTER-LOGIN'));
+    await client.quit();
+  });
+
+  it('a refused USER is the error reported; the -ERR to PASS and CAPA\'s answer are read, and the session stays in AUTHORIZATION', async () => {
+    const srv = await serve(async (conn) => {
+      await greet(conn, ['USER', 'PIPELINING', 'RESP-CODES']);
+      await conn.expect('USER alice');
+      await conn.expect('PASS secret');
+      await conn.expect('CAPA');
+      conn.reply('-ERR [AUTH] no such user');
+      conn.reply('-ERR no USER given');
+      sendCapa(conn, ['USER', 'X-BEHIND']);
+      await conn.expect('CAPA');
+      sendCapa(conn, ['USER', 'X-ASKED']);
+      await quit(conn);
+    });
+    const client = await Pop3Client.connect(options(srv, { user: undefined, allowPlaintextAuth: true }));
+    await assert.rejects(
+      client.login({ user: 'alice', password: 'secret', auth: 'USER' }),
+      isError(Pop3AuthenticationError, 'POP3_AUTH_FAILED', (e) => {
+        assert.match(e.message, /at USER/);
+        assert.equal(e.responseCode, 'AUTH');
+      }),
+    );
+    assert.equal(client.state, 'authorization');
+    assert.ok((await client.capa()).lines.includes('X-ASKED'));
+    await client.quit();
+  });
+
+  it('USER waits for its +OK without PIPELINING', async () => {
+    const srv = await serve(async (conn) => {
+      await greet(conn, ['USER']);
+      await conn.expect('USER alice');
+      assert.ok(!conn.hasInput(), 'nothing may follow USER without PIPELINING');
+      conn.reply('+OK');
+      await conn.expect('PASS secret');
+      assert.ok(!conn.hasInput(), 'nothing may follow PASS without PIPELINING');
+      conn.reply('+OK in');
+      await conn.expect('CAPA');
+      sendCapa(conn, ['TOP']);
+      await quit(conn);
+    });
+    const client = await Pop3Client.connect(options(srv, { password: 'secret', allowPlaintextAuth: true, auth: 'USER' }));
     await client.quit();
   });
 });
