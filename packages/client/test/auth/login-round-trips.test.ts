@@ -48,6 +48,7 @@ describe('CAPA behind the login, against Dovecot over STLS', () => {
       const capa = tail.indexOf('client: CAPA');
       assert.ok(capa !== -1 && capa < loginOk(tail), tail.join('\n'));
       assert.equal(tail.filter((l) => l === 'client: CAPA').length, 1, tail.join('\n'));
+      assert.ok(!lines.join('\n').includes(PASSWORD), 'the password never reaches the trace');
       // Dovecot's CAPA after login no longer offers STLS: the answer read is the post-login one.
       assert.equal(client.capabilities().stls, false);
       assert.equal(client.state, 'transaction');
