@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { addressParser, decodeWords } from 'postal-mime';
-import { daysIn, parseDate } from '../../src/message/date.ts';
+import { daysIn, parseDate, readDate } from '../../src/message/date.ts';
 import { parseAddresses } from '../../src/message/envelope.ts';
 import { readHeaderBlock } from '../../src/message/headers.ts';
 
@@ -112,6 +112,29 @@ describe('the header reader agrees with the full path', () => {
     for (const date of [...dates, '1 Jan 70 00:00 Z', '2025-11-25T10:00:00Z', 'garbage', '']) {
       assert.deepEqual(parseDate(date), parseDate(`${date} ()`), date);
     }
+  });
+
+  it('reads the usual date form as the general date reader does, valid or not', () => {
+    const two = fc.integer({ min: 0, max: 99 }).map((n) => String(n).padStart(2, '0'));
+    const date = fc
+      .tuple(
+        fc.constantFrom('', 'Tue, ', 'Xyz, ', 'tue, ', 'Tue,', 'TUE, '),
+        fc.oneof(fc.integer({ min: 0, max: 39 }).map(String), two),
+        fc.constantFrom('Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec', 'Foo', 'NOV', 'nov', 'Sept'),
+        fc.integer({ min: 1000, max: 9999 }).map(String),
+        two, two, two,
+        fc.constantFrom('+', '-'),
+        two, two,
+        fc.constantFrom('', ' (UTC)', ' ', '  '),
+      )
+      .map(([day, d, mon, year, hh, mm, ss, sign, zh, zm, tail]) => `${day}${d} ${mon} ${year} ${hh}:${mm}:${ss} ${sign}${zh}${zm}${tail}`);
+    fc.assert(
+      fc.property(date, (text) => {
+        assert.deepEqual(parseDate(text), readDate(text), text);
+      }),
+      { numRuns: 20000 },
+    );
+    assert.deepEqual(parseDate('Tue, 25 Nov 2025 10:00:00 +0000'), new Date(Date.UTC(2025, 10, 25, 10)));
   });
 
   it('counts the days of every month of every accepted year as Date does', () => {
