@@ -113,6 +113,20 @@ describe('CAPA behind the last SCRAM line', () => {
   });
 });
 
+describe('the AUTH line with an initial response', () => {
+  it('has nothing behind it, so a server that rejects initial responses reads no CAPA as an answer: its -ERR is POP3_AUTH_FAILED, one attempt', async () => {
+    const srv = await serve(async (conn) => {
+      await greet(conn, ['SASL PLAIN', 'USER', 'PIPELINING']);
+      await conn.expect(/^AUTH PLAIN \S+$/);
+      assert.ok(!conn.hasInput(), 'nothing may follow an AUTH line the server could still answer with a challenge');
+      conn.reply('-ERR initial response not supported');
+      await conn.closed();
+    });
+    await assert.rejects(Pop3Client.connect(options(srv, { password: 'secret', allowPlaintextAuth: true })), isError(Pop3AuthenticationError, 'POP3_AUTH_FAILED'));
+    assert.equal(srv.received.filter((l) => /^(AUTH|USER|PASS|CAPA)/.test(l)).length, 2, srv.received.join('\n'));
+  });
+});
+
 describe('USER, PASS and CAPA in one write', () => {
   it('go together when PIPELINING is offered; a rejected PASS is POP3_AUTH_FAILED and CAPA\'s answer is consumed', async () => {
     const srv = await serve(async (conn) => {
