@@ -149,10 +149,12 @@ export async function syncAccount(request: SyncRequest): Promise<SyncReport> {
       request.onProgress?.({ phase: 'connecting', session, total: 0, received: 0, done: 0, bytes: 0 });
       // The first session's seen UIDs are read while it connects and logs in (the lock is held
       // already, and the read sends nothing to the server); a later one's after the session
-      // before changed them.
+      // before changed them. The connection is asked for first, so that its handshake is under
+      // way while the read's first page runs.
+      const connecting = request.connect();
       const seen = session === 1 ? store.seen.forSession(account.id) : undefined;
       seen?.catch(() => {});
-      const client = await request.connect().catch(async (error: unknown) => {
+      const client = await connecting.catch(async (error: unknown) => {
         await seen?.catch(() => {});
         throw error;
       });
