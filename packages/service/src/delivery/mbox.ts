@@ -3,7 +3,7 @@ import { open, stat, type FileHandle } from 'node:fs/promises';
 import type { Readable, Writable } from 'node:stream';
 import { DeliveryError, type Delivery } from './delivery.js';
 import { acquireDotlock, type Dotlock } from './dotlock.js';
-import { fromLine, MboxrdQuoter } from './mboxrd.js';
+import { fromLine, MboxrdQuoter, roomFor } from './mboxrd.js';
 import { readInto } from './read.js';
 import { writeAllSync } from './write.js';
 
@@ -108,7 +108,7 @@ class MboxFile implements Delivery {
       this.write(this.envelopeLine());
       await readInto(body, (chunk) => {
         if (this.broken !== undefined) throw this.broken;
-        quoter.updateInto(chunk, this.put);
+        this.quote(quoter, chunk);
         onRead?.(chunk.length);
       });
       this.write(quoter.finalize());
@@ -177,6 +177,23 @@ class MboxFile implements Delivery {
   private write(chunk: Buffer): void {
     if (this.broken !== undefined) throw this.broken;
     this.writeRange(chunk, 0, chunk.length);
+  }
+
+  /**
+   * Gathers `chunk`'s mboxrd form for the next write, the quoter writing straight into the
+   * gathered octets (writes first when they may not fit). A chunk too large for that goes
+   * through writeRange, part by part.
+   */
+  private quote(quoter: MboxrdQuoter, chunk: Buffer): void {
+    const room = roomFor(chunk.length);
+    if (room > this.gathered.length) {
+      quoter.updateInto(chunk, this.put);
+      return;
+    }
+    if (this.gathered.length - this.gatheredBytes < room) this.flush();
+    const end = quoter.updateTo(chunk, this.gathered, this.gatheredBytes);
+    this.size += end - this.gatheredBytes;
+    this.gatheredBytes = end;
   }
 
   /** Gathers octets `start` to `end` of `source` for the next write; writes first when they do not fit (in the middle of a large message too). */

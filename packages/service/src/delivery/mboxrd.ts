@@ -25,6 +25,15 @@ const NEWLINE = Buffer.from([LF]);
 const TWO_NEWLINES = Buffer.from([LF, LF]);
 const EMPTY = Buffer.alloc(0);
 
+/**
+ * The most octets MboxrdQuoter.updateTo writes for a chunk of `length`: one '>' more per "From "
+ * (at most one per 6 octets, "From " and its line's LF), plus a held-back "From" and a CR from
+ * the chunk before.
+ */
+export function roomFor(length: number): number {
+  return length + Math.ceil(length / 5) + 5;
+}
+
 /** Receives octets `start` to `end` of `source`: a part of the output. */
 export type Emit = (source: Buffer, start: number, end: number) => void;
 
@@ -90,6 +99,78 @@ export class MboxrdQuoter {
       emit(source, start, end);
     });
     if (last !== -1) this.endsWithLf = last === LF;
+  }
+
+  /**
+   * Like updateInto, but writes the output itself into `out` from offset `at`, and returns where
+   * it ended. `out` must have room for roomFor(chunk.length) octets from `at`. One pass over the
+   * octets: updateInto hands a writer two ranges per line (the line, then LF for its CRLF), each
+   * copied again into the writer's buffer through a callback; those copies and calls were a
+   * sixth of `fetch --mbox`'s CPU time on 4 KB messages (`--cpu-prof`, 10,000 over STLS). Here
+   * a line is one copy. (A loop over every octet instead was slower than both: 4 ns an octet.)
+   * The same state machine as encode(): any chunking gives the same octets.
+   */
+  updateTo(chunk: Buffer, out: Buffer, at: number): number {
+    const begin = at;
+    const length = chunk.length;
+    let i = 0;
+    if (this.pendingCr && length > 0) {
+      this.pendingCr = false;
+      if (chunk[0] === LF) {
+        out[at++] = LF;
+        i = 1;
+        this.atLineStart = true;
+      } else {
+        out[at++] = CR;
+      }
+    }
+    let lineStart = this.atLineStart;
+    let matched = this.fromMatched;
+    while (i < length) {
+      if (lineStart) {
+        // The `>*` run goes out as it comes; "From " is held back until it is known (see linePrefix).
+        if (matched === 0) while (i < length && chunk[i] === GT) out[at++] = chunk[i++] as number;
+        while (i < length) {
+          if (chunk[i] !== FROM_[matched]) {
+            for (let k = 0; k < matched; k++) out[at++] = FROM_[k] as number;
+            matched = 0;
+            lineStart = false;
+            break;
+          }
+          i++;
+          matched++;
+          if (matched === FROM_.length) {
+            out[at++] = GT;
+            for (let k = 0; k < matched; k++) out[at++] = FROM_[k] as number;
+            matched = 0;
+            lineStart = false;
+            break;
+          }
+        }
+        continue;
+      }
+      // The rest of the line, or of the chunk: one copy, its CRLF made LF.
+      const lf = chunk.indexOf(LF, i);
+      let end = lf === -1 ? length : lf;
+      if (lf === -1) {
+        // A CR last in the chunk may be the first half of a CRLF: it waits for the next chunk.
+        if (chunk[length - 1] === CR) {
+          end = length - 1;
+          this.pendingCr = true;
+        }
+      } else if (lf > i && chunk[lf - 1] === CR) {
+        end = lf - 1;
+      }
+      at += chunk.copy(out, at, i, end);
+      if (lf === -1) break;
+      out[at++] = LF;
+      i = lf + 1;
+      lineStart = true;
+    }
+    this.atLineStart = lineStart;
+    this.fromMatched = matched;
+    if (at > begin) this.endsWithLf = out[at - 1] === LF;
+    return at;
   }
 
   /** What was held back, the final newline if missing, and the blank line. Call once, at the end. */

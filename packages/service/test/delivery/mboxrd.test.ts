@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { fromLine, MboxrdEncoder, MboxrdQuoter } from '../../src/delivery/mboxrd.ts';
+import { fromLine, MboxrdEncoder, MboxrdQuoter, roomFor } from '../../src/delivery/mboxrd.ts';
 import { lfNormalized, readMboxrd } from './mboxrd-reader.ts';
 
 /** Runs the encoder over `chunks` (it is synchronous: every push happens during write/end). */
@@ -115,6 +115,40 @@ describe('MboxrdEncoder', () => {
       }),
       { numRuns: 1000 },
     );
+  });
+
+  it('property: MboxrdQuoter.updateTo (written into a buffer per chunk, then finalize) gives the same octets, within roomFor', () => {
+    fc.assert(
+      fc.property(chunked, fc.nat(16), ([message, cuts], offset) => {
+        const quoter = new MboxrdQuoter();
+        const parts: Buffer[] = [];
+        for (const chunk of split(message, cuts)) {
+          // Filled with a marker, so an octet written past roomFor or before `offset` shows.
+          const out = Buffer.alloc(offset + roomFor(chunk.length) + 8, 0xee);
+          const end = quoter.updateTo(chunk, out, offset);
+          assert.ok(end - offset <= roomFor(chunk.length), 'within roomFor');
+          assert.ok(out.subarray(0, offset).every((octet) => octet === 0xee), 'nothing before the offset');
+          assert.ok(out.subarray(end).every((octet) => octet === 0xee), 'nothing after the end');
+          parts.push(out.subarray(offset, end));
+        }
+        assert.deepEqual(Buffer.concat([...parts, quoter.finalize()]), reference(message));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('updateTo quotes a "From " line in every chunk of a message made of them, within roomFor', () => {
+    const message = bytes('From \nFrom \r\nFrom \n>From \n'.repeat(50));
+    for (const size of [1, 2, 5, 6, 7, 64]) {
+      const quoter = new MboxrdQuoter();
+      const parts: Buffer[] = [];
+      for (let at = 0; at < message.length; at += size) {
+        const chunk = message.subarray(at, at + size);
+        const out = Buffer.alloc(roomFor(chunk.length));
+        parts.push(out.subarray(0, quoter.updateTo(chunk, out, 0)));
+      }
+      assert.deepEqual(Buffer.concat([...parts, quoter.finalize()]), reference(message), `chunks of ${size}`);
+    }
   });
 
   it('property: reading the mbox back gives the message with LF line endings', () => {
