@@ -230,7 +230,11 @@ class Conversation {
       this.lineTail = Buffer.from(this.lineTail.subarray(lf + 1));
       const text = line.toString('latin1').replace(/\r?\n$/, '');
       const [verb = '', ...args] = text.split(' ');
-      const command = this.inAuth ? 'SASL' : verb.toUpperCase();
+      // A SASL response answers a `+` challenge, so the client sends one only once the line before
+      // it was answered: a line behind an AUTH or SASL line still unanswered is a new command,
+      // pipelined behind the login's last line (the CAPA after login, say).
+      const answered = !this.expected.some((e) => e.command === 'AUTH' || e.command === 'SASL');
+      const command = this.inAuth && answered ? 'SASL' : verb.toUpperCase();
       if (command === 'AUTH') this.inAuth = true;
       const count = (this.seen.get(command) ?? 0) + 1;
       this.seen.set(command, count);
