@@ -10,14 +10,14 @@ import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { Pop3Client } from 'popwire';
 import { startDovecot, type Dovecot } from '../../../../../support/dovecot.ts';
 import { bulkMessages } from '../../../../../support/fixtures.ts';
 import { finish } from '../../../src/cli/fetch/outcome.ts';
-import { transfer, type TransferClient, type TransferResult } from '../../../src/cli/fetch/transfer.ts';
+import { transfer, type TransferResult } from '../../../src/cli/fetch/transfer.ts';
 import { DeliveryError, type Delivery } from '../../../src/delivery/delivery.ts';
 import { syncfsHelper, type FilesystemFlush } from '../../../src/delivery/filesystem-flush.ts';
 import { openMaildir } from '../../../src/delivery/maildir.ts';
+import { connectAsAlice, watchDeletes } from './watched-session.ts';
 
 const MESSAGES = bulkMessages(80, 3000);
 
@@ -92,33 +92,11 @@ async function openRecorded(events: Event[], dir: string, fail?: (count: number)
   };
 }
 
-async function connect(): Promise<Pop3Client> {
-  return Pop3Client.connect({
-    host: dovecot.host,
-    port: dovecot.port,
-    tls: 'none',
-    allowPlaintextAuth: true,
-    user: 'alice',
-    password: dovecot.users.alice!.password,
-  });
-}
 
 /** transfer() of every message with --delete and QUIT, as `popwire fetch --delete` does; DELEs recorded. */
 async function fetchAll(delivery: Delivery, events: Event[]): Promise<TransferResult> {
-  const client = await connect();
-  // The client as it is, its DELE watched (a Proxy, so that whatever else transfer() uses of it works as is).
-  const watchedClient = new Proxy(client, {
-    get(target, key) {
-      if (key === 'delete') {
-        return (n: number) => {
-          events.push({ kind: 'dele', n });
-          return target.delete(n);
-        };
-      }
-      const value: unknown = Reflect.get(target, key, target);
-      return typeof value === 'function' ? value.bind(target) : value;
-    },
-  }) as TransferClient;
+  const client = await connectAsAlice(dovecot);
+  const watchedClient = watchDeletes(client, (n) => events.push({ kind: 'dele', n }));
   const numbers = MESSAGES.map((_, index) => index + 1);
   const result = await transfer(watchedClient, numbers, delivery, { delete: true, shouldStop: () => false, onBytes: () => {}, onDelivered: () => {} });
   await finish(client, result, { requested: numbers.length, deleting: true, interrupted: undefined, started: performance.now() }).catch(() => undefined);
@@ -127,7 +105,7 @@ async function fetchAll(delivery: Delivery, events: Event[]): Promise<TransferRe
 }
 
 async function leftOnServer(): Promise<number> {
-  const client = await connect();
+  const client = await connectAsAlice(dovecot);
   try {
     return (await client.list()).length;
   } finally {

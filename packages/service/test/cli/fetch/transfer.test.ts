@@ -11,14 +11,14 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { Pop3Client } from 'popwire';
 import { startDovecot, type Dovecot } from '../../../../../support/dovecot.ts';
 import { bulkMessages } from '../../../../../support/fixtures.ts';
 import { finish } from '../../../src/cli/fetch/outcome.ts';
-import { transfer, type TransferClient, type TransferResult } from '../../../src/cli/fetch/transfer.ts';
+import { transfer, type TransferResult } from '../../../src/cli/fetch/transfer.ts';
 import { DeliveryError, type Delivery } from '../../../src/delivery/delivery.ts';
 import { openMaildir } from '../../../src/delivery/maildir.ts';
 import { openMbox } from '../../../src/delivery/mbox.ts';
+import { connectAsAlice, watchDeletes } from './watched-session.ts';
 import { readMboxrd } from '../../delivery/mboxrd-reader.ts';
 
 const MESSAGES = bulkMessages(60, 2000);
@@ -65,30 +65,11 @@ function recordingFsync(events: Event[], real: (handle: FileHandle) => Promise<v
   };
 }
 
-async function connect(): Promise<Pop3Client> {
-  return Pop3Client.connect({
-    host: dovecot.host,
-    port: dovecot.port,
-    tls: 'none',
-    allowPlaintextAuth: true,
-    user: 'alice',
-    password: dovecot.users.alice!.password,
-  });
-}
 
 /** transfer() of every message with --delete, then QUIT as `popwire fetch` does; the DELEs go into `events`. */
 async function fetchAll(delivery: Delivery, events: Event[]): Promise<{ result: TransferResult; quitFailure: unknown }> {
-  const client = await connect();
-  const watchedClient: TransferClient = {
-    get state() {
-      return client.state;
-    },
-    retrieveMany: (numbers) => client.retrieveMany(numbers),
-    delete: (n) => {
-      events.push({ kind: 'dele', n });
-      return client.delete(n);
-    },
-  };
+  const client = await connectAsAlice(dovecot);
+  const watchedClient = watchDeletes(client, (n) => events.push({ kind: 'dele', n }));
   const numbers = MESSAGES.map((_, index) => index + 1);
   const result = await transfer(watchedClient, numbers, delivery, { delete: true, shouldStop: () => false, onBytes: () => {}, onDelivered: () => {} });
   let quitFailure: unknown;
@@ -101,7 +82,7 @@ async function fetchAll(delivery: Delivery, events: Event[]): Promise<{ result: 
 
 /** Message numbers still on the server. */
 async function leftOnServer(): Promise<number> {
-  const client = await connect();
+  const client = await connectAsAlice(dovecot);
   try {
     return (await client.list()).length;
   } finally {
@@ -194,17 +175,8 @@ describe('transfer with --delete', () => {
 describe('QUIT pipelined at the end of a transfer (onAllSent)', () => {
   /** transfer() as `popwire fetch` runs it: QUIT sent from onAllSent, then finish() awaits it. */
   async function fetchQuittingEarly(delivery: Delivery, events: Event[], deleting: boolean) {
-    const client = await connect();
-    const watchedClient: TransferClient = {
-      get state() {
-        return client.state;
-      },
-      retrieveMany: (numbers) => client.retrieveMany(numbers),
-      delete: (n) => {
-        events.push({ kind: 'dele', n });
-        return client.delete(n);
-      },
-    };
+    const client = await connectAsAlice(dovecot);
+    const watchedClient = watchDeletes(client, (n) => events.push({ kind: 'dele', n }));
     const numbers = MESSAGES.map((_, index) => index + 1);
     let quitting: Promise<void> | undefined;
     const result = await transfer(watchedClient, numbers, delivery, {
@@ -263,17 +235,8 @@ describe('transfer with external destinations (handOver)', () => {
     const { DestinationRefused, DestinationUnavailable } = await import('../../../src/destinations/destination.ts');
     const events: Event[] = [];
     const accepted: number[] = [];
-    const client = await connect();
-    const watchedClient: TransferClient = {
-      get state() {
-        return client.state;
-      },
-      retrieveMany: (numbers) => client.retrieveMany(numbers),
-      delete: (n) => {
-        events.push({ kind: 'dele', n });
-        return client.delete(n);
-      },
-    };
+    const client = await connectAsAlice(dovecot);
+    const watchedClient = watchDeletes(client, (n) => events.push({ kind: 'dele', n }));
     const numbers = MESSAGES.map((_, index) => index + 1);
     const result = await transfer(watchedClient, numbers, noLocalDelivery(), {
       delete: true,
