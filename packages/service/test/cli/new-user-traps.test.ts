@@ -246,8 +246,12 @@ describe('--trace and SASL', () => {
     const start = lines.indexOf('C: AUTH SCRAM-SHA-256 ***');
     const end = lines.findIndex((line, index) => index > start && line.startsWith('S: +OK'));
     assert.ok(start !== -1 && end > start + 2, traced.stderr);
-    for (const line of lines.slice(start + 1, end)) assert.ok(line === 'S: + ***' || line === 'C: ***', line);
-    assert.ok(lines.slice(start + 1, end).includes('S: + ***'));
+    // With PIPELINING, the CAPA after login goes in the same write as SCRAM's last line, so the
+    // trace shows it before the +OK: a command in the clear, not a SASL response.
+    const sasl = lines.slice(start + 1, end).filter((line) => line !== 'C: CAPA');
+    for (const line of sasl) assert.ok(line === 'S: + ***' || line === 'C: ***', line);
+    assert.ok(sasl.includes('S: + ***'));
+    assert.ok(!traced.stderr.includes(PASSWORD), 'the password is not in the trace');
   });
 });
 
