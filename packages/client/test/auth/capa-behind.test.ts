@@ -13,14 +13,19 @@ import { b64, greet, isError, options, quit, sendCapa, serve, unb64 } from './he
 
 const PASSWORD = 'correct horse battery staple';
 
+/** The server's side of SCRAM-SHA-256 up to its final message: AUTH with the client's first message, both challenges sent. */
+async function scramToServerFinal(conn: Parameters<Parameters<typeof serve>[0]>[0], options: Parameters<typeof scramServer>[0]): Promise<void> {
+  const server = scramServer(options);
+  const authLine = await conn.expect(/^AUTH SCRAM-SHA-256 /);
+  conn.reply(`+ ${b64(server.first(unb64(authLine.split(' ')[2] as string)))}`);
+  conn.reply(`+ ${b64(server.final(unb64(await conn.line())))}`);
+}
+
 describe('CAPA behind the last SCRAM line', () => {
   it('goes in the same write as the answer to server-final when PIPELINING is offered, and its answer is used', async () => {
     const srv = await serve(async (conn) => {
       await greet(conn, ['SASL SCRAM-SHA-256', 'PIPELINING']);
-      const server = scramServer({ hash: 'sha256', password: PASSWORD });
-      const authLine = await conn.expect(/^AUTH SCRAM-SHA-256 /);
-      conn.reply(`+ ${b64(server.first(unb64(authLine.split(' ')[2] as string)))}`);
-      conn.reply(`+ ${b64(server.final(unb64(await conn.line())))}`);
+      await scramToServerFinal(conn, { hash: 'sha256', password: PASSWORD });
       await conn.expect('');
       // Read before +OK is sent: it can only be here if it came with the empty line.
       assert.ok(conn.hasInput(), 'CAPA should arrive with the last SCRAM line');
@@ -38,10 +43,7 @@ describe('CAPA behind the last SCRAM line', () => {
   it('waits for the +OK when PIPELINING is not offered', async () => {
     const srv = await serve(async (conn) => {
       await greet(conn, ['SASL SCRAM-SHA-256']);
-      const server = scramServer({ hash: 'sha256', password: PASSWORD });
-      const authLine = await conn.expect(/^AUTH SCRAM-SHA-256 /);
-      conn.reply(`+ ${b64(server.first(unb64(authLine.split(' ')[2] as string)))}`);
-      conn.reply(`+ ${b64(server.final(unb64(await conn.line())))}`);
+      await scramToServerFinal(conn, { hash: 'sha256', password: PASSWORD });
       await conn.expect('');
       assert.ok(!conn.hasInput(), 'nothing may follow the last SCRAM line without PIPELINING');
       conn.reply('+OK logged in');
@@ -56,10 +58,7 @@ describe('CAPA behind the last SCRAM line', () => {
   it('a wrong password (e=, then -ERR [AUTH]): POP3_AUTH_FAILED as before, CAPA\'s answer is read, and the session stays in AUTHORIZATION', async () => {
     const srv = await serve(async (conn) => {
       await greet(conn, ['SASL SCRAM-SHA-256', 'PIPELINING', 'RESP-CODES']);
-      const server = scramServer({ hash: 'sha256', password: 'the real one' });
-      const authLine = await conn.expect(/^AUTH SCRAM-SHA-256 /);
-      conn.reply(`+ ${b64(server.first(unb64(authLine.split(' ')[2] as string)))}`);
-      conn.reply(`+ ${b64(server.final(unb64(await conn.line())))}`);
+      await scramToServerFinal(conn, { hash: 'sha256', password: 'the real one' });
       await conn.expect('');
       await conn.expect('CAPA');
       conn.reply('-ERR [AUTH] Authentication failed.');
@@ -85,10 +84,7 @@ describe('CAPA behind the last SCRAM line', () => {
   it('an impostor with a wrong signature: "*" and no CAPA after it', async () => {
     const srv = await serve(async (conn) => {
       await greet(conn, ['SASL SCRAM-SHA-256', 'PIPELINING']);
-      const server = scramServer({ hash: 'sha256', password: PASSWORD, signature: 'wrong' });
-      const authLine = await conn.expect(/^AUTH SCRAM-SHA-256 /);
-      conn.reply(`+ ${b64(server.first(unb64(authLine.split(' ')[2] as string)))}`);
-      conn.reply(`+ ${b64(server.final(unb64(await conn.line())))}`);
+      await scramToServerFinal(conn, { hash: 'sha256', password: PASSWORD, signature: 'wrong' });
       await conn.expect('*');
       conn.reply('-ERR Authentication cancelled');
       await conn.closed();
@@ -100,10 +96,7 @@ describe('CAPA behind the last SCRAM line', () => {
   it('a challenge after the last response, with CAPA behind it, is a protocol error that closes the connection', async () => {
     const srv = await serve(async (conn) => {
       await greet(conn, ['SASL SCRAM-SHA-256', 'PIPELINING']);
-      const server = scramServer({ hash: 'sha256', password: PASSWORD });
-      const authLine = await conn.expect(/^AUTH SCRAM-SHA-256 /);
-      conn.reply(`+ ${b64(server.first(unb64(authLine.split(' ')[2] as string)))}`);
-      conn.reply(`+ ${b64(server.final(unb64(await conn.line())))}`);
+      await scramToServerFinal(conn, { hash: 'sha256', password: PASSWORD });
       await conn.expect('');
       await conn.expect('CAPA');
       conn.reply(`+ ${b64('one more thing')}`);
