@@ -76,6 +76,58 @@ const externals = {
   },
 };
 
+/**
+ * `import { Pop3Client } from 'popwire'` in the service's sources reads, in the bundle, as an
+ * import of the library file that defines Pop3Client. Through index.ts every chunk that used the
+ * library also loaded what index.ts re-exports: the message parser, postal-mime with its
+ * 2,200-line entity table, a third of the library's code, which `popwire capa` and a sync with
+ * nothing new never run (esbuild places whole files: whatever reaches index.ts gets every file
+ * index.ts re-exports from). So each service module that imports from 'popwire' gets a facade of
+ * its own re-exporting just the names it imports, each from the file index.ts takes it from; the
+ * names and their meaning are index.ts's own. A name index.ts does not re-export by name is a
+ * build error, and a module using another form of import (`* as`, `export ... from`) gets
+ * index.ts whole.
+ */
+const libraryByName = {
+  name: 'popwire-library-by-name',
+  setup(builder) {
+    const index = `${CLIENT}/src/index.ts`;
+    const reexportsOf = (source) => source.matchAll(/export\s+(type\s+)?\{([^}]*)\}\s+from\s+'([^']+)'/g);
+    const importsOf = (source) => source.matchAll(/import\s+(type\s+)?\{([^}]*)\}\s+from\s+'popwire'/g);
+    const valueNames = (list) => list.split(',').map((name) => name.trim()).filter((name) => name !== '' && !name.startsWith('type '));
+    /** Exported name -> [the file's path, the name in that file]. */
+    const origins = new Map();
+    for (const [, typeOnly, list, from] of reexportsOf(readFileSync(index, 'utf8'))) {
+      if (typeOnly) continue;
+      for (const name of valueNames(list)) {
+        const [local, exported = local] = name.split(/\s+as\s+/);
+        origins.set(exported, [`${CLIENT}/src/${from.replace(/^\.\//, '').replace(/\.js$/, '.ts')}`, local]);
+      }
+    }
+    // A dynamic import('popwire') is left to the alias: index.ts whole, in a chunk of its own.
+    builder.onResolve({ filter: /^popwire$/ }, ({ importer, kind }) =>
+      importer.startsWith(`${SERVICE}/src/`) && kind === 'import-statement' ? { path: importer, namespace: 'popwire-by-name' } : undefined,
+    );
+    builder.onLoad({ filter: /.*/, namespace: 'popwire-by-name' }, async ({ path }) => {
+      const source = await readFile(path, 'utf8');
+      const named = [...importsOf(source)];
+      const otherForms = source.split(/from\s+'popwire'/).length - 1 > named.length;
+      if (otherForms) return { contents: `export * from ${JSON.stringify(index)};`, loader: 'ts' };
+      const lines = [];
+      for (const [, typeOnly, list] of named) {
+        if (typeOnly) continue;
+        for (const name of valueNames(list)) {
+          const imported = name.split(/\s+as\s+/)[0];
+          const origin = origins.get(imported);
+          if (origin === undefined) return { errors: [{ text: `${relative(root, path)} imports ${imported} from 'popwire', which ${relative(root, index)} does not re-export by name` }] };
+          lines.push(`export { ${origin[1]} as ${imported} } from ${JSON.stringify(origin[0])};`);
+        }
+      }
+      return { contents: lines.join('\n'), loader: 'ts', resolveDir: `${CLIENT}/src` };
+    });
+  },
+};
+
 function packageName(specifier) {
   const parts = specifier.split('/');
   return specifier.startsWith('@') ? parts.slice(0, 2).join('/') : parts[0];
@@ -138,7 +190,7 @@ async function buildBundleInto(outdir) {
     minify: false,
     legalComments: 'inline',
     logLevel: 'warning',
-    plugins: [externals, moduleUrlAsCompiled],
+    plugins: [libraryByName, externals, moduleUrlAsCompiled],
   });
 }
 

@@ -21,7 +21,7 @@ import { uidlAll, uidlOne, type MessageUid, type MessageUids } from './commands/
 import { Engine, type SessionState, type TraceFn } from './engine.js';
 import { testConnection, type ConnectionTestReport } from './connection-test.js';
 import { Pop3AbortError, Pop3ConnectionError, Pop3Error, Pop3TimeoutError, Pop3UsageError } from './errors.js';
-import { parseMessage, type ParsedMessage, type ParseOptions } from './message.js';
+import type { ParsedMessage, ParseOptions } from './message.js';
 import { connectWithRetry, type RetryPolicy } from './retry.js';
 import { abortError, openTransport, upgradeToTls, type TlsSettings, type TransportOptions } from './transport.js';
 import { deadline, deadlinePassed, sessionDeadline, sessionEnd } from './deadline.js';
@@ -129,6 +129,16 @@ const QUIT_CLOSE_GRACE = 2_000;
  * same packet); for the rest of this process we talk to them in lock-step.
  */
 const pipeliningBroken = new Set<string>();
+
+/**
+ * The message parser (postal-mime and the header readers, a third of the library's code), loaded
+ * when a message is first parsed: a session that only lists, retrieves raw or deletes never
+ * compiles it (`popwire capa`, a sync with nothing new: about 10 ms of each start, issue 13).
+ */
+let messageModule: Promise<typeof import('./message.js')> | undefined;
+function messageParser(): Promise<typeof import('./message.js')> {
+  return (messageModule ??= import('./message.js'));
+}
 
 /**
  * The window for a server that passed the pipelining probe without advertising PIPELINING. Enough
@@ -469,7 +479,12 @@ export class Pop3Client implements AsyncDisposable {
    * parser, so a message above the parser's in-memory cap is never held whole.
    */
   async fetchMessage(n: number, options?: ParseOptions): Promise<ParsedMessage> {
-    return parseMessage(await this.retrieveStream(n), options);
+    const body = await this.retrieveStream(n);
+    const parser = await messageParser().catch((error: unknown) => {
+      body.destroy();
+      throw error;
+    });
+    return parser.parseMessage(body, options);
   }
 
   /**
@@ -477,7 +492,7 @@ export class Pop3Client implements AsyncDisposable {
    * `retrieveMany`. Breaking out of the loop leaves the session usable.
    */
   async *fetchMessages(numbers?: Iterable<number>, options?: ParseOptions): AsyncGenerator<{ n: number; message: ParsedMessage }> {
-    for await (const { n, body } of this.retrieveMany(numbers)) yield { n, message: await parseMessage(body, options) };
+    for await (const { n, body } of this.retrieveMany(numbers)) yield { n, message: await (await messageParser()).parseMessage(body, options) };
   }
 
   /**

@@ -109,6 +109,15 @@ describe('popwire runs from its bundle', () => {
     assert.deepEqual(heavy, []);
   });
 
+  it('popwire capa reads none of the message parser: neither the library\'s message reading nor postal-mime nor mailsplit', async () => {
+    const { run, files } = await popwireLoading(capaArgs());
+    assert.match(succeeded(run).stdout.toString(), /^CAPA$/m);
+    const sources = sourcesOf(files);
+    assert.ok(sources.some((source) => source === join(CLIENT, 'src/client.ts')), 'the library came from the bundle');
+    const parser = sources.filter((source) => source === join(CLIENT, 'src/message.ts') || source.startsWith(join(CLIENT, 'src/message/')) || /\/node_modules\/(postal-mime|@zone-eu\/mailsplit)\//.test(source));
+    assert.deepEqual(parser, []);
+  });
+
   it('popwire sync into SQLite loads better-sqlite3, and neither pg nor the HTTP service', async () => {
     const store = join(server.scratch, 'store');
     const { run, files } = await popwireLoading(['sync', `pop3://alice@127.0.0.1:${server.dovecot.port}`, '--store', store, '--ca', server.caFile]);
