@@ -1,4 +1,4 @@
-import { parseHeaders, parseMessage, type ParsedHeaders } from 'popwire';
+import type { ParsedHeaders } from 'popwire';
 
 /**
  * What the search index holds of a message, and how text becomes words. Both dialects index
@@ -129,6 +129,9 @@ export function singlePartText(bytes: Uint8Array, head: ParsedHeaders): string {
 /** The body text of any message: its text part, or its HTML's text. For the migration that fills the index of stored messages. */
 export async function messageText(bytes: Buffer): Promise<string> {
   try {
+    // Loaded here, not at the top: the store imports this file, and a sync with nothing new (or a
+    // search) never parses a message.
+    const { parseHeaders, parseMessage } = await import('popwire');
     const head = parseHeaders(bytes);
     const type = (head.header('content-type') ?? 'text/plain').split(';')[0]!.trim().toLowerCase();
     if (type === '' || type.startsWith('text/')) return singlePartText(bytes, head);

@@ -130,6 +130,18 @@ describe('popwire runs from its bundle', () => {
     assert.deepEqual(sources.filter((source) => /\/src\/(http|console)\/|\/src\/serve\.ts$|\/src\/jobs\/(?!failure\.ts)/.test(source)), []);
   });
 
+  it('popwire sync with nothing new reads none of the message parser, which the run that stored the messages did', async () => {
+    const store = join(await mkdtemp(join(server.scratch, 'store-')), 'store');
+    const sync = ['sync', `pop3://alice@127.0.0.1:${server.dovecot.port}`, '--store', store, '--ca', server.caFile];
+    const isParser = (source: string) => source === join(CLIENT, 'src/message.ts') || /\/node_modules\/postal-mime\//.test(source);
+    const first = await popwireLoading(sync);
+    assert.match(succeeded(first.run).stdout.toString(), /^new\s+3$/m);
+    assert.ok(sourcesOf(first.files).some(isParser), 'the first run parsed the messages it stored');
+    const again = await popwireLoading(sync);
+    assert.match(succeeded(again.run).stdout.toString(), /^new\s+0$/m);
+    assert.deepEqual(sourcesOf(again.files).filter(isParser), []);
+  });
+
   it('every command named in `popwire --help` loads the module that adds it, for `popwire NAME --help` and `popwire help NAME`', async () => {
     const { run } = await popwireLoading(['--help']);
     const help = succeeded(run).stdout.toString();
