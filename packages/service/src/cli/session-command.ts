@@ -100,7 +100,7 @@ let tlsWarmed = false;
  * STLS's +OK; the library's own context for the session then finds both done. A session that
  * ends up in clear text (`--allow-plaintext` to a server without STLS) has spent it for nothing.
  */
-function warmTls(): void {
+export function warmTls(): void {
   if (tlsWarmed) return;
   tlsWarmed = true;
   createSecureContext();

@@ -1,5 +1,6 @@
 import { Pop3Client, Pop3Error, retry, type Pop3ClientOptions, type RetryAttempt } from 'popwire';
 import { SyncError } from '../../sync/errors.js';
+import { warmTls } from '../session-command.js';
 
 /**
  * Attempts per session. A refused or dropped connection, [SYS/TEMP] or [IN-USE] (another client
@@ -35,7 +36,10 @@ export function connector(url: string, options: Partial<Pop3ClientOptions>, hook
       return await retry(
         async () => {
           try {
-            return await Pop3Client.connect(url, { ...options, signal: connecting.signal });
+            const session = Pop3Client.connect(url, { ...options, signal: connecting.signal });
+            // The TLS context's one-time cost during the handshake and greeting, as for session commands.
+            setImmediate(warmTls);
+            return await session;
           } catch (error) {
             throw isLoginDelay(error) ? new NotNow(error) : error;
           }
