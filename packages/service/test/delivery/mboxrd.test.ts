@@ -137,6 +137,41 @@ describe('MboxrdEncoder', () => {
     );
   });
 
+  // Chunks of 256 octets and more have their whole lines converted at once (bulkLines): these
+  // messages are long enough, and cut rarely enough, to go that way, their lines beginning
+  // anywhere in a chunk, and a chunk beginning or ending anywhere in a line.
+  const longChunked = fc.array(tokens, { minLength: 200, maxLength: 900 }).map((parts) => bytes(parts.join(''))).chain((message) =>
+    fc.tuple(fc.constant(message), fc.uniqueArray(fc.integer({ min: 0, max: message.length }), { maxLength: 3 })),
+  );
+
+  it('property: updateTo on long chunks (their whole lines converted at once) gives the same octets, within roomFor', () => {
+    fc.assert(
+      fc.property(longChunked, fc.nat(16), ([message, cuts], offset) => {
+        const quoter = new MboxrdQuoter();
+        const parts: Buffer[] = [];
+        for (const chunk of split(message, cuts)) {
+          const out = Buffer.alloc(offset + roomFor(chunk.length) + 8, 0xee);
+          const end = quoter.updateTo(chunk, out, offset);
+          assert.ok(end - offset <= roomFor(chunk.length), 'within roomFor');
+          assert.ok(out.subarray(end).every((octet) => octet === 0xee), 'nothing after the end');
+          parts.push(out.subarray(offset, end));
+        }
+        assert.deepEqual(Buffer.concat([...parts, quoter.finalize()]), reference(message));
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  it('updateTo on a long chunk: CRLF made LF, every /^>*From / line quoted, bare CRs and 8-bit octets kept', () => {
+    const line = 'x From y\r\nFrom a\r\n>From b\r\nFromage\r\n>>From c\nc\rd\r\n\xe9\xff\r\n';
+    const message = bytes(`start ${line.repeat(20)}From end`);
+    const quoter = new MboxrdQuoter();
+    const out = Buffer.alloc(roomFor(message.length));
+    const end = quoter.updateTo(message, out, 0);
+    const expected = `start ${'x From y\n>From a\n>>From b\nFromage\n>>>From c\nc\rd\n\xe9\xff\n'.repeat(20)}>From end\n\n`;
+    assert.equal(Buffer.concat([out.subarray(0, end), quoter.finalize()]).toString('latin1'), expected);
+  });
+
   it('updateTo quotes a "From " line in every chunk of a message made of them, within roomFor', () => {
     const message = bytes('From \nFrom \r\nFrom \n>From \n'.repeat(50));
     for (const size of [1, 2, 5, 6, 7, 64]) {
