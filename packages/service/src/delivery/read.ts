@@ -9,64 +9,28 @@ import type { Readable } from 'node:stream';
  * `onChunk` may return a promise (a stream that wants the writer to wait): reading pauses until it
  * settles. The deliveries' own writes are synchronous, and return nothing.
  *
- * Not stream.pipeline(): that costs an AbortController and a DOMException per call, which was
- * a third of fetch's CPU time on a mailbox of small messages; a message is one read loop here.
+ * `for await`, not 'data' listeners (nor stream.pipeline(), whose AbortController and DOMException
+ * per call were a third of fetch's CPU time): the library's bodies give `for await` their own
+ * iterator, which hands over each chunk as the decoder emits it, while a 'data' listener switches
+ * a body to Node's Readable machinery (push, flow, read, the end-of-stream ticks, four listeners
+ * on and off). A fresh `popwire fetch --mbox` of 2,000 x 4 KB through the delaying proxy: main()'s
+ * CPU 0.40 -> 0.35 s (medians of 8 interleaved runs, issue 13).
  */
-export function readInto(body: Readable, onChunk: (chunk: Buffer) => void | Promise<void>): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    let settled = false;
-    /** The last onChunk's promise, while it is pending: the end waits for it. */
-    let inFlight: Promise<void> | undefined;
-    const settle = (error: unknown, failed: boolean) => {
-      if (settled) return;
-      settled = true;
-      body.off('data', onData);
-      body.off('end', onEnd);
-      body.off('error', onError);
-      body.off('close', onClose);
-      if (!failed) {
-        resolve();
-        return;
-      }
-      body.destroy();
-      reject(error);
-    };
-    const onError = (error: Error) => settle(error, true);
-    // The stream can end while the last chunk's write is pending (it was already read).
-    const onEnd = () => (inFlight === undefined ? settle(undefined, false) : void inFlight.then(() => settle(undefined, false)));
-    const onClose = () => {
-      if (!body.readableEnded) settle(new Error('The message stream closed before its end'), true);
-    };
-    const onData = (chunk: Buffer) => {
-      let waiting: void | Promise<void>;
-      try {
-        waiting = onChunk(chunk);
-      } catch (error) {
-        settle(error, true);
-        return;
-      }
-      if (waiting === undefined) return;
-      body.pause();
-      inFlight = waiting.then(
-        () => {
-          inFlight = undefined;
-          if (!settled) body.resume();
-        },
-        (error: unknown) => settle(error, true),
-      );
-    };
-    // Failed before we got to it (the connection dropped while the file was being created).
-    if (body.errored) {
-      settle(body.errored, true);
-      return;
+export async function readInto(body: Readable, onChunk: (chunk: Buffer) => void | Promise<void>): Promise<void> {
+  try {
+    for await (const chunk of body) {
+      const waiting = onChunk(chunk as Buffer);
+      if (waiting !== undefined) await waiting;
     }
-    if (body.destroyed && !body.readableEnded) {
-      settle(new Error('The message stream closed before its end'), true);
-      return;
-    }
-    body.on('error', onError);
-    body.on('end', onEnd);
-    body.on('close', onClose);
-    body.on('data', onData);
-  });
+  } catch (error) {
+    // Leaving the loop by a throw already destroyed it; a body that failed before we got to it
+    // (the connection dropped while the file was being created) is destroyed already too.
+    body.destroy();
+    throw isPrematureClose(error) ? new Error('The message stream closed before its end', { cause: error }) : error;
+  }
+}
+
+/** What an iterator throws for a stream destroyed without an error before its end. */
+function isPrematureClose(error: unknown): boolean {
+  return (error as { code?: unknown } | null)?.code === 'ERR_STREAM_PREMATURE_CLOSE';
 }

@@ -51,6 +51,24 @@ describe('readInto', () => {
     await assert.rejects(reading, /closed before its end/);
   });
 
+  it("reads through the body's own async iterator, never a 'data' listener (the library's bodies stay off Node's stream machinery that way)", async () => {
+    const body = new PassThrough();
+    let iterated = false;
+    body[Symbol.asyncIterator] = async function* () {
+      iterated = true;
+      yield* chunks;
+    } as unknown as PassThrough[typeof Symbol.asyncIterator];
+    const onData = body.on.bind(body);
+    body.on = ((event: string, listener: (...args: unknown[]) => void) => {
+      assert.notEqual(event, 'data', "a 'data' listener would switch the body to Node's flowing mode");
+      return onData(event, listener);
+    }) as typeof body.on;
+    const seen: string[] = [];
+    await readInto(body, (chunk) => void seen.push(chunk.toString()));
+    assert.equal(iterated, true);
+    assert.deepEqual(seen, ['one', 'two', 'three']);
+  });
+
   for (const kind of ['throws', 'rejects'] as const) {
     it(`when onChunk ${kind} (a failed write), rejects with that error and destroys the body`, async () => {
       const body = new PassThrough();
