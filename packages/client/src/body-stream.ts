@@ -17,6 +17,14 @@ import type { Engine } from './engine.js';
  * read's bookkeeping and ticks, and the copy read() makes to join a body's chunks); an async
  * generator in its place still cost a generator object, a promise per wait and a listener per
  * end, which is why the iterator below hands each chunk to the waiting `next()` itself.
+ *
+ * The end, too, is deferred when nobody listens for it: a body read to its end by our iterator,
+ * with no 'end' or 'close' listener, reports itself ended and closed at once (readableEnded,
+ * destroyed, closed) without running Node's end (push(null), read(0), the end tick, autoDestroy,
+ * the close tick), which was a fifth of the library's instructions per 4 KB message. Node's end
+ * runs later if anything can still observe it: a listener added (stream.finished, pipe, a late
+ * once('end')), read(), or another iterator. destroy() on such a body does nothing, as on a
+ * stream already closed.
  */
 export class BodyStream extends Readable {
   private held: Array<Buffer | undefined> = [];
@@ -32,6 +40,8 @@ export class BodyStream extends Readable {
   private complete = false;
   /** A `next()` of our iterator waiting for content. */
   private waiter: Waiter | undefined;
+  /** Read to its end with nobody listening: reported ended and closed, Node's end not yet run (see above). */
+  endDeferred = false;
 
   constructor(private readonly engine: Engine) {
     super();
@@ -77,6 +87,7 @@ export class BodyStream extends Readable {
   // counted even when the caller set an encoding; what _read hands over from `held` is counted
   // by this difference too (it was uncounted there first).
   override read(size?: number): ReturnType<Readable['read']> {
+    this.runDeferredEnd();
     const before = this.readableLength;
     const chunk: unknown = super.read(size);
     this.engine.trackBuffered(this.readableLength - before);
@@ -95,7 +106,29 @@ export class BodyStream extends Readable {
     this.engine.resume();
   }
 
+  override on(event: string | symbol, listener: (...args: any[]) => void): this {
+    this.runDeferredEnd();
+    return super.on(event, listener);
+  }
+
+  override addListener(event: string | symbol, listener: (...args: any[]) => void): this {
+    this.runDeferredEnd();
+    return super.addListener(event, listener);
+  }
+
+  override prependListener(event: string | symbol, listener: (...args: any[]) => void): this {
+    this.runDeferredEnd();
+    return super.prependListener(event, listener);
+  }
+
+  override destroy(error?: Error): this {
+    // Already ended and closed, as far as anyone can tell: destroying a closed stream does nothing.
+    if (this.endDeferred) return this;
+    return super.destroy(error);
+  }
+
   override [Symbol.asyncIterator](): ReturnType<Readable[typeof Symbol.asyncIterator]> {
+    this.runDeferredEnd();
     // An encoding set by the caller, or reads already begun another way: Node's own iterator.
     if (this.viaReadable || this.iterating || this.destroyed || this.readableEncoding !== null) return super[Symbol.asyncIterator]();
     this.iterating = true;
@@ -143,9 +176,22 @@ export class BodyStream extends Readable {
    */
   private end_(): Promise<IteratorResult<Buffer, undefined>> {
     this.complete = true;
+    if (this.listenerCount('end') === 0 && this.listenerCount('close') === 0) {
+      // Nobody to tell: ended and closed as the getters below report it, Node's end left for later.
+      this.endDeferred = true;
+      return Promise.resolve(DONE);
+    }
     super.push(null);
     super.read(0);
     return new Promise((resolve) => process.nextTick(resolve, DONE));
+  }
+
+  /** Something may observe the end from now on: Node's end runs ('end', then 'close', on their ticks). */
+  private runDeferredEnd(): void {
+    if (this.endDeferred !== true) return;
+    this.endDeferred = false;
+    super.push(null);
+    super.read(0);
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
@@ -164,6 +210,25 @@ export class BodyStream extends Readable {
       waiter.reject(error ?? closedEarly());
     }
   }
+}
+
+// What a body whose end is deferred reports: what Node reports of a stream read to its end and
+// closed. Accessors, not class members: Node's typings declare these as properties.
+for (const [name, whenEnded] of [
+  ['readableEnded', true],
+  ['destroyed', true],
+  ['closed', true],
+  ['readable', false],
+] as const) {
+  const base = Object.getOwnPropertyDescriptor(Readable.prototype, name) as PropertyDescriptor;
+  Object.defineProperty(BodyStream.prototype, name, {
+    configurable: true,
+    enumerable: base.enumerable ?? false,
+    get(this: BodyStream): boolean {
+      return this.endDeferred === true ? whenEnded : (base.get as () => boolean).call(this);
+    },
+    ...(base.set === undefined ? {} : { set: base.set }),
+  });
 }
 
 const DONE: IteratorReturnResult<undefined> = Object.freeze({ value: undefined, done: true });

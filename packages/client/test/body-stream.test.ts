@@ -6,6 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import type { Readable } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import { setImmediate as tick } from 'node:timers/promises';
 import { describe, it } from 'node:test';
 import { Pop3Client } from '../src/index.ts';
@@ -49,6 +51,37 @@ describe('a message body', { timeout: 30_000 }, () => {
     assert.equal(Buffer.concat(chunks).toString('latin1'), message(1).bytes);
     assert.equal(body.readableEnded, true);
     await closed;
+    await client.quit();
+  });
+
+  it('read with for await and nobody listening, reports itself ended and closed the moment the loop exits', async () => {
+    const srv = await retrServer(1);
+    const client = await Pop3Client.connect(plainOptions(srv));
+    const body = await client.retrieveStream(1);
+    const chunks: Buffer[] = [];
+    for await (const chunk of body) chunks.push(chunk as Buffer);
+    assert.equal(Buffer.concat(chunks).toString('latin1'), message(1).bytes);
+    // What Node's own iterator leaves behind (its loop exits after 'close').
+    assert.deepEqual([body.readableEnded, body.destroyed, body.closed, body.readable], [true, true, true, false]);
+    // Destroying a closed stream does nothing: no error surfaces, and the session goes on.
+    body.destroy(new Error('too late'));
+    assert.equal(body.errored, null);
+    await client.quit();
+  });
+
+  it('read with for await and nobody listening, still tells stream.finished and late readers it ended', async () => {
+    const srv = await retrServer(2);
+    const client = await Pop3Client.connect(plainOptions(srv));
+    const bodies: Readable[] = [];
+    for await (const { body } of client.retrieveMany([1, 2])) {
+      for await (const chunk of body) assert.ok(chunk.length > 0);
+      bodies.push(body);
+    }
+    // finished() on an ended, closed stream calls back at once, without an error.
+    await finished(bodies[0] as Readable);
+    // A read, or a second for await, finds the end, not a hang.
+    assert.equal((bodies[1] as Readable).read(), null);
+    for await (const chunk of bodies[1] as Readable) assert.fail(`read ${String(chunk)} after the end`);
     await client.quit();
   });
 
