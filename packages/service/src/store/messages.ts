@@ -6,7 +6,7 @@ import { dialectOf, type Dialect } from './dialect.js';
 import { StoreError } from './errors.js';
 import { indexSqlite, postgresHits, tsvectorOf } from './search.js';
 import { toFts5, type SearchQuery } from './search-query.js';
-import { ftsDocument, searchDocument } from './search-text.js';
+import { ftsDocument, searchDocument, type BodyText } from './search-text.js';
 import { SqliteWrites } from './sqlite-writes.js';
 import { insertWebhookEvents, type NewWebhookEvent } from './webhook-events.js';
 import type { Account, Database, StoredMessage } from './schema.js';
@@ -33,8 +33,11 @@ export interface MessageSummary {
   readonly subject: string | null;
   readonly messageId: string | null;
   readonly hasAttachments: boolean;
-  /** The text body (at most MAX_INDEXED_TEXT characters), for the search index only: never stored as a column. */
-  readonly text?: string | null | undefined;
+  /**
+   * The text body (at most MAX_INDEXED_TEXT characters), for the search index only: never stored
+   * as a column. ASCII octets when the body is ASCII text as it stands (search-text.ts singlePartBody).
+   */
+  readonly text?: BodyText | null | undefined;
 }
 
 /** A message ready to commit: its bytes, already hashed, and its UID's row. */

@@ -1,6 +1,6 @@
 import { parseHeaders, parseMessage, type Address, type MessageSource, type ParsedHeaders } from 'popwire';
 import type { MessageSummary } from '../store/messages.js';
-import { capText, htmlText, singlePartText } from '../store/search-text.js';
+import { capText, htmlText, singlePartBody, type BodyText } from '../store/search-text.js';
 
 export const EMPTY_SUMMARY: MessageSummary = {
   date: null,
@@ -30,7 +30,7 @@ export async function summarize(source: MessageSource): Promise<MessageSummary> 
   try {
     if (source instanceof Uint8Array) {
       const head = parseHeaders(source);
-      if (isSingleTextPart(head)) return fromHeaders(head, false, singlePartText(source, head));
+      if (isSingleTextPart(head)) return fromHeaders(head, false, singlePartBody(source, head));
     }
     return await fromParse(source);
   } catch {
@@ -58,7 +58,7 @@ function isSingleTextPart(head: ParsedHeaders): boolean {
 }
 
 /** One object per message, built once: spreading it into another to add the text showed in the sync's profile. */
-function fromHeaders(head: Omit<ParsedHeaders, 'header' | 'warnings'>, hasAttachments: boolean, text: string | null): MessageSummary {
+function fromHeaders(head: Omit<ParsedHeaders, 'header' | 'warnings'>, hasAttachments: boolean, text: BodyText | null): MessageSummary {
   const to = mailboxes(head.to);
   return {
     date: head.date?.getTime() ?? null,

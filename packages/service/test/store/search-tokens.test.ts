@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import Sqlite from 'better-sqlite3';
-import { ftsDocument, searchTokens } from '../../src/store/search-text.ts';
+import { ftsDocument, MAX_INDEXED_TEXT, searchDocument, searchTokens } from '../../src/store/search-text.ts';
 
 /** The words as the Unicode path makes them, for any text. */
 function unicodeTokens(text: string): string {
@@ -56,6 +56,21 @@ describe('search words', () => {
     } finally {
       db.close();
     }
+  });
+
+  it('of a body kept as ASCII octets are those of the same text as a string, for FTS5 and for PostgreSQL, capped alike', () => {
+    const fields = (text: string | Buffer) => ({ subject: 'S', fromName: null, fromAddress: 'a@example.test', to: [], text });
+    fc.assert(
+      fc.property(fc.string({ unit: fc.integer({ min: 0, max: 0x7f }).map((c) => String.fromCharCode(c)), maxLength: 300 }), (text) => {
+        assert.deepEqual(ftsDocument(fields(Buffer.from(text, 'latin1'))), ftsDocument(fields(text)));
+        assert.deepEqual(searchDocument(fields(Buffer.from(text, 'latin1'))), searchDocument(fields(text)));
+      }),
+      { numRuns: 500 },
+    );
+    const long = 'x'.repeat(MAX_INDEXED_TEXT - 2) + ' tail words';
+    assert.deepEqual(ftsDocument(fields(Buffer.from(long, 'latin1'))), ftsDocument(fields(long)));
+    assert.equal(ftsDocument(fields(Buffer.from(long, 'latin1'))).body.length, MAX_INDEXED_TEXT);
+    assert.deepEqual(searchDocument(fields(Buffer.from(long, 'latin1'))), searchDocument(fields(long)));
   });
 
   it('given to FTS5 are the Unicode path\'s words for text that is not ASCII', () => {
