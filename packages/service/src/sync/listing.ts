@@ -51,14 +51,28 @@ export async function readListing(
 ): Promise<Listing> {
   const uids = await asked;
   if (uids !== undefined) {
-    // Read from the compact listing by index: no object per UIDL line beside the one kept here.
-    const listed = new Array<{ n: number; uid: string; size: number }>(uids.length);
+    // One pass over the compact listing, by index: each UID read once, named as disambiguate
+    // names it, and looked up in `known` once; no object per UIDL line beside the one kept here,
+    // and no second walk to ask whether all are known (cold code in a fresh process: with nothing
+    // new, this loop is most of what the run does between UIDL and QUIT).
+    const messages = new Array<ListedMessage>(uids.length);
+    const seen = new Map<string, number>();
+    let duplicates = 0;
+    let allKnown = true;
     for (let i = 0; i < uids.length; i++) {
-      const uid = uids.uid(i);
-      listed[i] = { n: uids.n(i), uid, size: known.get(uid) ?? -1 };
+      const base = uids.uid(i);
+      const count = (seen.get(base) ?? 0) + 1;
+      seen.set(base, count);
+      const uid = count === 1 ? base : `${base} #${count}`;
+      if (count > 1) duplicates++;
+      // A repeated UID's size is the one recorded under its own name (`dup #2`), not the first's:
+      // with the first's, a LIST-less run took the second for a reused UID and fetched it again.
+      const size = known.get(uid);
+      if (size === undefined) allKnown = false;
+      messages[i] = { n: uids.n(i), uid, size: size ?? -1 };
     }
-    const named = disambiguate(listed, 'uidl');
-    if (named.messages.every((m) => known.has(m.uid))) return named;
+    const named: Listing = { messages, identity: 'uidl', duplicates };
+    if (allKnown) return named;
     const sizes = new Map((await client.list()).map((m) => [m.n, m.size]));
     // A server whose UIDL and LIST disagree on the messages cannot be trusted with either: digest them.
     if (sizes.size === named.messages.length && named.messages.every((m) => sizes.has(m.n))) {

@@ -82,6 +82,31 @@ describe('a sync against a scripted maildrop', () => {
     assert.deepEqual(mailbox!.remaining(), []);
   });
 
+  it('a listing that repeats a UID, kept on the server: the next run knows both from UIDL alone, sends no LIST and stores nothing again', async () => {
+    const messages = [message('a', 'First'), message('dup', 'Second'), message('dup', 'Third, same UID', 30), message('c', 'Fourth')];
+    const { run, check } = await setUp(messages);
+    const LEAVE: SyncPolicy = { retention: 'leave', oversize: 'skip' };
+    const first = await run(LEAVE);
+    assert.deepEqual([first.status, first.newMessages], ['ok', 4]);
+    const second = await run(LEAVE);
+    assert.deepEqual([second.status, second.newMessages, second.alreadyHad], ['ok', 0, 4]);
+    assert.match(second.notes.join('\n'), /repeated UID/);
+    assert.deepEqual(mailbox!.sessions[1]!.commands.filter((c) => c.startsWith('LIST') || c.startsWith('RETR')), [], 'UIDL and QUIT only');
+    await check(asDelivered(messages), 'after two runs');
+  });
+
+  it('a listing that repeats a UID, kept on the server, with a newcomer under that UID: the next run asks LIST and stores the newcomer', async () => {
+    const messages = [message('a', 'First'), message('dup', 'Second')];
+    const { run, check } = await setUp(messages);
+    const LEAVE: SyncPolicy = { retention: 'leave', oversize: 'skip' };
+    assert.equal((await run(LEAVE)).newMessages, 2);
+    messages.push(message('dup', 'Third, same UID as the second', 30));
+    const second = await run(LEAVE);
+    assert.deepEqual([second.status, second.newMessages], ['ok', 1]);
+    assert.ok(mailbox!.sessions[1]!.commands.includes('LIST'), 'LIST asked for the sizes');
+    await check(asDelivered(messages), 'after two runs');
+  });
+
   it('a server without UIDL: messages are told apart by a digest of TOP n 0, and a second run finds nothing new', async () => {
     const messages = [1, 2, 3, 4].map((i) => message(`ignored-${i}`, `Message ${i}`, 10 * i));
     const { run, check, store: s, accountId } = await setUp(messages, { uidl: false });
