@@ -303,20 +303,25 @@ describe('refusals before anything is sent', () => {
     assert.deepEqual(srv.received, ['CAPA']);
   });
 
-  it('STLS required but not offered: fails before any credential is sent', async () => {
-    const srv = await serve(greetAndWait);
+  it('STLS required but not offered (-ERR to STLS, and not in CAPA): POP3_TLS_UNAVAILABLE before any credential is sent', async () => {
+    const srv = await serve(async (conn) => {
+      conn.reply('+OK hi');
+      await conn.expect('STLS');
+      conn.reply('-ERR unknown command');
+      await conn.expect('CAPA');
+      conn.send('+OK\r\nUSER\r\n.\r\n');
+      await conn.closed();
+    });
     await assert.rejects(
       Pop3Client.connect(options(srv, { tls: 'starttls', allowPlaintextAuth: false })),
       isError(Pop3ConnectionError, 'POP3_TLS_UNAVAILABLE'),
     );
-    assert.deepEqual(srv.received, ['CAPA']);
+    assert.deepEqual(srv.received, ['STLS', 'CAPA']);
   });
 
   it('bytes sent after +OK to STLS and before the handshake are refused as injection', async () => {
     const srv = await serve(async (conn) => {
       conn.reply('+OK hi');
-      await conn.expect('CAPA');
-      conn.send('+OK\r\nSTLS\r\nUSER\r\n.\r\n');
       await conn.expect('STLS');
       conn.send('+OK begin TLS\r\n+OK injected\r\n');
       await conn.closed();
@@ -325,7 +330,7 @@ describe('refusals before anything is sent', () => {
       Pop3Client.connect(options(srv, { tls: 'starttls', allowPlaintextAuth: false })),
       isError(Pop3ProtocolError, 'POP3_STLS_INJECTION'),
     );
-    assert.deepEqual(srv.received, ['CAPA', 'STLS']);
+    assert.deepEqual(srv.received, ['STLS']);
   });
 });
 

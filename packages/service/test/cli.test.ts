@@ -397,12 +397,17 @@ describe('--allow-plaintext, against a server without STLS', () => {
   it('without it, the connection fails (exit 3) before the user name or password is sent', async () => {
     await withScriptedServer(
       async (conn) => {
-        await greetingAndCapa(conn);
+        // Without --allow-plaintext, STLS goes first; after its -ERR, CAPA tells that it is not offered.
+        conn.reply('+OK scripted POP3 server without STLS');
+        await conn.expect('STLS');
+        conn.reply('-ERR unknown command');
+        await conn.expect('CAPA');
+        conn.send('+OK\r\nUSER\r\nUIDL\r\n.\r\n');
         await conn.closed();
       },
       async (port, server) => {
         failedWith(await asAlice(['stat', `pop3://alice@127.0.0.1:${port}`]), 3, /does not offer STLS.*--allow-plaintext/);
-        assert.deepEqual(server.received, ['CAPA']);
+        assert.deepEqual(server.received, ['STLS', 'CAPA']);
       },
     );
   });

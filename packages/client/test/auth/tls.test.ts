@@ -30,11 +30,11 @@ describe('the login policy once TLS is up', () => {
     assert.equal(client.authMechanism, 'PLAIN');
   });
 
-  it('STLS: the mechanism is chosen from the CAPA asked over TLS, not from the one before it', async () => {
+  it('STLS: sent straight after the greeting (nothing asked in the clear), and the mechanism chosen from the CAPA asked over TLS', async () => {
     const credentials = await testCertificate();
     const srv = await serve(async (conn) => {
-      // Before TLS, an attacker could have stripped CRAM-MD5 from the list; what counts is after.
-      await greet(conn, ['STLS', 'SASL PLAIN', 'USER']);
+      // Before TLS, an attacker could strip CRAM-MD5 from a CAPA list: none is asked there.
+      conn.reply('+OK scripted ready');
       await conn.expect('STLS');
       conn.reply('+OK begin TLS');
       await conn.startTls(credentials);
@@ -48,18 +48,58 @@ describe('the login policy once TLS is up', () => {
     });
     await using client = await Pop3Client.connect(options(srv, { tls: 'starttls', ca: credentials.cert, password: PASSWORD }));
     assert.equal(client.authMechanism, 'CRAM-MD5');
-    assert.deepEqual(srv.received.slice(0, 4), ['CAPA', 'STLS', 'CAPA', 'AUTH CRAM-MD5']);
+    assert.deepEqual(srv.received.slice(0, 3), ['STLS', 'CAPA', 'AUTH CRAM-MD5']);
   });
 
-  it('STLS required and answered -ERR: the connection fails before any credential is sent', async () => {
+  it('STLS offered in CAPA but answered -ERR: the connection fails with the server\'s answer before any credential is sent', async () => {
     const srv = await serve(async (conn) => {
-      await greet(conn, ['STLS', 'SASL PLAIN', 'USER']);
+      conn.reply('+OK scripted ready');
       await conn.expect('STLS');
       conn.reply('-ERR TLS not available right now');
+      // Asked after the -ERR, to tell "refused" from "not offered" as when CAPA came first.
+      await conn.expect('CAPA');
+      sendCapa(conn, ['STLS', 'SASL PLAIN', 'USER']);
       await conn.closed();
     });
-    await assert.rejects(Pop3Client.connect(options(srv, { tls: 'starttls', password: PASSWORD })), (e: unknown) => e instanceof Pop3Error);
-    assert.deepEqual(srv.received, ['CAPA', 'STLS']);
+    await assert.rejects(Pop3Client.connect(options(srv, { tls: 'starttls', password: PASSWORD })), (e: unknown) => {
+      assert.ok(e instanceof Pop3Error);
+      assert.match(e.message, /TLS not available right now/);
+      return true;
+    });
+    assert.deepEqual(srv.received, ['STLS', 'CAPA']);
+  });
+
+  it('with allowPlaintextAuth, CAPA comes first (a server that does not know STLS may hang up on it), and a server without STLS gets none', async () => {
+    const srv = await serve(async (conn) => {
+      await greet(conn, ['USER', 'TOP']);
+      await conn.expect('USER alice');
+      conn.reply('+OK');
+      await conn.expect(`PASS ${PASSWORD}`);
+      await loggedIn(conn);
+      await quit(conn);
+    });
+    await using client = await Pop3Client.connect(options(srv, { tls: 'starttls', password: PASSWORD, allowPlaintextAuth: true }));
+    assert.equal(client.secure, false);
+    assert.equal(client.state, 'transaction');
+    assert.deepEqual(srv.received.slice(0, 3), ['CAPA', 'USER alice', `PASS ${PASSWORD}`]);
+  });
+
+  it('with allowPlaintextAuth and STLS offered: CAPA, STLS, then CAPA again over TLS', async () => {
+    const credentials = await testCertificate();
+    const srv = await serve(async (conn) => {
+      await greet(conn, ['STLS', 'USER']);
+      await conn.expect('STLS');
+      conn.reply('+OK begin TLS');
+      await conn.startTls(credentials);
+      await conn.expect('CAPA');
+      sendCapa(conn, ['SASL PLAIN', 'USER']);
+      await conn.expect(`AUTH PLAIN ${b64(`\0alice\0${PASSWORD}`)}`);
+      await loggedIn(conn);
+      await quit(conn);
+    });
+    await using client = await Pop3Client.connect(options(srv, { tls: 'starttls', ca: credentials.cert, password: PASSWORD, allowPlaintextAuth: true }));
+    assert.equal(client.secure, true);
+    assert.deepEqual(srv.received.slice(0, 4), ['CAPA', 'STLS', 'CAPA', `AUTH PLAIN ${b64(`\0alice\0${PASSWORD}`)}`]);
   });
 });
 
