@@ -118,13 +118,15 @@ describe('popwire runs from its bundle', () => {
     assert.deepEqual(heavy, []);
   });
 
-  it('popwire capa reads none of the message parser: neither the library\'s message reading nor postal-mime nor mailsplit', async () => {
+  it('popwire capa reads none of the message parser (the library\'s message reading, postal-mime, mailsplit) and not the connection test', async () => {
     const { run, files } = await popwireLoading(capaArgs());
     assert.match(succeeded(run).stdout.toString(), /^CAPA$/m);
     const sources = sourcesOf(files);
     assert.ok(sources.some((source) => source === join(CLIENT, 'src/client.ts')), 'the library came from the bundle');
     const parser = sources.filter((source) => source === join(CLIENT, 'src/message.ts') || source.startsWith(join(CLIENT, 'src/message/')) || /\/node_modules\/(postal-mime|@zone-eu\/mailsplit)\//.test(source));
     assert.deepEqual(parser, []);
+    // Pop3Client.test's step-by-step connection (with node:dns/promises and node:perf_hooks) loads when called.
+    assert.ok(!sources.includes(join(CLIENT, 'src/connection-test.ts')), 'connection-test.ts was loaded');
   });
 
   it('popwire sync into SQLite loads better-sqlite3, and neither pg nor the HTTP service', async () => {
