@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, openSync, unlinkSync } from 'node:fs';
-import { mkdir, open, rename, stat, type FileHandle } from 'node:fs/promises';
+import { close as closeCallback, closeSync, fsync as fsyncCallback, open as openCallback, openSync, rename as renameCallback, unlinkSync, writev as writevCallback } from 'node:fs';
+import { mkdir, open, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -33,15 +33,15 @@ import { writeAllSync } from './write.js';
  * and what is left to trust.
  */
 export async function openMaildir(dir: string, options: MaildirOptions = {}): Promise<Delivery> {
-  const fsync = options.fsync ?? ((handle: FileHandle) => handle.sync());
+  const fsync = options.fsync ?? fsyncDescriptor;
   await ensureMaildir(dir);
   const flushAtLeast = options.flushAtLeast ?? FLUSH_MIN_FILES;
   let flusher = options.flushFilesystem === undefined ? await filesystemFlushFor(dir) : (options.flushFilesystem ?? undefined);
   /** Descriptors of written files held open for their fsync (see Created); bounded, the rest are opened again. */
-  const held = new Set<FileHandle>();
+  const held = new Set<number>();
   /** Creations that will hold their descriptor open, or hold it: at most HELD_OPEN_FILES. */
   let holding = 0;
-  const newDir = await open(join(dir, 'new'), 'r');
+  const newDir = await openDescriptor(join(dir, 'new'));
   /** The large message being streamed to its file, to remove if the process exits now. */
   let partial: string | undefined;
   /** Whole messages in tmp/ (or on their way there), not yet renamed: the next commit's batch. */
@@ -84,15 +84,17 @@ export async function openMaildir(dir: string, options: MaildirOptions = {}): Pr
     }
   }
 
-  /** Closes a held descriptor; again for the same one does nothing. */
-  async function release(handle: FileHandle | undefined): Promise<void> {
-    if (handle === undefined || !held.delete(handle)) return;
-    holding -= 1;
-    await handle.close().catch(() => {});
+  /** Closes held descriptors; again for the same one does nothing. */
+  async function release(fds: ReadonlyArray<number | undefined>): Promise<void> {
+    for (const fd of fds) {
+      if (fd === undefined || !held.delete(fd)) continue;
+      holding -= 1;
+      closeQuietly(fd);
+    }
   }
 
   async function releaseAll(outcomes: readonly Created[]): Promise<void> {
-    for (const outcome of outcomes) if ('handle' in outcome) await release(outcome.handle);
+    await release(outcomes.map((outcome) => ('fd' in outcome ? outcome.fd : undefined)));
   }
 
   /** Starts creating `tmpPath` with `parts` on the thread pool; the promise never rejects (see Written.created). */
@@ -102,9 +104,9 @@ export async function openMaildir(dir: string, options: MaildirOptions = {}): Pr
     if (keepOpen) holding += 1;
     const entry = {
       created: createFile(tmpPath, parts, size, keepOpen).then(
-        (handle): Created => {
-          if (handle !== undefined) held.add(handle);
-          return { handle };
+        (fd): Created => {
+          if (fd !== undefined) held.add(fd);
+          return { fd };
         },
         (error: unknown): Created => {
           if (keepOpen) holding -= 1;
@@ -169,7 +171,7 @@ export async function openMaildir(dir: string, options: MaildirOptions = {}): Pr
       const finalPath = join(dir, 'new', `${name},S=${size}`);
       if (fd !== undefined) {
         closeSync(fd);
-        written.push({ tmpPath, finalPath, created: Promise.resolve({ handle: undefined }) });
+        written.push({ tmpPath, finalPath, created: Promise.resolve({ fd: undefined }) });
       } else {
         written.push({ tmpPath, finalPath, created: startCreating(tmpPath, parts, size) });
       }
@@ -199,13 +201,13 @@ export async function openMaildir(dir: string, options: MaildirOptions = {}): Pr
         }
         if (!flushed) {
           await eachAtMost(SYNC_CONCURRENCY, [...batch.keys()], async (index) => {
-            const { handle } = outcomes[index] as { handle: FileHandle | undefined };
-            if (handle === undefined || !held.has(handle)) return syncFile((batch[index] as Written).tmpPath, fsync);
-            await fsync(handle);
-            await release(handle);
+            const { fd } = outcomes[index] as { fd: number | undefined };
+            if (fd === undefined || !held.has(fd)) return syncFile((batch[index] as Written).tmpPath, fsync);
+            await fsync(fd);
+            await release([fd]);
           });
         }
-        await eachAtMost(SYNC_CONCURRENCY, batch, ({ tmpPath, finalPath }) => rename(tmpPath, finalPath));
+        await eachAtMost(SYNC_CONCURRENCY, batch, ({ tmpPath, finalPath }) => renameFile(tmpPath, finalPath));
         await fsync(newDir);
       } catch (error) {
         // Not durable, so not delivered: the batch stays on the server and must not also stay here.
@@ -225,7 +227,7 @@ export async function openMaildir(dir: string, options: MaildirOptions = {}): Pr
       await creationsSettled();
       await removeUncommitted();
       flusher?.stop();
-      await newDir.close();
+      closeQuietly(newDir);
     },
 
     abandon(): void {
@@ -244,8 +246,8 @@ export async function openMaildir(dir: string, options: MaildirOptions = {}): Pr
 }
 
 export interface MaildirOptions {
-  /** Makes a file, or new/ itself, durable: fsync by default (a parameter for tests). */
-  readonly fsync?: (handle: FileHandle) => Promise<void>;
+  /** Makes a file, or new/ itself, durable through its descriptor: fsync(2) by default (a parameter for tests). */
+  readonly fsync?: (fd: number) => Promise<void>;
   /**
    * Writes out the Maildir's filesystem before a large batch's fsyncs: by default syncfs through
    * `sync -f` on Linux (filesystem-flush.ts); null for none (a parameter for tests).
@@ -272,7 +274,7 @@ interface Written {
  * open when it happened, and to a later open only if nothing evicted the inode meanwhile);
  * undefined for a streamed message or beyond HELD_OPEN_FILES, which the commit opens again.
  */
-type Created = { readonly handle: FileHandle | undefined } | { readonly error: unknown };
+type Created = { readonly fd: number | undefined } | { readonly error: unknown };
 
 /**
  * A message up to this size is read whole before its file is created (see openMaildir); a larger
@@ -331,34 +333,49 @@ function closeQuietly(fd: number): void {
  * Creates `path` ('wx': O_EXCL, so that a name collision fails instead of overwriting another
  * delivery) and writes `parts` (`size` octets), on the thread pool; resolves to the open
  * descriptor if `keepOpen`, else closes it. A failure after the creation removes the file.
+ * Node's callbacks, not node:fs/promises: a FileHandle and a promise per call cost the main
+ * thread about twice as much CPU per file (10,000 files: 0.52 to 0.77 s against 0.28 to 0.43 s).
  */
-async function createFile(path: string, parts: Buffer[], size: number, keepOpen: boolean): Promise<FileHandle | undefined> {
-  const handle = await open(path, 'wx', 0o600);
-  try {
-    let done = 0;
-    if (size > 0) done = (await handle.writev(parts)).bytesWritten;
-    if (done < size) {
-      // A short write (more parts than one writev takes, a file size limit): the rest, or the error.
-      const whole = Buffer.concat(parts, size);
-      while (done < size) done += (await handle.write(whole, done, size - done)).bytesWritten;
-    }
-  } catch (error) {
-    await handle.close().catch(() => {});
-    unlinkQuietly(path);
-    throw error;
-  }
-  if (keepOpen) return handle;
-  await handle.close();
-  return undefined;
+function createFile(path: string, parts: Buffer[], size: number, keepOpen: boolean): Promise<number | undefined> {
+  return new Promise((resolve, reject) => {
+    openCallback(path, 'wx', 0o600, (openError, fd) => {
+      if (openError !== null) return reject(openError);
+      const failed = (error: Error) => closeCallback(fd, () => (unlinkQuietly(path), reject(error)));
+      const done = () => (keepOpen ? resolve(fd) : closeCallback(fd, (error) => (error === null ? resolve(undefined) : failed(error))));
+      // A short write (a file size limit, more parts than one writev takes): the rest, or the error.
+      const writeFrom = (at: number, from: Buffer[]) => {
+        if (at >= size) return done();
+        writevCallback(fd, from, (error, written) => {
+          if (error !== null) return failed(error);
+          if (written === 0) return failed(new Error(`A write to ${path} wrote nothing`));
+          writeFrom(at + written, [Buffer.concat(parts, size).subarray(at + written)]);
+        });
+      };
+      writeFrom(0, parts);
+    });
+  });
 }
 
-async function syncFile(path: string, fsync: (handle: FileHandle) => Promise<void>): Promise<void> {
-  const handle = await open(path, 'r');
+function renameFile(from: string, to: string): Promise<void> {
+  return new Promise((resolve, reject) => renameCallback(from, to, (error) => (error === null ? resolve() : reject(error))));
+}
+
+async function syncFile(path: string, fsync: (fd: number) => Promise<void>): Promise<void> {
+  const fd = await openDescriptor(path);
   try {
-    await fsync(handle);
+    await fsync(fd);
   } finally {
-    await handle.close();
+    closeQuietly(fd);
   }
+}
+
+/** Opens `path` read-only on the thread pool, as a plain descriptor (see createFile). */
+function openDescriptor(path: string): Promise<number> {
+  return new Promise((resolve, reject) => openCallback(path, 'r', (error, fd) => (error === null ? resolve(fd) : reject(error))));
+}
+
+function fsyncDescriptor(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => fsyncCallback(fd, (error) => (error === null ? resolve() : reject(error))));
 }
 
 /**

@@ -3,6 +3,7 @@
  * nothing, not even a failed delivery, is left in tmp/.
  */
 import assert from 'node:assert/strict';
+import { fstatSync, fsyncSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rename, rm, stat, writeFile, mkdir } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -65,9 +66,9 @@ describe('openMaildir', () => {
     for (let i = 0; i < large.length; i++) large[i] = (i * 7) & 0xff;
     const sizes: string[] = [];
     const maildir = await openMaildir(dir, {
-      fsync: async (handle) => {
-        await handle.sync();
-        const info = await handle.stat();
+      fsync: async (fd) => {
+        fsyncSync(fd);
+        const info = fstatSync(fd);
         sizes.push(info.isDirectory() ? `new/ with ${(await readdir(join(dir, 'new'))).length}` : String(info.size));
       },
     });
@@ -152,9 +153,9 @@ describe('openMaildir', () => {
     const dir = freshDir();
     const order: string[] = [];
     const maildir = await openMaildir(dir, {
-      fsync: async (handle) => {
-        await handle.sync();
-        const isDir = (await handle.stat()).isDirectory();
+      fsync: async (fd) => {
+        fsyncSync(fd);
+        const isDir = fstatSync(fd).isDirectory();
         order.push(isDir ? `new/ with ${(await readdir(join(dir, 'new'))).length}` : `file, new/ with ${(await readdir(join(dir, 'new'))).length}`);
       },
     });
@@ -181,9 +182,9 @@ describe('openMaildir', () => {
     const dir = freshDir();
     let syncs = 0;
     const maildir = await openMaildir(dir, {
-      fsync: (handle) => {
+      fsync: (fd) => {
         syncs += 1;
-        return syncs === 4 ? Promise.reject(Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' })) : handle.sync();
+        return syncs === 4 ? Promise.reject(Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' })) : Promise.resolve(fsyncSync(fd));
       },
     });
     await maildir.deliver(1, body(MESSAGES[0] as Buffer));
@@ -234,9 +235,9 @@ describe('openMaildir', () => {
       const dir = freshDir();
       const order: string[] = [];
       const maildir = await openMaildir(dir, {
-        fsync: async (handle) => {
-          await handle.sync();
-          order.push(`${(await handle.stat()).isDirectory() ? 'fsync new/' : 'fsync file'}: ${await snapshot(dir)}`);
+        fsync: async (fd) => {
+          fsyncSync(fd);
+          order.push(`${fstatSync(fd).isDirectory() ? 'fsync new/' : 'fsync file'}: ${await snapshot(dir)}`);
         },
         flushFilesystem: {
           flush: async () => {
@@ -259,9 +260,9 @@ describe('openMaildir', () => {
       const order: string[] = [];
       let flushes = 0;
       const maildir = await openMaildir(dir, {
-        fsync: async (handle) => {
-          await handle.sync();
-          order.push((await handle.stat()).isDirectory() ? `new/ with ${(await readdir(join(dir, 'new'))).length}` : `file, new/ with ${(await readdir(join(dir, 'new'))).length}`);
+        fsync: async (fd) => {
+          fsyncSync(fd);
+          order.push(fstatSync(fd).isDirectory() ? `new/ with ${(await readdir(join(dir, 'new'))).length}` : `file, new/ with ${(await readdir(join(dir, 'new'))).length}`);
         },
         flushFilesystem: { flush: async () => ((flushes += 1), false), stop: () => {} },
       });

@@ -5,7 +5,7 @@
  * its batch on the server and out of the Maildir. See docs/architecture.md, "Fetch: group commit".
  */
 import assert from 'node:assert/strict';
-import type { FileHandle } from 'node:fs/promises';
+import { fstatSync, fsyncSync } from 'node:fs';
 import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -71,9 +71,9 @@ function recordingFlush(events: Event[], dir: string, fail?: (count: number) => 
 
 async function openRecorded(events: Event[], dir: string, fail?: (count: number) => boolean): Promise<Delivery> {
   const maildir = await openMaildir(dir, {
-    fsync: async (handle: FileHandle) => {
-      await handle.sync();
-      const kind = (await handle.stat()).isDirectory() ? 'fsync new/' : 'fsync file';
+    fsync: async (fd: number) => {
+      fsyncSync(fd);
+      const kind = fstatSync(fd).isDirectory() ? 'fsync new/' : 'fsync file';
       events.push({ kind, inNew: await wholeFilesInNew(dir) });
     },
     flushFilesystem: recordingFlush(events, dir, fail),

@@ -6,6 +6,7 @@
  * every message it covered on the server, and none of them in the destination.
  */
 import assert from 'node:assert/strict';
+import { fstatSync, fsyncSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -62,6 +63,17 @@ function recordingFsync(events: Event[], real: (handle: FileHandle) => Promise<v
     await real(handle);
     const what = (await handle.stat()).isDirectory() ? 'directory' : 'file';
     events.push({ kind: 'fsync', what });
+  };
+}
+
+/** recordingFsync for the Maildir, whose fsync takes a descriptor. */
+function recordingFdFsync(events: Event[], fail?: (count: number) => boolean) {
+  let count = 0;
+  return async (fd: number) => {
+    count += 1;
+    if (fail?.(count) === true) throw Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' });
+    fsyncSync(fd);
+    events.push({ kind: 'fsync', what: fstatSync(fd).isDirectory() ? 'directory' : 'file' });
   };
 }
 
@@ -130,7 +142,7 @@ describe('transfer with --delete', () => {
     await dovecot.setMailbox('alice', MESSAGES);
     const events: Event[] = [];
     const dir = freshPath('maildir');
-    const maildir = await openMaildir(dir, { fsync: recordingFsync(events, (h) => h.sync()), flushFilesystem: null });
+    const maildir = await openMaildir(dir, { fsync: recordingFdFsync(events), flushFilesystem: null });
     const { result, quitFailure } = await fetchAll(watched(maildir, events), events);
     assert.equal(quitFailure, undefined);
     assert.equal(result.failure, undefined);
@@ -161,7 +173,7 @@ describe('transfer with --delete', () => {
     const events: Event[] = [];
     const dir = freshPath('maildir');
     // The first commit covers message 1 (two fsyncs: its file, new/); the third fsync is in the second commit.
-    const maildir = await openMaildir(dir, { fsync: recordingFsync(events, (h) => h.sync(), (count) => count === 3), flushFilesystem: null });
+    const maildir = await openMaildir(dir, { fsync: recordingFdFsync(events, (count) => count === 3), flushFilesystem: null });
     const { result } = await fetchAll(watched(maildir, events), events);
     assert.ok(result.failure instanceof DeliveryError, String(result.failure));
     assert.ok(result.delivered >= 1 && result.delivered < MESSAGES.length, String(result.delivered));
