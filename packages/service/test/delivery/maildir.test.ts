@@ -3,6 +3,7 @@
  * nothing, not even a failed delivery, is left in tmp/.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { fstatSync, fsyncSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rename, rm, stat, writeFile, mkdir } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
@@ -99,6 +100,37 @@ describe('openMaildir', () => {
     await assert.rejects(maildir.deliver(4, body(MESSAGES[0] as Buffer)), { code: 'ENOTDIR' });
     await maildir.close();
     assert.equal((await readdir(join(dir, 'new'))).length, 1);
+  });
+
+  it('a write that fails midway (a full disk) removes its file and fails the commit: nothing of that batch in tmp/ or new/', async (t) => {
+    // A 64 KB tmpfs: its first message fits, the next two (read whole, 100 KB each) cannot.
+    const mountPoint = await mkdtemp(join(tmpdir(), 'popwire-maildir-full-'));
+    try {
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', mountPoint], { stdio: 'ignore' });
+    } catch {
+      await rm(mountPoint, { recursive: true, force: true });
+      t.skip('cannot mount a small tmpfs here (needs root)');
+      return;
+    }
+    try {
+      const dir = join(mountPoint, 'Maildir');
+      const maildir = await openMaildir(dir, { flushFilesystem: null });
+      await maildir.deliver(1, body(MESSAGES[0] as Buffer));
+      await maildir.commit();
+      const large = Buffer.alloc(100 * 1024, 0x61);
+      await maildir.deliver(2, body(large, 16 * 1024));
+      await maildir.deliver(3, body(large, 16 * 1024));
+      await assert.rejects(maildir.commit(), { code: 'ENOSPC' });
+      await maildir.close();
+      assert.deepEqual(await readdir(join(dir, 'tmp')), []);
+      const kept = await readdir(join(dir, 'new'));
+      assert.equal(kept.length, 1);
+      assert.deepEqual(await readFile(join(dir, 'new', kept[0] as string)), MESSAGES[0]);
+    } finally {
+      // Lazy: a descriptor a failed assertion left open does not keep it mounted.
+      execFileSync('umount', ['-l', mountPoint], { stdio: 'ignore' });
+      await rm(mountPoint, { recursive: true, force: true });
+    }
   });
 
   it('names each file <time>.M<usec>P<pid>Q<n>R<random>.<host>,S=<size>, each name unique', async () => {
