@@ -154,6 +154,13 @@ describe('openMaildir', () => {
     assert.notEqual(uniqueName(), uniqueName());
   });
 
+  it('gives each name 32 random bits of its own, past the 1,024 names one draw of random octets serves', () => {
+    const randoms = Array.from({ length: 3000 }, () => /R([0-9a-f]{8})\./.exec(uniqueName())?.[1]);
+    assert.ok(randoms.every((random) => random !== undefined));
+    // 3,000 draws of 32 bits: a repeat or two is possible (about 1 in 1,000 runs), ten are not.
+    assert.ok(new Set(randoms).size > 2990, `${new Set(randoms).size} distinct`);
+  });
+
   it('a body that fails midway (the connection dropped) leaves nothing in tmp/ or new/', async () => {
     const dir = freshDir();
     const maildir = await openMaildir(dir);
