@@ -28,6 +28,24 @@ function reference(message: Buffer): Buffer {
 const bytes = (text: string) => Buffer.from(text, 'latin1');
 
 /** `message` cut at the given offsets. */
+/**
+ * The chunks through one quoter's updateTo, each into its own buffer at `offset`, then finalize.
+ * Each buffer is filled with a marker first, so an octet written before `offset` or past roomFor shows.
+ */
+function quotedThroughUpdateTo(chunks: readonly Buffer[], offset: number): Buffer {
+  const quoter = new MboxrdQuoter();
+  const parts: Buffer[] = [];
+  for (const chunk of chunks) {
+    const out = Buffer.alloc(offset + roomFor(chunk.length) + 8, 0xee);
+    const end = quoter.updateTo(chunk, out, offset);
+    assert.ok(end - offset <= roomFor(chunk.length), 'within roomFor');
+    assert.ok(out.subarray(0, offset).every((octet) => octet === 0xee), 'nothing before the offset');
+    assert.ok(out.subarray(end).every((octet) => octet === 0xee), 'nothing after the end');
+    parts.push(out.subarray(offset, end));
+  }
+  return Buffer.concat([...parts, quoter.finalize()]);
+}
+
 function split(message: Buffer, cuts: readonly number[]): Buffer[] {
   const points = [0, ...[...cuts].sort((a, b) => a - b), message.length];
   return points.slice(1).map((end, index) => message.subarray(points[index] as number, end));
@@ -120,18 +138,7 @@ describe('MboxrdEncoder', () => {
   it('property: MboxrdQuoter.updateTo (written into a buffer per chunk, then finalize) gives the same octets, within roomFor', () => {
     fc.assert(
       fc.property(chunked, fc.nat(16), ([message, cuts], offset) => {
-        const quoter = new MboxrdQuoter();
-        const parts: Buffer[] = [];
-        for (const chunk of split(message, cuts)) {
-          // Filled with a marker, so an octet written past roomFor or before `offset` shows.
-          const out = Buffer.alloc(offset + roomFor(chunk.length) + 8, 0xee);
-          const end = quoter.updateTo(chunk, out, offset);
-          assert.ok(end - offset <= roomFor(chunk.length), 'within roomFor');
-          assert.ok(out.subarray(0, offset).every((octet) => octet === 0xee), 'nothing before the offset');
-          assert.ok(out.subarray(end).every((octet) => octet === 0xee), 'nothing after the end');
-          parts.push(out.subarray(offset, end));
-        }
-        assert.deepEqual(Buffer.concat([...parts, quoter.finalize()]), reference(message));
+        assert.deepEqual(quotedThroughUpdateTo(split(message, cuts), offset), reference(message));
       }),
       { numRuns: 2000 },
     );
@@ -147,16 +154,7 @@ describe('MboxrdEncoder', () => {
   it('property: updateTo on long chunks (their whole lines converted at once) gives the same octets, within roomFor', () => {
     fc.assert(
       fc.property(longChunked, fc.nat(16), ([message, cuts], offset) => {
-        const quoter = new MboxrdQuoter();
-        const parts: Buffer[] = [];
-        for (const chunk of split(message, cuts)) {
-          const out = Buffer.alloc(offset + roomFor(chunk.length) + 8, 0xee);
-          const end = quoter.updateTo(chunk, out, offset);
-          assert.ok(end - offset <= roomFor(chunk.length), 'within roomFor');
-          assert.ok(out.subarray(end).every((octet) => octet === 0xee), 'nothing after the end');
-          parts.push(out.subarray(offset, end));
-        }
-        assert.deepEqual(Buffer.concat([...parts, quoter.finalize()]), reference(message));
+        assert.deepEqual(quotedThroughUpdateTo(split(message, cuts), offset), reference(message));
       }),
       { numRuns: 1000 },
     );
