@@ -576,8 +576,12 @@ export class Pop3Client implements AsyncDisposable {
   /** What a failed STLS ends the session with: the server's -ERR if CAPA offers STLS, else POP3_TLS_UNAVAILABLE. */
   private async stlsRefused(error: unknown): Promise<unknown> {
     if (!(error instanceof Pop3ServerError)) return error;
-    await this.capa();
-    if (this.caps.stls) return error;
+    // A server that hangs up after its -ERR leaves no CAPA to ask: its own answer is the error.
+    const asked = await this.capa().then(
+      () => true,
+      () => false,
+    );
+    if (!asked || this.caps.stls) return error;
     return new Pop3ConnectionError(
       `${this.settings.transport.host} does not offer STLS, so the connection cannot be encrypted.` +
         ' Use implicit TLS (pop3s://, port 995) if the server has it, or set allowPlaintextAuth to continue without TLS.',

@@ -69,6 +69,20 @@ describe('the login policy once TLS is up', () => {
     assert.deepEqual(srv.received, ['STLS', 'CAPA']);
   });
 
+  it('STLS answered -ERR by a server that then hangs up: the connection fails with the server\'s answer, not a lost connection', async () => {
+    const srv = await serve(async (conn) => {
+      conn.reply('+OK scripted ready');
+      await conn.expect('STLS');
+      conn.reply('-ERR [SYS/TEMP] TLS keys not loaded');
+      conn.socket.end();
+    });
+    await assert.rejects(Pop3Client.connect(options(srv, { tls: 'starttls', password: PASSWORD })), (e: unknown) => {
+      assert.ok(e instanceof Pop3Error);
+      assert.match(e.message, /TLS keys not loaded/);
+      return true;
+    });
+  });
+
   it('with allowPlaintextAuth, CAPA comes first (a server that does not know STLS may hang up on it), and a server without STLS gets none', async () => {
     const srv = await serve(async (conn) => {
       await greet(conn, ['USER', 'TOP']);
