@@ -117,6 +117,7 @@ export async function runSession(client: Pop3Client, ctx: SessionContext): Promi
     const firstSeen = (uid: string) => seen.get(uid)?.first_seen_at ?? sessionStart;
 
     const total = plan.retrieve.length + plan.headers.length;
+    if (total > 0) await writer.ready();
     report('retrieving', total);
     let unavailable = 0;
     let stored = 0;

@@ -88,6 +88,16 @@ export class MessageWriter {
     this.maxBytes = options.maxBytes ?? Infinity;
   }
 
+  /**
+   * Loads the summarizer before the first body arrives. A session calls it once it knows it has
+   * messages to retrieve: loaded at the first body instead, the import (10 to 50 ms) held that
+   * body up while the next ones were already arriving, so a Ctrl-C in that time stopped after the
+   * first message instead of the one being received.
+   */
+  async ready(): Promise<void> {
+    await summarizer();
+  }
+
   /** Messages whose commit has returned, in the order written. */
   get committed(): readonly WrittenMessage[] {
     return this.done;
