@@ -342,13 +342,16 @@ function createFile(path: string, parts: Buffer[], size: number, keepOpen: boole
       if (openError !== null) return reject(openError);
       const failed = (error: Error) => closeCallback(fd, () => (unlinkQuietly(path), reject(error)));
       const done = () => (keepOpen ? resolve(fd) : closeCallback(fd, (error) => (error === null ? resolve(undefined) : failed(error))));
-      // A short write (a file size limit, more parts than one writev takes): the rest, or the error.
+      // A short write (a file size limit, more parts than one writev takes): the rest, or the
+      // error, from the message joined once.
+      let whole: Buffer | undefined;
       const writeFrom = (at: number, from: Buffer[]) => {
         if (at >= size) return done();
         writevCallback(fd, from, (error, written) => {
           if (error !== null) return failed(error);
           if (written === 0) return failed(new Error(`A write to ${path} wrote nothing`));
-          writeFrom(at + written, [Buffer.concat(parts, size).subarray(at + written)]);
+          whole ??= Buffer.concat(parts, size);
+          writeFrom(at + written, [whole.subarray(at + written)]);
         });
       };
       writeFrom(0, parts);
