@@ -56,22 +56,17 @@ export async function readListing(
     // and no second walk to ask whether all are known (cold code in a fresh process: with nothing
     // new, this loop is most of what the run does between UIDL and QUIT).
     const messages = new Array<ListedMessage>(uids.length);
-    const seen = new Map<string, number>();
-    let duplicates = 0;
+    const names = new RepeatNames();
     let allKnown = true;
     for (let i = 0; i < uids.length; i++) {
-      const base = uids.uid(i);
-      const count = (seen.get(base) ?? 0) + 1;
-      seen.set(base, count);
-      const uid = count === 1 ? base : `${base} #${count}`;
-      if (count > 1) duplicates++;
+      const uid = names.name(uids.uid(i));
       // A repeated UID's size is the one recorded under its own name (`dup #2`), not the first's:
       // with the first's, a LIST-less run took the second for a reused UID and fetched it again.
       const size = known.get(uid);
       if (size === undefined) allKnown = false;
       messages[i] = { n: uids.n(i), uid, size: size ?? -1 };
     }
-    const named: Listing = { messages, identity: 'uidl', duplicates };
+    const named: Listing = { messages, identity: 'uidl', duplicates: names.duplicates };
     if (allKnown) return named;
     const sizes = new Map((await client.list()).map((m) => [m.n, m.size]));
     // A server whose UIDL and LIST disagree on the messages cannot be trusted with either: digest them.
@@ -128,15 +123,24 @@ export function digestUid(head: Buffer, size: number): string {
  * never contains a space (RFC 1939: 0x21 to 0x7E), so the name cannot collide with a real one.
  */
 export function disambiguate(listed: ReadonlyArray<{ n: number; uid: string; size: number }>, identity: IdentityMode): Listing {
-  const seen = new Map<string, number>();
-  let duplicates = 0;
+  const names = new RepeatNames();
   const messages = listed.map((m) => {
-    const base = m.uid;
-    const count = (seen.get(base) ?? 0) + 1;
-    seen.set(base, count);
-    if (count === 1) return m;
-    duplicates++;
-    return { n: m.n, uid: `${base} #${count}`, size: m.size };
+    const uid = names.name(m.uid);
+    return uid === m.uid ? m : { n: m.n, uid, size: m.size };
   });
-  return { messages, identity, duplicates };
+  return { messages, identity, duplicates: names.duplicates };
+}
+
+/** Names UIDs in listing order as disambiguate does: the first as it is, a repeat ` #2`, ` #3`. */
+class RepeatNames {
+  private readonly counts = new Map<string, number>();
+  duplicates = 0;
+
+  name(base: string): string {
+    const count = (this.counts.get(base) ?? 0) + 1;
+    this.counts.set(base, count);
+    if (count === 1) return base;
+    this.duplicates++;
+    return `${base} #${count}`;
+  }
 }
